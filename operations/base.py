@@ -1,0 +1,87 @@
+"""What an operation is: an async function, a pydantic model of its params, and the context it runs in."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from orchestrator.errors import PermanentOperationError
+from orchestrator.models import Filename
+
+
+class OperationParams(BaseModel):
+    """Base of every operation's params model.
+
+    ``filename`` belongs to every operation: the engine saves the operation's output under that
+    name in the run folder. Unknown params are refused so a typo is caught before a run starts.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    filename: Filename | None = None
+
+
+class MessageSender(Protocol):
+    """What ``telegram_send`` needs from the bot; the bot issue provides the real one."""
+
+    async def send(
+        self, *, username: str | None, chat_id: int | None, text: str, file: Path | None
+    ) -> dict[str, Any]:
+        """Send ``text`` (and ``file``) and return a summary of what was sent."""
+        ...
+
+
+@dataclass(slots=True)
+class Resources:
+    """Shared resources an operation may use; created once by the service and injected."""
+
+    http: Any = None  # aiohttp.ClientSession, created lazily by the orchestrator
+    sender: MessageSender | None = None
+    allow_shell: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class OperationContext:
+    """What a running operation gets: its run folder, a logger into the run's log, resources."""
+
+    run_id: int
+    dag_id: str
+    task_id: str
+    attempt: int
+    folder: Path
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger]
+    resources: Resources
+    # False when the task runs away from the service (e.g. on a Dask worker): no bot there.
+    local: bool = True
+
+    def path(self, name: str) -> Path:
+        """Resolve ``name`` inside the run folder, refusing anything that would leave it."""
+        root = self.folder.resolve()
+        target = (root / name).resolve()
+        if target == root or not target.is_relative_to(root):
+            raise PermanentOperationError(f"path {name!r} is outside the run folder")
+        return target
+
+
+OperationFn = Callable[[OperationContext, Any], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """A registered operation."""
+
+    name: str
+    fn: OperationFn
+    params_model: type[OperationParams]
+    description: str = ""
+    # Whether the operation can run away from the service process (see ``OperationContext.local``).
+    remote_ok: bool = True
+
+
+ParamsMapping = Mapping[str, Any]

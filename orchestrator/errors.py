@@ -1,0 +1,63 @@
+"""One hierarchy for every error TaskFlow raises on purpose.
+
+The edges translate these: the web views into 4xx JSON bodies, the bot into chat replies, the CLI
+into a message and an exit code. Anything that is not a ``TaskFlowError`` is a bug.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class TaskFlowError(Exception):
+    """Base of all expected errors; ``str(err)`` is safe to show to a user."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with an input, and where it is (``tasks[2].dependencies``)."""
+
+    location: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}" if self.location else self.message
+
+
+class ConfigError(TaskFlowError):
+    """A DAG config (or a file turned into one) failed validation; carries every problem found."""
+
+    def __init__(self, problems: list[Problem], *, source: str = "config") -> None:
+        self.problems = problems
+        self.source = source
+        super().__init__(self.report())
+
+    def report(self) -> str:
+        """A human-readable report: one line per problem."""
+        lines = [f"{self.source} is invalid ({len(self.problems)} problem(s)):"]
+        lines += [f"  - {p}" for p in self.problems]
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, object]:
+        """The report as JSON for the API."""
+        return {
+            "error": "invalid_config",
+            "message": f"{self.source} is invalid",
+            "problems": [{"location": p.location, "message": p.message} for p in self.problems],
+        }
+
+
+class NotFoundError(TaskFlowError):
+    """A DAG, run, schedule or file that does not exist."""
+
+
+class ConflictError(TaskFlowError):
+    """An action that does not fit the current state (cancel a finished run, ...)."""
+
+
+class OperationError(TaskFlowError):
+    """An operation failed in a way worth retrying (network, remote error, ...)."""
+
+
+class PermanentOperationError(OperationError):
+    """An operation failed in a way a retry cannot fix (bad path, missing reference, refused)."""

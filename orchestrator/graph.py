@@ -1,0 +1,62 @@
+"""Graph facts about a DAG: order, cycles, upstream sets, depths (graphlib does the ordering)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from graphlib import CycleError, TopologicalSorter
+
+
+def find_cycle(deps: Mapping[str, Iterable[str]]) -> list[str] | None:
+    """A cycle as ``[a, b, …, a]`` if the graph has one, else None."""
+    try:
+        TopologicalSorter(deps).prepare()
+    except CycleError as exc:
+        cycle: list[str] = list(exc.args[1])
+        return cycle[::-1]  # graphlib lists it against the edges; show it along them
+    return None
+
+
+def topological_order(deps: Mapping[str, Iterable[str]]) -> list[str]:
+    """Task ids in an order where each comes after its dependencies."""
+    return list(TopologicalSorter(deps).static_order())
+
+
+def upstream_sets(deps: Mapping[str, Iterable[str]]) -> dict[str, frozenset[str]]:
+    """For each task, every task it depends on directly or transitively (graph must be acyclic)."""
+    upstream: dict[str, frozenset[str]] = {}
+    for task in topological_order(deps):
+        acc: set[str] = set()
+        for dep in deps.get(task, ()):
+            acc.add(dep)
+            acc |= upstream.get(dep, frozenset())
+        upstream[task] = frozenset(acc)
+    return upstream
+
+
+def dependents(deps: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
+    """The reverse edges: for each task, the tasks that depend on it directly."""
+    out: dict[str, list[str]] = {task: [] for task in deps}
+    for task, parents in deps.items():
+        for parent in parents:
+            out.setdefault(parent, []).append(task)
+    return out
+
+
+def downstream(start: str, children: Mapping[str, list[str]]) -> set[str]:
+    """Every task reachable from ``start`` (excluding it)."""
+    seen: set[str] = set()
+    stack = list(children.get(start, ()))
+    while stack:
+        task = stack.pop()
+        if task not in seen:
+            seen.add(task)
+            stack.extend(children.get(task, ()))
+    return seen
+
+
+def depths(deps: Mapping[str, Iterable[str]]) -> dict[str, int]:
+    """Longest distance from an entry task, used to lay the graph out in columns."""
+    depth: dict[str, int] = {}
+    for task in topological_order(deps):
+        depth[task] = max((depth[d] + 1 for d in deps.get(task, ())), default=0)
+    return depth

@@ -1,0 +1,16 @@
+"""Every limit TaskFlow enforces, defined once."""
+
+from __future__ import annotations
+
+MAX_CONFIG_BYTES = 2 * 1024 * 1024
+MAX_TASKS = 10_000
+MAX_ID_LENGTH = 64
+MAX_FILENAME_LENGTH = 128
+MAX_RETRIES = 100
+MAX_RETRY_DELAY_S = 24 * 3600.0
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
+MAX_XML_BYTES = 5 * 1024 * 1024
+MAX_REQUEST_BYTES = MAX_CONFIG_BYTES + 64 * 1024
+
+# Names the run folder uses for itself; a task's output may not take them.
+RESERVED_FILENAMES = frozenset({"config.json", "run.log", "run.json", "manifest.json"})

@@ -1,0 +1,135 @@
+"""The DAG config (SPEC §1) as pydantic models: the shape of a config, before any graph checks."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from orchestrator.limits import (
+    MAX_FILENAME_LENGTH,
+    MAX_ID_LENGTH,
+    MAX_RETRIES,
+    MAX_RETRY_DELAY_S,
+    MAX_TASKS,
+    MAX_TIMEOUT_S,
+    RESERVED_FILENAMES,
+)
+
+_DAG_ID = rf"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{{0,{MAX_ID_LENGTH - 1}}}$"
+# Task ids may hold dots (4diac sub-apps flatten to "Sub.FB"); references resolve the longest
+# matching task id first, so "Sub.FB.key" stays unambiguous.
+_TASK_ID = rf"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{{0,{MAX_ID_LENGTH - 1}}}$"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_filename(name: str) -> str:
+    """Return ``name`` if it is a plain file name for a run folder, else raise ``ValueError``."""
+    if not name:
+        raise ValueError("filename must not be empty")
+    if len(name) > MAX_FILENAME_LENGTH:
+        raise ValueError(f"filename is longer than {MAX_FILENAME_LENGTH} characters")
+    if "/" in name or "\\" in name:
+        raise ValueError(f"filename {name!r} must be a plain name, without '/' or '\\'")
+    if ".." in name:
+        raise ValueError(f"filename {name!r} must not contain '..'")
+    if name.startswith("."):
+        raise ValueError(f"filename {name!r} must not start with '.'")
+    if _CONTROL.search(name):
+        raise ValueError("filename must not contain control characters")
+    if name.strip() != name:
+        raise ValueError(f"filename {name!r} must not start or end with spaces")
+    if name in RESERVED_FILENAMES:
+        raise ValueError(f"filename {name!r} is reserved for the run folder")
+    return name
+
+
+Filename = Annotated[str, AfterValidator(check_filename)]
+DagId = Annotated[str, Field(pattern=_DAG_ID, description="1-64 of letters, digits, _ - .")]
+TaskId = Annotated[str, Field(pattern=_TASK_ID, description="1-64 of letters, digits, _ - .")]
+
+
+class Priority(StrEnum):
+    """Ready tasks of higher priority start first."""
+
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+    @property
+    def rank(self) -> int:
+        """Sort key for the ready queue: lower starts first."""
+        return _PRIORITY_RANK[self]
+
+
+_PRIORITY_RANK = {Priority.HIGH: 0, Priority.MEDIUM: 1, Priority.LOW: 2}
+
+
+class Position(BaseModel):
+    """Where a task is drawn on the status page (4diac keeps its block positions here)."""
+
+    model_config = ConfigDict(extra="forbid")
+    x: float
+    y: float
+
+
+class TaskConfig(BaseModel):
+    """One task of a DAG."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: TaskId
+    operation: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
+    description: str = ""
+    independent_params: dict[str, Any] = Field(default_factory=dict)
+    dependent_params: dict[str, str] = Field(default_factory=dict)
+    dependencies: list[str] = Field(default_factory=list)
+    max_retries: int | None = Field(default=None, ge=0, le=MAX_RETRIES)
+    retry_delay: float | None = Field(default=None, ge=0, le=MAX_RETRY_DELAY_S)
+    timeout: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_S)
+    priority: Priority = Priority.MEDIUM
+    position: Position | None = None
+
+    @property
+    def filename(self) -> str | None:
+        """The output file name the user chose, if any."""
+        value = self.independent_params.get("filename")
+        return value if isinstance(value, str) else None
+
+
+class DagConfig(BaseModel):
+    """A whole DAG config; graph-level rules are checked by ``orchestrator.validation``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dag_name: DagId
+    description: str = ""
+    max_retries: int = Field(default=0, ge=0, le=MAX_RETRIES)
+    retry_delay: float = Field(default=0.0, ge=0, le=MAX_RETRY_DELAY_S)
+    tasks: list[TaskConfig] = Field(min_length=1, max_length=MAX_TASKS)
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Free-form data kept with the DAG (e.g. its origin).",
+    )
+
+    @property
+    def dag_id(self) -> str:
+        """The DAG's id is its name."""
+        return self.dag_name
+
+    def task(self, task_id: str) -> TaskConfig:
+        """The task with this id (``KeyError`` if none)."""
+        for task in self.tasks:
+            if task.id == task_id:
+                return task
+        raise KeyError(task_id)
+
+    def retries_for(self, task: TaskConfig) -> int:
+        """The task's own ``max_retries`` or the DAG's."""
+        return self.max_retries if task.max_retries is None else task.max_retries
+
+    def retry_delay_for(self, task: TaskConfig) -> float:
+        """The task's own ``retry_delay`` or the DAG's."""
+        return self.retry_delay if task.retry_delay is None else task.retry_delay

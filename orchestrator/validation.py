@@ -1,0 +1,243 @@
+"""Turn raw input into a ``DagConfig`` or a ``ConfigError`` naming every problem and where it is.
+
+Checks run in layers so one pass reports everything: JSON syntax, then shape (pydantic), then the
+graph (ids, references, cycles via graphlib), then each operation's own params model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import ValidationError
+
+from operations.registry import all_operations, get_operation
+from orchestrator.errors import ConfigError, Problem
+from orchestrator.graph import find_cycle, upstream_sets
+from orchestrator.limits import MAX_CONFIG_BYTES
+from orchestrator.models import DagConfig, TaskConfig
+from orchestrator.paths import split_reference
+
+
+def parse_config(raw: str | bytes | dict[str, Any], *, source: str = "config") -> DagConfig:
+    """Validate ``raw`` (JSON text or an already-parsed dict) fully; raise ``ConfigError`` if bad."""
+    data = raw if isinstance(raw, dict) else _load_json(raw, source)
+    try:
+        config = DagConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = pydantic_problems(exc)
+        problems += _graph_problems_best_effort(data, exclude_locations={p.location for p in problems})
+        raise ConfigError(problems, source=source) from None
+    problems = graph_problems(config) + params_problems(config)
+    if problems:
+        raise ConfigError(problems, source=source)
+    return config
+
+
+def _load_json(raw: str | bytes, source: str) -> Any:
+    size = len(raw.encode() if isinstance(raw, str) else raw)
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            [Problem("", f"config is {size} bytes; the limit is {MAX_CONFIG_BYTES}")],
+            source=source,
+        )
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [Problem("", f"not UTF-8 text: {exc.reason} at byte {exc.start}")],
+            source=source,
+        ) from None
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise ConfigError([Problem(where, f"invalid JSON: {exc.msg}")], source=source) from None
+
+
+def pydantic_problems(exc: ValidationError, prefix: str = "") -> list[Problem]:
+    """One ``Problem`` per pydantic error, located like ``tasks[2].dependencies``."""
+    problems = []
+    for err in exc.errors(include_url=False):
+        location = _location(err["loc"], prefix)
+        message = _clean(err["msg"])
+        if err["type"] == "extra_forbidden":
+            message = "unknown field (not allowed here)"
+        problems.append(Problem(location, message))
+    return problems
+
+
+def _location(loc: Iterable[int | str], prefix: str = "") -> str:
+    out = prefix
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def graph_problems(config: DagConfig) -> list[Problem]:
+    """Problems of ids, dependencies, references, filenames and cycles of a well-shaped config."""
+    return _graph_checks([(i, t.id, t.dependencies, t.dependent_params) for i, t in enumerate(config.tasks)])
+
+
+def _graph_problems_best_effort(data: Any, exclude_locations: set[str]) -> list[Problem]:
+    """Graph checks on a config that failed its shape check, over the tasks that are readable."""
+    tasks = data.get("tasks") if isinstance(data, dict) else None
+    if not isinstance(tasks, list):
+        return []
+    rows = []
+    problems: list[Problem] = []
+    for i, task in enumerate(tasks):
+        if not isinstance(task, dict) or not isinstance(task.get("id"), str):
+            continue
+        with contextlib.suppress(ValidationError):  # its shape problems are reported already
+            problems += _task_params_problems(i, TaskConfig.model_validate(task))
+        deps = task.get("dependencies", [])
+        refs = task.get("dependent_params", {})
+        deps = [d for d in deps if isinstance(d, str)] if isinstance(deps, list) else []
+        refs = {k: v for k, v in refs.items() if isinstance(v, str)} if isinstance(refs, dict) else {}
+        rows.append((i, task["id"], deps, refs))
+    problems += _graph_checks(rows)
+    return [p for p in problems if p.location not in exclude_locations]
+
+
+Row = tuple[int, str, list[str], dict[str, str]]
+
+
+def _graph_checks(rows: list[Row]) -> list[Problem]:
+    problems: list[Problem] = []
+    first_index: dict[str, int] = {}
+    for i, task_id, _, _ in rows:
+        if task_id in first_index:
+            problems.append(
+                Problem(
+                    f"tasks[{i}].id",
+                    f"duplicate task id {task_id!r} (also tasks[{first_index[task_id]}])",
+                )
+            )
+        else:
+            first_index[task_id] = i
+    deps: dict[str, list[str]] = {}
+    for i, task_id, task_deps, _ in rows:
+        known = []
+        for dep in task_deps:
+            if dep == task_id:
+                problems.append(
+                    Problem(
+                        f"tasks[{i}].dependencies",
+                        f"task {task_id!r} depends on itself",
+                    )
+                )
+            elif dep not in first_index:
+                problems.append(Problem(f"tasks[{i}].dependencies", f"unknown task {dep!r}"))
+            else:
+                known.append(dep)
+        deps.setdefault(task_id, []).extend(known)
+    cycle = find_cycle(deps)
+    if cycle:
+        path = " → ".join(cycle)
+        problems.append(Problem("tasks", f"dependency cycle: {path} (each task depends on the next)"))
+        return problems
+    upstream = upstream_sets(deps)
+    for i, task_id, _, refs in rows:
+        problems += _reference_problems(i, task_id, refs, first_index, upstream.get(task_id, frozenset()))
+    return problems
+
+
+def _reference_problems(
+    index: int,
+    task_id: str,
+    refs: dict[str, str],
+    known: dict[str, int],
+    upstream: frozenset[str],
+) -> list[Problem]:
+    problems = []
+    for name, ref in refs.items():
+        where = f"tasks[{index}].dependent_params.{name}"
+        split = split_reference(ref, known)
+        if split is None:
+            problems.append(Problem(where, f"{ref!r} does not name a task"))
+        elif split[0] not in upstream:
+            problems.append(
+                Problem(
+                    where,
+                    f"task {split[0]!r} is not upstream of {task_id!r}; add it to dependencies",
+                )
+            )
+    return problems
+
+
+def params_problems(config: DagConfig) -> list[Problem]:
+    """Each task's params checked against its operation's own params model; filenames unique."""
+    problems: list[Problem] = []
+    seen_files: dict[str, int] = {}
+    for i, task in enumerate(config.tasks):
+        problems += _task_params_problems(i, task)
+        name = task.filename or ""
+        if name and name in seen_files:
+            problems.append(
+                Problem(
+                    f"tasks[{i}].independent_params.filename",
+                    f"{name!r} is also the output of tasks[{seen_files[name]}]",
+                )
+            )
+        seen_files.setdefault(name, i)
+    return problems
+
+
+def _task_params_problems(index: int, task: TaskConfig) -> list[Problem]:
+    op = get_operation(task.operation)
+    if op is None:
+        known = ", ".join(all_operations())
+        return [
+            Problem(
+                f"tasks[{index}].operation",
+                f"unknown operation {task.operation!r} (known: {known})",
+            )
+        ]
+    fields = op.params_model.model_fields
+    aliases = {f.alias or name for name, f in fields.items()}
+    problems = []
+    for name in task.dependent_params:
+        if name not in aliases:
+            problems.append(
+                Problem(
+                    f"tasks[{index}].dependent_params.{name}",
+                    f"operation {op.name!r} has no param {name!r}",
+                )
+            )
+    try:
+        op.params_model.model_validate(task.independent_params)
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False):
+            supplied_later = (
+                err["type"] == "missing" and err["loc"] and err["loc"][0] in task.dependent_params
+            )
+            if supplied_later or (err["loc"] and err["loc"][0] in task.dependent_params):
+                continue  # the dependent value overrides this one at run time
+            problems.append(_param_problem(index, op.name, err))
+    return problems
+
+
+def _param_problem(index: int, op_name: str, err: Any) -> Problem:
+    loc = err["loc"]
+    location = (
+        _location(loc, f"tasks[{index}].independent_params") if loc else f"tasks[{index}].independent_params"
+    )
+    if err["type"] == "missing":
+        return Problem(location, f"operation {op_name!r} needs this param")
+    if err["type"] == "extra_forbidden":
+        return Problem(location, f"operation {op_name!r} has no param {loc[-1]!r}")
+    return Problem(location, _clean(err["msg"]))
+
+
+def _clean(message: str) -> str:
+    # pydantic prefixes messages from our own validators; users need only the reason.
+    return message.removeprefix("Value error, ")
+
+
+def config_schema() -> dict[str, Any]:
+    """The published JSON Schema of a DAG config."""
+    schema = DagConfig.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "TaskFlow DAG config"
+    return schema

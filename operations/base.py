@@ -29,9 +29,7 @@ class OperationParams(BaseModel):
 class MessageSender(Protocol):
     """What ``telegram_send`` needs from the bot; the bot issue provides the real one."""
 
-    async def send(
-        self, *, username: str | None, chat_id: int | None, text: str, file: Path | None
-    ) -> dict[str, Any]:
+    async def send(self, *, username: str | None, chat_id: int | None, text: str, file: Path | None) -> dict[str, Any]:
         """Send ``text`` (and ``file``) and return a summary of what was sent."""
         ...
 

@@ -21,16 +21,18 @@ def topological_order(deps: Mapping[str, Iterable[str]]) -> list[str]:
     return list(TopologicalSorter(deps).static_order())
 
 
-def upstream_sets(deps: Mapping[str, Iterable[str]]) -> dict[str, frozenset[str]]:
-    """For each task, every task it depends on directly or transitively (graph must be acyclic)."""
-    upstream: dict[str, frozenset[str]] = {}
-    for task in topological_order(deps):
-        acc: set[str] = set()
-        for dep in deps.get(task, ()):
-            acc.add(dep)
-            acc |= upstream.get(dep, frozenset())
-        upstream[task] = frozenset(acc)
-    return upstream
+def is_upstream(candidate: str, task: str, deps: Mapping[str, Iterable[str]]) -> bool:
+    """Whether ``candidate`` is a direct or transitive dependency of ``task``."""
+    seen: set[str] = set()
+    stack = list(deps.get(task, ()))
+    while stack:
+        current = stack.pop()
+        if current == candidate:
+            return True
+        if current not in seen:
+            seen.add(current)
+            stack.extend(deps.get(current, ()))
+    return False
 
 
 def dependents(deps: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from operations.registry import all_operations, get_operation
 from orchestrator.errors import ConfigError, Problem
-from orchestrator.graph import find_cycle, upstream_sets
+from orchestrator.graph import find_cycle, is_upstream
 from orchestrator.limits import MAX_CONFIG_BYTES
 from orchestrator.models import DagConfig, TaskConfig
 from orchestrator.paths import split_reference
@@ -30,10 +30,7 @@ def parse_config(raw: str | bytes | dict[str, Any], *, source: str = "config") -
         problems = pydantic_problems(exc)
         problems += _graph_problems_best_effort(data, exclude_locations={p.location for p in problems})
         raise ConfigError(problems, source=source) from None
-    problems = graph_problems(config) + params_problems(config)
-    if problems:
-        raise ConfigError(problems, source=source)
-    return config
+    return check_config(config, source=source)
 
 
 def _load_json(raw: str | bytes, source: str) -> Any:
@@ -137,9 +134,8 @@ def _graph_checks(rows: list[Row]) -> list[Problem]:
         path = " → ".join(cycle)
         problems.append(Problem("tasks", f"dependency cycle: {path} (each task depends on the next)"))
         return problems
-    upstream = upstream_sets(deps)
     for i, task_id, _, refs in rows:
-        problems += _reference_problems(i, task_id, refs, first_index, upstream.get(task_id, frozenset()))
+        problems += _reference_problems(i, task_id, refs, first_index, deps)
     return problems
 
 
@@ -148,7 +144,7 @@ def _reference_problems(
     task_id: str,
     refs: dict[str, str],
     known: dict[str, int],
-    upstream: frozenset[str],
+    deps: dict[str, list[str]],
 ) -> list[Problem]:
     problems = []
     for name, ref in refs.items():
@@ -156,7 +152,7 @@ def _reference_problems(
         split = split_reference(ref, known)
         if split is None:
             problems.append(Problem(where, f"{ref!r} does not name a task"))
-        elif split[0] not in upstream:
+        elif not is_upstream(split[0], task_id, deps):
             problems.append(
                 Problem(
                     where,
@@ -209,9 +205,7 @@ def _task_params_problems(index: int, task: TaskConfig) -> list[Problem]:
         op.params_model.model_validate(task.independent_params)
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
-            supplied_later = (
-                err["type"] == "missing" and err["loc"] and err["loc"][0] in task.dependent_params
-            )
+            supplied_later = err["type"] == "missing" and err["loc"] and err["loc"][0] in task.dependent_params
             if supplied_later or (err["loc"] and err["loc"][0] in task.dependent_params):
                 continue  # the dependent value overrides this one at run time
             problems.append(_param_problem(index, op.name, err))
@@ -220,9 +214,7 @@ def _task_params_problems(index: int, task: TaskConfig) -> list[Problem]:
 
 def _param_problem(index: int, op_name: str, err: Any) -> Problem:
     loc = err["loc"]
-    location = (
-        _location(loc, f"tasks[{index}].independent_params") if loc else f"tasks[{index}].independent_params"
-    )
+    location = _location(loc, f"tasks[{index}].independent_params") if loc else f"tasks[{index}].independent_params"
     if err["type"] == "missing":
         return Problem(location, f"operation {op_name!r} needs this param")
     if err["type"] == "extra_forbidden":
@@ -241,3 +233,11 @@ def config_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "TaskFlow DAG config"
     return schema
+
+
+def check_config(config: DagConfig, *, source: str = "config") -> DagConfig:
+    """Run the graph and params checks on a config built in code (``parse_config`` does them too)."""
+    problems = graph_problems(config) + params_problems(config)
+    if problems:
+        raise ConfigError(problems, source=source)
+    return config

@@ -1,0 +1,449 @@
+"""The orchestrator: one priority queue of ready tasks shared by every run, and a pool of workers.
+
+A run's tasks enter the queue the moment their last dependency succeeds; workers take the most
+urgent one, run it through the executor inside its operation context, and store every transition.
+A success is made durable before anything downstream of it is queued, so a crash never re-runs a
+task whose output a later task has already used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from pydantic import ValidationError
+
+from operations.base import Resources
+from operations.registry import get_operation
+from orchestrator.context import operation_context
+from orchestrator.errors import ConflictError, PermanentOperationError, TaskFlowError
+from orchestrator.events import EventBus, RunEvent
+from orchestrator.executor import Executor, LocalExecutor
+from orchestrator.graph import downstream
+from orchestrator.models import DagConfig
+from orchestrator.records import RunRecord, TaskRecord
+from orchestrator.rundir import RunFolder
+from orchestrator.runstate import ActiveRun, TaskSlot
+from orchestrator.settings import Settings
+from orchestrator.states import TASK_IN_FLIGHT, TASK_RERUNNABLE, TASK_TERMINAL, RunState, TaskState
+from orchestrator.store import Store
+from orchestrator.validation import check_config, pydantic_problems
+
+log = logging.getLogger("taskflow.engine")
+
+# Outputs larger than this are written from a thread so the event loop never stalls on disk.
+_INLINE_WRITE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    """How a run ended (or stands): the run, its tasks by id, and its archive."""
+
+    run: RunRecord
+    tasks: dict[str, TaskRecord]
+
+    @property
+    def state(self) -> RunState:
+        """The run's state."""
+        return self.run.state
+
+    @property
+    def archive(self) -> Path | None:
+        """The run's ZIP, once it exists."""
+        return Path(self.run.archive) if self.run.archive else None
+
+
+class Orchestrator:
+    """Runs DAGs. ``async with Orchestrator(settings) as orch: report = await orch.run(config)``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        resources: Resources | None = None,
+        executor: Executor | None = None,
+        resume: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.store = Store(settings.db_path)
+        self.events = EventBus()
+        self.resources = resources or Resources(allow_shell=settings.allow_shell)
+        self.resumed: list[int] = []  # runs picked up again at start, for the admins' digest
+        self._executor = executor or LocalExecutor()
+        self._resume_on_start = resume
+        self._queue: asyncio.PriorityQueue[tuple[int, int, ActiveRun, str]] = asyncio.PriorityQueue()
+        self._seq = itertools.count()
+        self._runs: dict[int, ActiveRun] = {}
+        self._workers: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[Any]] = set()
+        self._owns_http = False
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Orchestrator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Open the store, start the workers, and resume runs a previous process left unfinished."""
+        self.settings.runs_dir.mkdir(parents=True, exist_ok=True)
+        await self.store.open()
+        if self.resources.http is None:
+            self.resources.http = aiohttp.ClientSession()
+            self._owns_http = True
+        await self._executor.start()
+        self._workers = [
+            asyncio.create_task(self._worker(), name=f"taskflow-worker-{n}") for n in range(self.settings.workers)
+        ]
+        if self._resume_on_start:
+            self.resumed = await self.resume_unfinished()
+
+    async def close(self) -> None:
+        """Stop the workers; runs still going stay stored as they are and resume at the next start."""
+        for run in self._runs.values():
+            for timer in run.timers.values():
+                timer.cancel()
+        tasks = self._workers + list(self._background)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for run in self._runs.values():
+            _close_log(run)
+            if not run.done.done():
+                run.done.cancel()
+        self._runs.clear()
+        await self._executor.close()
+        if self._owns_http:
+            await self.resources.http.close()
+        await self.store.close()
+
+    # -- public API -------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        config: DagConfig,
+        *,
+        trigger: str = "api",
+        owner: str | None = None,
+        notify_chat: int | None = None,
+    ) -> int:
+        """Validate and start a run of ``config``; return its id at once."""
+        check_config(config)
+        dumped = config.model_dump(mode="json", exclude_defaults=True)
+        run_id = await self.store.create_run(
+            config.dag_id,
+            dumped,
+            [t.id for t in config.tasks],
+            trigger=trigger,
+            owner=owner,
+            notify_chat=notify_chat,
+        )
+        await self._activate(run_id, config, dumped, records=None)
+        return run_id
+
+    async def run(self, config: DagConfig, **kwargs: Any) -> RunReport:
+        """Start a run and wait for it to end."""
+        return await self.wait(await self.submit(config, **kwargs))
+
+    async def wait(self, run_id: int) -> RunReport:
+        """Wait for a run to end (returns at once for an ended run)."""
+        active = self._runs.get(run_id)
+        if active is not None:
+            await asyncio.shield(active.done)
+        return await self.report(run_id)
+
+    async def report(self, run_id: int) -> RunReport:
+        """The run and its tasks as stored now."""
+        run = await self.store.get_run(run_id)
+        tasks = await self.store.get_tasks(run_id)
+        return RunReport(run, {t.task_id: t for t in tasks})
+
+    def is_active(self, run_id: int) -> bool:
+        """Whether this process is executing the run."""
+        return run_id in self._runs
+
+    async def cancel(self, run_id: int) -> None:
+        """Cancel a run: queued and waiting tasks are cancelled, running ones interrupted."""
+        run = self._runs.get(run_id)
+        if run is None:
+            stored = await self.store.get_run(run_id)
+            raise ConflictError(f"run {run_id} has already ended ({stored.state})")
+        if run.cancelled or run.finishing:
+            return
+        run.cancelled = True
+        run.logger.warning("run cancelled", extra={"task": "-"})
+        for task_id, timer in list(run.timers.items()):
+            timer.cancel()
+            del run.timers[task_id]
+        for slot in run.slots.values():
+            if slot.state not in TASK_TERMINAL and slot.task_id not in run.running:
+                self._transition(run, slot, TaskState.CANCELLED, error="run cancelled")
+        for attempt in run.running.values():
+            attempt.cancel()
+        self._maybe_finish(run)
+
+    async def rerun(self, run_id: int) -> int:
+        """Re-run a failed or cancelled run from its failure: succeeded tasks keep their outputs."""
+        if run_id in self._runs:
+            raise ConflictError(f"run {run_id} is still going")
+        stored = await self.store.get_run(run_id)
+        if stored.state not in (RunState.FAILED, RunState.CANCELLED):
+            raise ConflictError(f"run {run_id} ended with {stored.state}; only failed or cancelled runs re-run")
+        for task in await self.store.get_tasks(run_id):
+            if task.state in TASK_RERUNNABLE:
+                fresh = TaskRecord(task.task_id, TaskState.PENDING, task.attempts, 0)
+                self.store.record_task(run_id, fresh)
+        await self.store.set_run_state(run_id, RunState.QUEUED)
+        await self._resume(run_id)
+        return run_id
+
+    async def resume_unfinished(self) -> list[int]:
+        """Pick up every run that had not ended when the last process stopped."""
+        resumed = []
+        for run_id in await self.store.unfinished_run_ids():
+            if run_id not in self._runs:
+                await self._resume(run_id)
+                resumed.append(run_id)
+        if resumed:
+            log.info("resumed %d unfinished run(s): %s", len(resumed), resumed)
+        return resumed
+
+    # -- starting runs ----------------------------------------------------------------------
+
+    async def _resume(self, run_id: int) -> None:
+        dumped = await self.store.run_config(run_id)
+        try:
+            config = DagConfig.model_validate(dumped)
+        except ValidationError as exc:  # stored by an older version that accepted it
+            problems = "; ".join(str(p) for p in pydantic_problems(exc))
+            await self.store.set_run_state(run_id, RunState.FAILED, error=f"stored config is invalid: {problems}")
+            return
+        records = {t.task_id: t for t in await self.store.get_tasks(run_id)}
+        await self._activate(run_id, config, dumped, records=records)
+
+    async def _activate(
+        self, run_id: int, config: DagConfig, dumped: dict[str, Any], records: dict[str, TaskRecord] | None
+    ) -> None:
+        folder = RunFolder(self.settings.runs_dir, run_id)
+        await asyncio.to_thread(folder.create, dumped)
+        run = ActiveRun.build(run_id, config, folder, _run_logger(run_id, folder), records)
+        run.outputs = await self.store.get_outputs(run_id) if records else {}
+        self._runs[run_id] = run
+        await self.store.set_run_state(run_id, RunState.RUNNING)
+        self.events.publish(RunEvent(run_id, None, RunState.RUNNING.value))
+        run.logger.info("run %d of %r started (%d tasks)", run_id, config.dag_id, len(run.slots), extra={"task": "-"})
+        for slot in run.slots.values():
+            if slot.state in TASK_IN_FLIGHT:  # the process stopped while it was queued or running
+                self._transition(run, slot, TaskState.PENDING, error="interrupted by a restart; runs again")
+        for failed in run.failed_roots():
+            self._fail_downstream(run, failed)
+        for slot in run.ready():
+            self._enqueue(run, slot)
+        self._maybe_finish(run)
+
+    # -- the queue and the workers ----------------------------------------------------------
+
+    def _enqueue(self, run: ActiveRun, slot: TaskSlot) -> None:
+        self._transition(run, slot, TaskState.QUEUED)
+        self._queue.put_nowait((slot.config.priority.rank, next(self._seq), run, slot.task_id))
+
+    def _requeue(self, run: ActiveRun, task_id: str) -> None:
+        run.timers.pop(task_id, None)
+        if not run.cancelled:
+            self._enqueue(run, run.slots[task_id])
+
+    async def _worker(self) -> None:
+        while True:
+            _, _, run, task_id = await self._queue.get()
+            try:
+                await self._execute(run, run.slots[task_id])
+            except Exception:  # a bug in the engine must not kill the worker or hang the run
+                log.exception("internal error running task %r of run %d", task_id, run.run_id)
+                slot = run.slots[task_id]
+                if slot.state not in TASK_TERMINAL:
+                    self._finish_failed(run, slot, "internal error in TaskFlow (see the service log)")
+            finally:
+                self._queue.task_done()
+
+    async def _execute(self, run: ActiveRun, slot: TaskSlot) -> None:
+        if run.cancelled or slot.state != TaskState.QUEUED:
+            return  # cancelled while it waited in the queue
+        slot.attempts += 1
+        slot.started_at = slot.started_at or time.time()
+        self._transition(run, slot, TaskState.RUNNING)
+        attempt = asyncio.create_task(self._attempt(run, slot), name=f"run-{run.run_id}:{slot.task_id}")
+        run.running[slot.task_id] = attempt
+        try:
+            await asyncio.wait({attempt})
+        except asyncio.CancelledError:
+            attempt.cancel()  # the worker itself is stopping: leave the task to be resumed
+            raise
+        finally:
+            run.running.pop(slot.task_id, None)
+        if attempt.cancelled():
+            self._transition(run, slot, TaskState.CANCELLED, error="run cancelled", final=True)
+            self._maybe_finish(run)
+        elif (exc := attempt.exception()) is not None:
+            self._on_failure(run, slot, exc)
+        else:
+            await self._on_success(run, slot, attempt.result())
+
+    async def _attempt(self, run: ActiveRun, slot: TaskSlot) -> Any:
+        task = slot.config
+        op = get_operation(task.operation)
+        if op is None:
+            raise PermanentOperationError(f"unknown operation {task.operation!r}")
+        try:
+            params = op.params_model.model_validate(run.resolve_params(task))
+        except ValidationError as exc:
+            problems = "; ".join(str(p) for p in pydantic_problems(exc, "params"))
+            raise PermanentOperationError(f"invalid params at run time: {problems}") from None
+        async with operation_context(
+            run_id=run.run_id,
+            dag_id=run.config.dag_id,
+            task_id=task.id,
+            attempt=slot.attempts,
+            folder=run.folder.path,
+            run_logger=run.logger,
+            resources=self.resources,
+        ) as ctx:
+            try:
+                async with asyncio.timeout(task.timeout):
+                    return await self._executor.execute(op, params, ctx)
+            except TimeoutError:
+                raise TimeoutError(f"timed out after {task.timeout}s") from None
+
+    # -- outcomes ---------------------------------------------------------------------------
+
+    async def _on_success(self, run: ActiveRun, slot: TaskSlot, output: Any) -> None:
+        try:
+            encoded = json.dumps(output, ensure_ascii=False)
+        except (TypeError, ValueError) as exc:
+            self._on_failure(run, slot, PermanentOperationError(f"output is not JSON-serialisable: {exc}"))
+            return
+        if output is not None:
+            name = run.folder.output_name(slot.task_id, slot.config.filename, output)
+            if len(encoded) > _INLINE_WRITE_BYTES:
+                await asyncio.to_thread(run.folder.write_output, name, output)
+            else:
+                run.folder.write_output(name, output)
+            slot.output_file = name
+        run.outputs[slot.task_id] = output
+        self._transition(run, slot, TaskState.SUCCESS, output=encoded, final=True)
+        await self.store.flush()  # durable before anything downstream starts
+        for child_id in run.children.get(slot.task_id, ()):
+            child = run.slots[child_id]
+            child.waiting -= 1
+            if child.waiting == 0 and child.state == TaskState.PENDING and not run.cancelled:
+                self._enqueue(run, child)
+        self._maybe_finish(run)
+
+    def _on_failure(self, run: ActiveRun, slot: TaskSlot, exc: BaseException) -> None:
+        message = _describe(exc)
+        slot.failures += 1
+        if not isinstance(exc, PermanentOperationError) and run.retries_left(slot) and not run.cancelled:
+            delay = run.config.retry_delay_for(slot.config)
+            self._transition(run, slot, TaskState.UP_FOR_RETRY, error=message)
+            run.logger.info("retry in %.1fs", delay, extra={"task": slot.task_id})
+            loop = asyncio.get_running_loop()
+            run.timers[slot.task_id] = loop.call_later(delay, self._requeue, run, slot.task_id)
+            return
+        self._finish_failed(run, slot, message)
+
+    def _finish_failed(self, run: ActiveRun, slot: TaskSlot, message: str) -> None:
+        self._transition(run, slot, TaskState.FAILED, error=message, final=True)
+        run.logger.error("failed: %s", message, extra={"task": slot.task_id})
+        self._fail_downstream(run, slot.task_id)
+        self._maybe_finish(run)
+
+    def _fail_downstream(self, run: ActiveRun, failed_id: str) -> None:
+        for task_id in downstream(failed_id, run.children):
+            slot = run.slots[task_id]
+            if slot.state == TaskState.PENDING:
+                error = f"upstream task {failed_id!r} failed"
+                self._transition(run, slot, TaskState.UPSTREAM_FAILED, error=error, final=True)
+
+    def _transition(
+        self,
+        run: ActiveRun,
+        slot: TaskSlot,
+        state: TaskState,
+        *,
+        error: str | None = None,
+        output: str | None = None,
+        final: bool = False,
+    ) -> None:
+        """Move a task to ``state``, buffer it for the store and tell the watchers."""
+        if final:
+            if slot.state not in TASK_TERMINAL:
+                run.unfinished -= 1
+            slot.finish(state, error)
+        else:
+            slot.state, slot.error = state, error
+        self.store.record_task(run.run_id, slot.record(), output=output, attempt=slot.attempts or None)
+        self.events.publish(RunEvent(run.run_id, slot.task_id, state.value, error))
+
+    # -- ending runs ------------------------------------------------------------------------
+
+    def _maybe_finish(self, run: ActiveRun) -> None:
+        if run.finishing or run.running or run.timers or run.unfinished:
+            return
+        run.finishing = True
+        task = asyncio.create_task(self._finish(run), name=f"finish-run-{run.run_id}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _finish(self, run: ActiveRun) -> None:
+        states = {s.state for s in run.slots.values()}
+        if run.cancelled:
+            final = RunState.CANCELLED
+        elif states == {TaskState.SUCCESS}:
+            final = RunState.SUCCESS
+        else:
+            final = RunState.FAILED
+        failed = [s for s in run.slots.values() if s.state == TaskState.FAILED]
+        error = f"task {failed[0].task_id!r} failed: {failed[0].error}" if failed else None
+        run.logger.info("run ended: %s", final, extra={"task": "-"})
+        _close_log(run)
+        await self.store.set_run_state(run.run_id, final, error=error)
+        record = await self.store.get_run(run.run_id)
+        tasks = await self.store.get_tasks(run.run_id)
+        await asyncio.to_thread(run.folder.write_report, record, tasks)
+        archive = await asyncio.to_thread(run.folder.make_archive)
+        await self.store.set_archive(run.run_id, str(archive))
+        del self._runs[run.run_id]
+        run.done.set_result(None)
+        self.events.publish(RunEvent(run.run_id, None, final.value, error))
+        log.info("run %d of %r ended: %s", run.run_id, run.config.dag_id, final)
+
+
+def _run_logger(run_id: int, folder: RunFolder) -> logging.Logger:
+    # Built outside logging's registry so loggers of ended runs are freed, not kept forever.
+    logger = logging.Logger(f"taskflow.run.{run_id}", logging.INFO)
+    logger.addHandler(folder.open_log())
+    return logger
+
+
+def _close_log(run: ActiveRun) -> None:
+    for handler in list(run.logger.handlers):
+        run.logger.removeHandler(handler)
+        with contextlib.suppress(Exception):
+            handler.close()
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    if isinstance(exc, TaskFlowError | TimeoutError):  # our own messages say it all
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

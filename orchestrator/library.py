@@ -1,0 +1,128 @@
+"""The DAGs the service knows: loaded from ``dags/``, added by users, saved under ``configs/<dag_id>/``.
+
+The store holds each DAG's current config; ``configs/<dag_id>/config.json`` is its copy on disk,
+with every earlier version kept beside it (``config.v<N>.json``). Files in ``dags/`` are loaded at
+start and watched: a changed file replaces its DAG, an invalid one is reported and the previous
+version kept. A file's hash is remembered so an unchanged file never undoes a user's edit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+from orchestrator.errors import ConfigError, NotFoundError, Problem
+from orchestrator.models import DagConfig, check_filename
+from orchestrator.records import DagRecord
+from orchestrator.settings import Settings
+from orchestrator.store import Store
+from orchestrator.validation import check_config, parse_config
+
+log = logging.getLogger("taskflow.library")
+
+WATCH_INTERVAL_S = 1.0
+
+
+class DagLibrary:
+    """Add, replace, edit and look up DAGs."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self._seen: dict[Path, float] = {}  # file → mtime last looked at
+
+    async def get(self, dag_id: str) -> DagConfig:
+        """The current config of a DAG (``NotFoundError`` if unknown)."""
+        record = await self.store.get_dag(dag_id)
+        return DagConfig.model_validate(record.config)
+
+    async def list(self) -> list[DagRecord]:
+        """Every known DAG."""
+        return await self.store.list_dags()
+
+    async def save(self, config: DagConfig, *, source: str) -> DagRecord:
+        """Add or replace a DAG (already validated) and keep its config on disk."""
+        check_config(config)
+        dumped = config.model_dump(mode="json", exclude_defaults=True)
+        await asyncio.to_thread(self._write_versioned, config.dag_id, dumped)
+        return await self.store.save_dag(config.dag_id, dumped, source=source)
+
+    async def add_json(self, raw: str | bytes, *, source: str) -> DagRecord:
+        """Validate JSON text (a user's upload) and save it as a DAG."""
+        return await self.save(parse_config(raw, source=source), source=source)
+
+    async def set_filename(self, dag_id: str, task_id: str, filename: str) -> DagConfig:
+        """Change one task's ``filename`` param: the only edit a chat user may make."""
+        config = await self.get(dag_id)
+        try:
+            task = config.task(task_id)
+        except KeyError:
+            raise NotFoundError(f"DAG {dag_id!r} has no task {task_id!r}") from None
+        try:
+            check_filename(filename)
+        except ValueError as exc:
+            raise ConfigError([Problem(f"{task_id}.filename", str(exc))], source="filename") from None
+        task.independent_params["filename"] = filename
+        await self.save(config, source="filename edit")
+        return config
+
+    def versions(self, dag_id: str) -> list[Path]:
+        """Earlier saved versions of a DAG's config, oldest first."""
+        folder = self.settings.configs_dir / dag_id
+        return sorted(folder.glob("config.v*.json"), key=lambda p: int(p.stem.split(".v")[-1]))
+
+    def _write_versioned(self, dag_id: str, dumped: dict[str, object]) -> None:
+        folder = self.settings.configs_dir / dag_id
+        folder.mkdir(parents=True, exist_ok=True)
+        current = folder / "config.json"
+        if current.exists():
+            n = len(self.versions(dag_id)) + 1
+            os.replace(current, folder / f"config.v{n}.json")
+        tmp = folder / "config.json.tmp"
+        tmp.write_text(json.dumps(dumped, indent=2, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, current)
+
+    # -- the dags/ folder -------------------------------------------------------------------
+
+    async def sync_folder(self) -> dict[str, list[str]]:
+        """Load new or changed files of ``dags/``; returns problems by file name (empty if none)."""
+        problems: dict[str, list[str]] = {}
+        folder = self.settings.dags_dir
+        files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+        for path in files:
+            mtime = path.stat().st_mtime
+            if self._seen.get(path) == mtime:
+                continue
+            self._seen[path] = mtime
+            try:
+                await self._load_file(path)
+            except ConfigError as exc:
+                problems[path.name] = [str(p) for p in exc.problems]
+                log.warning("%s; keeping the previous version", exc.report())
+        return problems
+
+    async def _load_file(self, path: Path) -> None:
+        data = await asyncio.to_thread(path.read_bytes)
+        source = f"file:{path.name}#{hashlib.sha256(data).hexdigest()[:16]}"
+        config = parse_config(data, source=path.name)
+        try:
+            known = await self.store.get_dag(config.dag_id)
+        except NotFoundError:
+            known = None
+        if known is not None and known.source == source:
+            return  # same file as last time: keep any edits users made since
+        await self.save(config, source=source)
+        log.info("loaded DAG %r from %s", config.dag_id, path.name)
+
+    async def watch(self) -> None:
+        """Re-scan ``dags/`` forever (run it as a named background task)."""
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            try:
+                await self.sync_folder()
+            except OSError as exc:
+                log.warning("could not scan %s: %s", self.settings.dags_dir, exc)

@@ -1,0 +1,125 @@
+"""Plain records read from the store; every view (web, bot, CLI) reads these."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from orchestrator.states import RUN_TERMINAL, RunState, TaskState
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """One task of one run, as it stands."""
+
+    task_id: str
+    state: TaskState
+    attempts: int = 0
+    failures: int = 0
+    started_at: float | None = None
+    ended_at: float | None = None
+    error: str | None = None
+    output_file: str | None = None
+
+    @property
+    def duration_s(self) -> float | None:
+        """Seconds from the first start to the end, if both are known."""
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return round(self.ended_at - self.started_at, 6)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready, with the duration."""
+        return {**asdict(self), "duration_s": self.duration_s}
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One run."""
+
+    run_id: int
+    dag_id: str
+    state: RunState
+    trigger: str
+    owner: str | None
+    notify_chat: int | None
+    created_at: float
+    started_at: float | None = None
+    ended_at: float | None = None
+    error: str | None = None
+    archive: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run has ended."""
+        return self.state in RUN_TERMINAL
+
+    @property
+    def duration_s(self) -> float | None:
+        """Seconds from start to end (or None while unknown)."""
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return round(self.ended_at - self.started_at, 6)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready, with the duration."""
+        return {**asdict(self), "duration_s": self.duration_s}
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One stored state change (a task's, or the run's when ``task_id`` is None)."""
+
+    run_id: int
+    task_id: str | None
+    state: str
+    attempt: int | None
+    at: float
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DagRecord:
+    """A DAG the service knows, with its current config."""
+
+    dag_id: str
+    config: dict[str, Any]
+    source: str
+    version: int
+    updated_at: float
+
+    @classmethod
+    def from_row(cls, row: Any) -> DagRecord:
+        """Build from a ``dags`` row."""
+        return cls(row[0], json.loads(row[1]), row[2], row[3], row[4])
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    """A schedule: cron, a fixed interval or one time."""
+
+    schedule_id: int
+    dag_id: str
+    kind: str
+    expr: str
+    timezone: str
+    owner_id: int | None
+    chat_id: int | None
+    paused: bool
+    next_fire_at: float | None
+    last_fire_at: float | None
+    last_run_id: int | None
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A Telegram user who has talked to the bot."""
+
+    user_id: int
+    username: str | None
+    chat_id: int
+    first_name: str | None
+    updated_at: float

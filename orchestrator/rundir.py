@@ -1,0 +1,93 @@
+"""A run's folder ``dag/dag_<id>/``: its config, output files, ``run.log``, ``run.json``, and the ZIP."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from orchestrator.records import RunRecord, TaskRecord
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(task)s %(message)s"
+
+
+class RunFolder:
+    """Paths and files of one run; writing is done here only."""
+
+    def __init__(self, runs_dir: Path, run_id: int) -> None:
+        self.run_id = run_id
+        self.path = runs_dir / f"dag_{run_id}"
+        self.archive = runs_dir / f"dag_{run_id}.zip"
+
+    def create(self, config: dict[str, Any]) -> None:
+        """Make the folder and write ``config.json`` (kept if it exists: a resumed run)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        config_file = self.path / "config.json"
+        if not config_file.exists():
+            _atomic_write(config_file, json.dumps(config, indent=2, ensure_ascii=False).encode())
+
+    def output_name(self, task_id: str, filename: str | None, output: Any) -> str:
+        """Where a task's output goes: its ``filename``, else ``<task_id>.txt`` or ``.json``."""
+        return filename or f"{task_id}.{'txt' if isinstance(output, str) else 'json'}"
+
+    def write_output(self, name: str, output: Any) -> None:
+        """Write an output: text as text, anything else as JSON. Atomic, so a crash leaves no half file."""
+        data = output if isinstance(output, str) else json.dumps(output, indent=2, ensure_ascii=False)
+        _atomic_write(self.path / name, data.encode())
+
+    def open_log(self) -> logging.Handler:
+        """A handler appending to ``run.log`` (the caller attaches and closes it)."""
+        handler = logging.FileHandler(self.path / "run.log", encoding="utf-8", delay=True)
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        return handler
+
+    def write_report(self, run: RunRecord, tasks: list[TaskRecord]) -> None:
+        """Write ``run.json`` (SPEC §2)."""
+        report = {
+            "run_id": run.run_id,
+            "dag_id": run.dag_id,
+            "state": run.state.value,
+            "started_at": run.started_at,
+            "ended_at": run.ended_at,
+            "tasks": {
+                t.task_id: {
+                    "state": t.state.value,
+                    "attempts": t.attempts,
+                    "started_at": t.started_at,
+                    "ended_at": t.ended_at,
+                    "duration_s": t.duration_s,
+                    "error": t.error,
+                    "output_file": t.output_file,
+                }
+                for t in tasks
+            },
+        }
+        _atomic_write(self.path / "run.json", json.dumps(report, indent=2, ensure_ascii=False).encode())
+
+    def make_archive(self) -> Path:
+        """Zip the folder to ``dag_<id>.zip`` with a ``manifest.json`` of sha256 sums (blocking)."""
+        files = sorted(p for p in self.path.rglob("*") if p.is_file() and not p.name.endswith(".tmp"))
+        manifest = {"run_id": self.run_id, "files": {}}
+        tmp = self.archive.with_suffix(".zip.tmp")
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for file in files:
+                arcname = file.relative_to(self.path).as_posix()
+                digest = hashlib.sha256()
+                with file.open("rb") as src, zf.open(arcname, "w") as dst:
+                    for chunk in iter(lambda: src.read(1 << 16), b""):
+                        digest.update(chunk)
+                        dst.write(chunk)
+                manifest["files"][arcname] = {"sha256": digest.hexdigest(), "bytes": file.stat().st_size}
+            zf.writestr("manifest.json", json.dumps(manifest, indent=2))
+        os.replace(tmp, self.archive)
+        return self.archive
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

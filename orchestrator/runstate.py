@@ -1,0 +1,126 @@
+"""The in-memory state of one active run: its tasks, what each waits for, and their outputs.
+
+The engine owns the transitions; this module only holds state and answers questions about it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.errors import PermanentOperationError
+from orchestrator.graph import dependents
+from orchestrator.models import DagConfig, TaskConfig
+from orchestrator.paths import PathError, split_reference, walk
+from orchestrator.records import TaskRecord
+from orchestrator.rundir import RunFolder
+from orchestrator.states import TASK_TERMINAL, TaskState
+
+
+@dataclass(slots=True)
+class TaskSlot:
+    """One task of an active run."""
+
+    config: TaskConfig
+    state: TaskState = TaskState.PENDING
+    attempts: int = 0
+    failures: int = 0
+    started_at: float | None = None
+    ended_at: float | None = None
+    error: str | None = None
+    output_file: str | None = None
+    waiting: int = 0  # dependencies not yet succeeded
+
+    @property
+    def task_id(self) -> str:
+        """The task's id."""
+        return self.config.id
+
+    def record(self) -> TaskRecord:
+        """A snapshot for the store."""
+        return TaskRecord(
+            self.task_id,
+            self.state,
+            self.attempts,
+            self.failures,
+            self.started_at,
+            self.ended_at,
+            self.error,
+            self.output_file,
+        )
+
+    def finish(self, state: TaskState, error: str | None = None) -> None:
+        """Enter a terminal state now."""
+        self.state, self.error, self.ended_at = state, error, time.time()
+
+
+@dataclass(eq=False)
+class ActiveRun:
+    """A run the engine is executing."""
+
+    run_id: int
+    config: DagConfig
+    folder: RunFolder
+    logger: logging.Logger
+    slots: dict[str, TaskSlot]
+    done: asyncio.Future[None]
+    unfinished: int  # tasks not yet in a terminal state; the engine keeps it current
+    outputs: dict[str, Any] = field(default_factory=dict)
+    children: dict[str, list[str]] = field(default_factory=dict)
+    running: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
+    timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    cancelled: bool = False
+    finishing: bool = False
+
+    @classmethod
+    def build(
+        cls,
+        run_id: int,
+        config: DagConfig,
+        folder: RunFolder,
+        logger: logging.Logger,
+        records: dict[str, TaskRecord] | None = None,
+    ) -> ActiveRun:
+        """Slots for every task: fresh, or from stored records (in-flight tasks start over)."""
+        slots = {t.id: TaskSlot(t) for t in config.tasks}
+        for task_id, rec in (records or {}).items():
+            slot = slots[task_id]
+            slot.attempts, slot.failures, slot.output_file = rec.attempts, rec.failures, rec.output_file
+            slot.state, slot.started_at, slot.ended_at, slot.error = rec.state, rec.started_at, rec.ended_at, rec.error
+        deps = {t.id: t.dependencies for t in config.tasks}
+        for slot in slots.values():
+            slot.waiting = sum(slots[d].state != TaskState.SUCCESS for d in slot.config.dependencies)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        unfinished = sum(s.state not in TASK_TERMINAL for s in slots.values())
+        return cls(run_id, config, folder, logger, slots, done, unfinished, children=dependents(deps))
+
+    def ready(self) -> list[TaskSlot]:
+        """Pending tasks whose dependencies have all succeeded."""
+        return [s for s in self.slots.values() if s.state == TaskState.PENDING and s.waiting == 0]
+
+    def failed_roots(self) -> list[str]:
+        """Failed tasks, whose downstream must not run."""
+        return [s.task_id for s in self.slots.values() if s.state == TaskState.FAILED]
+
+    def resolve_params(self, task: TaskConfig) -> dict[str, Any]:
+        """Independent params overlaid with values taken from upstream outputs."""
+        params = dict(task.independent_params)
+        for name, ref in task.dependent_params.items():
+            split = split_reference(ref, self.slots)
+            if split is None:  # validation makes this unreachable, but stay explicit
+                raise PermanentOperationError(f"dependent_params.{name}: {ref!r} does not name a task")
+            upstream, keys = split
+            try:
+                params[name] = walk(self.outputs.get(upstream), keys)
+            except PathError as exc:
+                raise PermanentOperationError(
+                    f"dependent_params.{name}: {ref!r}: {exc} in the output of {upstream!r}"
+                ) from None
+        return params
+
+    def retries_left(self, slot: TaskSlot) -> bool:
+        """Whether a failed attempt may be tried again."""
+        return slot.failures <= self.config.retries_for(slot.config)

@@ -1,0 +1,483 @@
+"""All SQL lives here: DAGs, runs, task instances, the event journal, schedules and bot users.
+
+Writes about tasks are buffered and committed in groups: many state changes share one transaction,
+and ``flush()`` waits until everything recorded so far is durable. The engine calls it before
+anything downstream of a success starts; a background flusher commits the rest every few ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from orchestrator.errors import NotFoundError
+from orchestrator.records import DagRecord, EventRecord, RunRecord, ScheduleRecord, TaskRecord, UserRecord
+from orchestrator.states import RUN_ACTIVE, RunState, TaskState
+
+log = logging.getLogger(__name__)
+
+FLUSH_INTERVAL_S = 0.02
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS dags (
+    dag_id TEXT PRIMARY KEY, config TEXT NOT NULL, source TEXT NOT NULL,
+    version INTEGER NOT NULL, updated_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY AUTOINCREMENT, dag_id TEXT NOT NULL, state TEXT NOT NULL,
+    trigger TEXT NOT NULL, owner TEXT, notify_chat INTEGER, config TEXT NOT NULL,
+    created_at REAL NOT NULL, started_at REAL, ended_at REAL, error TEXT, archive TEXT);
+CREATE INDEX IF NOT EXISTS runs_by_dag ON runs (dag_id, run_id);
+CREATE INDEX IF NOT EXISTS runs_by_state ON runs (state, run_id);
+CREATE TABLE IF NOT EXISTS task_instances (
+    run_id INTEGER NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE, task_id TEXT NOT NULL,
+    state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0,
+    started_at REAL, ended_at REAL, error TEXT, output TEXT, output_file TEXT,
+    PRIMARY KEY (run_id, task_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL, task_id TEXT, state TEXT NOT NULL,
+    attempt INTEGER, at REAL NOT NULL, error TEXT);
+CREATE INDEX IF NOT EXISTS events_by_run ON events (run_id, id);
+CREATE TABLE IF NOT EXISTS schedules (
+    schedule_id INTEGER PRIMARY KEY AUTOINCREMENT, dag_id TEXT NOT NULL, kind TEXT NOT NULL,
+    expr TEXT NOT NULL, timezone TEXT NOT NULL, owner_id INTEGER, chat_id INTEGER,
+    paused INTEGER NOT NULL DEFAULT 0, next_fire_at REAL, last_fire_at REAL, last_run_id INTEGER,
+    created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+    user_id INTEGER PRIMARY KEY, username TEXT, chat_id INTEGER NOT NULL, first_name TEXT,
+    updated_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS users_by_name ON users (username);
+"""
+
+_UPSERT_TASK = """
+INSERT INTO task_instances (run_id, task_id, state, attempts, failures, started_at, ended_at,
+                            error, output, output_file)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (run_id, task_id) DO UPDATE SET state = excluded.state, attempts = excluded.attempts,
+    failures = excluded.failures, started_at = excluded.started_at, ended_at = excluded.ended_at,
+    error = excluded.error, output = excluded.output, output_file = excluded.output_file
+"""
+_RUN_COLUMNS = "run_id, dag_id, state, trigger, owner, notify_chat, created_at, started_at, ended_at, error, archive"
+_TASK_COLUMNS = "task_id, state, attempts, failures, started_at, ended_at, error, output_file"
+_SCHEDULE_COLUMNS = (
+    "schedule_id, dag_id, kind, expr, timezone, owner_id, chat_id, paused, next_fire_at, "
+    "last_fire_at, last_run_id, created_at"
+)
+
+TaskRow = tuple[int, str, str, int, int, float | None, float | None, str | None, str | None, str | None]
+
+
+class Store:
+    """The SQLite store. Open with ``async with Store(path) as store``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: aiosqlite.Connection | None = None
+        self._events: list[tuple[Any, ...]] = []
+        self._tasks: dict[tuple[int, str], TaskRow] = {}
+        self._lock = asyncio.Lock()
+        self._dirty = asyncio.Event()
+        self._seq = 0  # writes recorded so far
+        self._durable = 0  # writes committed so far
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Store:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        """The open connection."""
+        if self._db is None:
+            raise RuntimeError("store is not open")
+        return self._db
+
+    async def open(self) -> None:
+        """Open the database (WAL), create the schema, start the background flusher."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self.path)
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=5000"):
+            await self._db.execute(f"PRAGMA {pragma}")
+        await self._db.executescript(SCHEMA)
+        await self._db.commit()
+        self._flusher = asyncio.create_task(self._flush_loop(), name="store-flusher")
+
+    async def close(self) -> None:
+        """Commit what is buffered, stop the flusher and close the connection."""
+        if self._db is None:
+            return
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        await self.flush()
+        await self._db.close()
+        self._db = None
+
+    # -- buffered task writes ---------------------------------------------------------------
+
+    def record_task(
+        self,
+        run_id: int,
+        task: TaskRecord,
+        *,
+        output: str | None = None,
+        attempt: int | None = None,
+        at: float | None = None,
+    ) -> None:
+        """Buffer one task transition: its new snapshot and a journal event. See ``flush``."""
+        when = time.time() if at is None else at
+        self._events.append((run_id, task.task_id, task.state.value, attempt, when, task.error))
+        key = (run_id, task.task_id)
+        previous = self._tasks.get(key)
+        keep_output = output if output is not None else (previous[8] if previous else None)
+        self._tasks[key] = (
+            run_id, task.task_id, task.state.value, task.attempts, task.failures,
+            task.started_at, task.ended_at, task.error, keep_output, task.output_file,
+        )  # fmt: skip
+        self._seq += 1
+        self._dirty.set()
+
+    async def flush(self) -> None:
+        """Return once everything recorded before this call is committed."""
+        target = self._seq
+        async with self._lock:
+            if self._durable >= target:
+                return  # another caller's commit already covered ours
+            events, tasks, seq = self._events, self._tasks, self._seq
+            self._events, self._tasks = [], {}
+            try:
+                await self.db.executemany(
+                    "INSERT INTO events (run_id, task_id, state, attempt, at, error) VALUES (?,?,?,?,?,?)",
+                    events,
+                )
+                await self.db.executemany(_UPSERT_TASK, tasks.values())
+                await self.db.commit()
+            except BaseException:
+                # Put the batch back so a later flush retries it; nothing recorded is dropped.
+                self._events = events + self._events
+                self._tasks = {**tasks, **self._tasks}
+                raise
+            self._durable = seq
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("could not commit task states; will retry")
+                self._dirty.set()
+            await asyncio.sleep(FLUSH_INTERVAL_S)
+
+    # -- runs -------------------------------------------------------------------------------
+
+    async def create_run(
+        self,
+        dag_id: str,
+        config: dict[str, Any],
+        task_ids: Iterable[str],
+        *,
+        trigger: str,
+        owner: str | None = None,
+        notify_chat: int | None = None,
+    ) -> int:
+        """Insert a queued run and its pending tasks; returns the new run id."""
+        cur = await self.db.execute(
+            "INSERT INTO runs (dag_id, state, trigger, owner, notify_chat, config, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (dag_id, RunState.QUEUED.value, trigger, owner, notify_chat, json.dumps(config), time.time()),
+        )
+        run_id = cur.lastrowid
+        assert run_id is not None
+        await self.db.executemany(
+            "INSERT INTO task_instances (run_id, task_id, state) VALUES (?, ?, ?)",
+            ((run_id, t, TaskState.PENDING.value) for t in task_ids),
+        )
+        await self.db.execute(
+            "INSERT INTO events (run_id, state, at) VALUES (?, ?, ?)",
+            (run_id, RunState.QUEUED.value, time.time()),
+        )
+        await self.db.commit()
+        return run_id
+
+    async def set_run_state(
+        self, run_id: int, state: RunState, *, error: str | None = None, archive: str | None = None
+    ) -> None:
+        """Store a run transition (and its journal event), after flushing buffered task writes."""
+        await self.flush()
+        now = time.time()
+        started = now if state == RunState.RUNNING else None
+        ended = None if state in RUN_ACTIVE else now
+        await self.db.execute(
+            "UPDATE runs SET state = ?, started_at = COALESCE(started_at, ?), "
+            "ended_at = CASE WHEN ? IS NULL THEN NULL ELSE ? END, error = ?, "
+            "archive = COALESCE(?, archive) WHERE run_id = ?",
+            (state.value, started, ended, ended, error, archive, run_id),
+        )
+        await self.db.execute(
+            "INSERT INTO events (run_id, state, at, error) VALUES (?, ?, ?, ?)",
+            (run_id, state.value, now, error),
+        )
+        await self.db.commit()
+
+    async def set_archive(self, run_id: int, archive: str) -> None:
+        """Remember where a run's ZIP is."""
+        await self.db.execute("UPDATE runs SET archive = ? WHERE run_id = ?", (archive, run_id))
+        await self.db.commit()
+
+    async def get_run(self, run_id: int) -> RunRecord:
+        """One run with its task counts by state; ``NotFoundError`` if there is none."""
+        await self.flush()
+        cur = await self.db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFoundError(f"run {run_id} does not exist")
+        counts = await self._counts([run_id])
+        return _run(row, counts.get(run_id, {}))
+
+    async def list_runs(
+        self,
+        *,
+        dag_id: str | None = None,
+        states: Iterable[RunState] | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[RunRecord]:
+        """Runs, newest first, optionally of one DAG and in some states."""
+        await self.flush()
+        where, args = ["1 = 1"], []
+        if dag_id is not None:
+            where.append("dag_id = ?")
+            args.append(dag_id)
+        if states is not None:
+            wanted = [s.value for s in states]
+            where.append(f"state IN ({','.join('?' * len(wanted))})")
+            args += wanted
+        cur = await self.db.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE {' AND '.join(where)} ORDER BY run_id DESC LIMIT ? OFFSET ?",
+            (*args, limit, offset),
+        )
+        rows = list(await cur.fetchall())
+        counts = await self._counts([r[0] for r in rows])
+        return [_run(r, counts.get(r[0], {})) for r in rows]
+
+    async def _counts(self, run_ids: list[int]) -> dict[int, dict[str, int]]:
+        if not run_ids:
+            return {}
+        cur = await self.db.execute(
+            f"SELECT run_id, state, COUNT(*) FROM task_instances WHERE run_id IN ({','.join('?' * len(run_ids))}) "
+            "GROUP BY run_id, state",
+            run_ids,
+        )
+        out: dict[int, dict[str, int]] = {}
+        for run_id, state, n in await cur.fetchall():
+            out.setdefault(run_id, {})[state] = n
+        return out
+
+    async def run_config(self, run_id: int) -> dict[str, Any]:
+        """The config a run was started with."""
+        cur = await self.db.execute("SELECT config FROM runs WHERE run_id = ?", (run_id,))
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFoundError(f"run {run_id} does not exist")
+        return json.loads(row[0])  # type: ignore[no-any-return]
+
+    async def get_tasks(self, run_id: int) -> list[TaskRecord]:
+        """The tasks of a run, in the order they were created."""
+        await self.flush()
+        cur = await self.db.execute(f"SELECT {_TASK_COLUMNS} FROM task_instances WHERE run_id = ?", (run_id,))
+        return [_task(r) for r in await cur.fetchall()]
+
+    async def get_outputs(self, run_id: int) -> dict[str, Any]:
+        """The stored outputs of a run's succeeded tasks (to resume or re-run it)."""
+        await self.flush()
+        cur = await self.db.execute(
+            "SELECT task_id, output FROM task_instances WHERE run_id = ? AND state = ?",
+            (run_id, TaskState.SUCCESS.value),
+        )
+        return {task_id: (None if out is None else json.loads(out)) for task_id, out in await cur.fetchall()}
+
+    async def get_events(self, run_id: int, *, after_id: int = 0) -> list[EventRecord]:
+        """The journal of a run's state changes, oldest first."""
+        await self.flush()
+        cur = await self.db.execute(
+            "SELECT run_id, task_id, state, attempt, at, error FROM events WHERE run_id = ? AND id > ? ORDER BY id",
+            (run_id, after_id),
+        )
+        return [EventRecord(*r) for r in await cur.fetchall()]
+
+    async def unfinished_run_ids(self) -> list[int]:
+        """Runs that had not ended when the service stopped."""
+        cur = await self.db.execute(
+            "SELECT run_id FROM runs WHERE state IN (?, ?) ORDER BY run_id",
+            tuple(s.value for s in (RunState.QUEUED, RunState.RUNNING)),
+        )
+        return [r[0] for r in await cur.fetchall()]
+
+    # -- DAGs -------------------------------------------------------------------------------
+
+    async def save_dag(self, dag_id: str, config: dict[str, Any], *, source: str) -> DagRecord:
+        """Add a DAG or replace its config (its version goes up)."""
+        now = time.time()
+        await self.db.execute(
+            "INSERT INTO dags (dag_id, config, source, version, updated_at) VALUES (?, ?, ?, 1, ?) "
+            "ON CONFLICT (dag_id) DO UPDATE SET config = excluded.config, source = excluded.source, "
+            "version = dags.version + 1, updated_at = excluded.updated_at",
+            (dag_id, json.dumps(config), source, now),
+        )
+        await self.db.commit()
+        return await self.get_dag(dag_id)
+
+    async def get_dag(self, dag_id: str) -> DagRecord:
+        """A known DAG; ``NotFoundError`` if there is none."""
+        cur = await self.db.execute(
+            "SELECT dag_id, config, source, version, updated_at FROM dags WHERE dag_id = ?", (dag_id,)
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFoundError(f"DAG {dag_id!r} does not exist")
+        return DagRecord.from_row(row)
+
+    async def list_dags(self) -> list[DagRecord]:
+        """Every known DAG, by id."""
+        cur = await self.db.execute("SELECT dag_id, config, source, version, updated_at FROM dags ORDER BY dag_id")
+        return [DagRecord.from_row(r) for r in await cur.fetchall()]
+
+    async def delete_dag(self, dag_id: str) -> None:
+        """Forget a DAG (its runs stay)."""
+        cur = await self.db.execute("DELETE FROM dags WHERE dag_id = ?", (dag_id,))
+        await self.db.commit()
+        if cur.rowcount == 0:
+            raise NotFoundError(f"DAG {dag_id!r} does not exist")
+
+    # -- schedules --------------------------------------------------------------------------
+
+    async def add_schedule(
+        self,
+        dag_id: str,
+        kind: str,
+        expr: str,
+        timezone: str,
+        *,
+        owner_id: int | None,
+        chat_id: int | None,
+        next_fire_at: float | None,
+    ) -> ScheduleRecord:
+        """Store a new schedule."""
+        cur = await self.db.execute(
+            "INSERT INTO schedules (dag_id, kind, expr, timezone, owner_id, chat_id, next_fire_at, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (dag_id, kind, expr, timezone, owner_id, chat_id, next_fire_at, time.time()),
+        )
+        await self.db.commit()
+        assert cur.lastrowid is not None
+        return await self.get_schedule(cur.lastrowid)
+
+    async def get_schedule(self, schedule_id: int) -> ScheduleRecord:
+        """One schedule; ``NotFoundError`` if there is none."""
+        cur = await self.db.execute(f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE schedule_id = ?", (schedule_id,))
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFoundError(f"schedule {schedule_id} does not exist")
+        return _schedule(row)
+
+    async def list_schedules(self, *, owner_id: int | None = None) -> list[ScheduleRecord]:
+        """Schedules (of one owner, if given), by id."""
+        query = f"SELECT {_SCHEDULE_COLUMNS} FROM schedules"
+        args: tuple[Any, ...] = ()
+        if owner_id is not None:
+            query, args = query + " WHERE owner_id = ?", (owner_id,)
+        cur = await self.db.execute(query + " ORDER BY schedule_id", args)
+        return [_schedule(r) for r in await cur.fetchall()]
+
+    async def update_schedule(self, schedule_id: int, **fields: Any) -> ScheduleRecord:
+        """Change some columns of a schedule (paused, next_fire_at, last_fire_at, last_run_id)."""
+        allowed = {"paused", "next_fire_at", "last_fire_at", "last_run_id"}
+        if not fields or not set(fields) <= allowed:
+            raise ValueError(f"can only update {sorted(allowed)}")
+        sets = ", ".join(f"{name} = ?" for name in fields)
+        cur = await self.db.execute(
+            f"UPDATE schedules SET {sets} WHERE schedule_id = ?", (*fields.values(), schedule_id)
+        )
+        await self.db.commit()
+        if cur.rowcount == 0:
+            raise NotFoundError(f"schedule {schedule_id} does not exist")
+        return await self.get_schedule(schedule_id)
+
+    async def delete_schedule(self, schedule_id: int) -> None:
+        """Remove a schedule."""
+        cur = await self.db.execute("DELETE FROM schedules WHERE schedule_id = ?", (schedule_id,))
+        await self.db.commit()
+        if cur.rowcount == 0:
+            raise NotFoundError(f"schedule {schedule_id} does not exist")
+
+    # -- bot users --------------------------------------------------------------------------
+
+    async def upsert_user(self, user_id: int, username: str | None, chat_id: int, first_name: str | None) -> None:
+        """Remember (or refresh) a Telegram user; usernames are kept lower-cased without '@'."""
+        name = username.lstrip("@").lower() if username else None
+        await self.db.execute(
+            "INSERT INTO users (user_id, username, chat_id, first_name, updated_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (user_id) DO UPDATE SET username = excluded.username, chat_id = excluded.chat_id, "
+            "first_name = excluded.first_name, updated_at = excluded.updated_at",
+            (user_id, name, chat_id, first_name, time.time()),
+        )
+        await self.db.commit()
+
+    async def find_user(self, username: str) -> UserRecord | None:
+        """The user with this @username (case-insensitive), if they have started the bot."""
+        cur = await self.db.execute(
+            "SELECT user_id, username, chat_id, first_name, updated_at FROM users WHERE username = ? "
+            "ORDER BY updated_at DESC LIMIT 1",
+            (username.lstrip("@").lower(),),
+        )
+        row = await cur.fetchone()
+        return UserRecord(*row) if row else None
+
+    async def get_user(self, user_id: int) -> UserRecord | None:
+        """A user by id, if known."""
+        cur = await self.db.execute(
+            "SELECT user_id, username, chat_id, first_name, updated_at FROM users WHERE user_id = ?",
+            (user_id,),
+        )
+        row = await cur.fetchone()
+        return UserRecord(*row) if row else None
+
+
+def _run(row: Any, counts: dict[str, int]) -> RunRecord:
+    return RunRecord(
+        row[0],
+        row[1],
+        RunState(row[2]),
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+        row[10],
+        counts,
+    )
+
+
+def _task(row: Any) -> TaskRecord:
+    return TaskRecord(row[0], TaskState(row[1]), row[2], row[3], row[4], row[5], row[6], row[7])
+
+
+def _schedule(row: Any) -> ScheduleRecord:
+    return ScheduleRecord(
+        row[0], row[1], row[2], row[3], row[4], row[5], row[6], bool(row[7]), row[8], row[9], row[10], row[11]
+    )

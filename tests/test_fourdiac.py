@@ -1,0 +1,514 @@
+"""Tests of the 4diac importer: hand-written files, real 4diac examples, and hostile XML."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.errors import ConfigError, Problem
+from orchestrator.fourdiac import ImportResult, iec_literal, import_4diac, load_mapping
+from orchestrator.limits import MAX_XML_BYTES
+
+DATA = Path(__file__).parent / "data" / "4diac"
+# Real files from eclipse-4diac/4diac-examples (EPL-2.0); read where they are, never copied here.
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "4diac"
+
+
+def _import(name: str, **kwargs: Any) -> ImportResult:
+    return import_4diac((DATA / name).read_bytes(), filename=name, **kwargs)
+
+
+def _problems(data: bytes, **kwargs: Any) -> list[Problem]:
+    with pytest.raises(ConfigError) as info:
+        import_4diac(data, **kwargs)
+    return info.value.problems
+
+
+def _messages(problems: list[Problem]) -> list[str]:
+    return [str(p) for p in problems]
+
+
+def _system(network: str, resource: str = "", app: str = "App") -> bytes:
+    """A one-application system around ``network`` (the inside of a SubAppNetwork)."""
+    res = f"<Device Name='PC'><Resource Name='Res'><FBNetwork>{resource}</FBNetwork></Resource></Device>"
+    return (
+        f"<?xml version='1.0'?><System Name='S'><Application Name='{app}'>"
+        f"<SubAppNetwork>{network}</SubAppNetwork></Application>{res}</System>"
+    ).encode()
+
+
+def _fixture(name: str) -> bytes:
+    if not FIXTURES.is_dir():
+        pytest.skip(f"the 4diac example files are not at {FIXTURES}")
+    return (FIXTURES / name).read_bytes()
+
+
+# -- success paths -----------------------------------------------------------------------------
+
+
+def test_pipeline_becomes_the_spec_example() -> None:
+    result = _import("pipeline.sys")
+    config = result.config
+    assert config.dag_name == "GithubStars"
+    assert [t.id for t in config.tasks] == ["Fetch", "ToText", "Send"]
+    fetch, to_text, send = config.tasks
+    # The package prefix is dropped, QI dropped, URL renamed, and HTTP_GET's method fixed.
+    assert fetch.operation == "http_request"
+    assert fetch.independent_params == {
+        "url": "https://api.github.com/repos/python/cpython",
+        "filename": "repo.json",
+        "method": "GET",
+    }
+    assert fetch.dependencies == []
+    assert fetch.description == "the repository as JSON"
+    assert (to_text.operation, to_text.dependencies) == ("json_to_string", ["Fetch"])
+    assert to_text.dependent_params == {"data": "Fetch"}  # the whole output of Fetch
+    assert to_text.independent_params["filename"] == "message.txt"
+    assert (send.operation, send.dependent_params, send.dependencies) == (
+        "telegram_send",
+        {"text": "ToText"},
+        ["ToText"],
+    )
+    assert send.independent_params == {"username": "@someone"}
+    assert send.position is not None
+    assert (send.position.x, send.position.y) == (1700.0, -40.0)
+    assert to_text.position is not None
+    assert to_text.position.x == 900.5
+    assert result.schedule is None
+    assert config.metadata["imported_from"] == {
+        "format": "4diac",
+        "file": "pipeline.sys",
+        "element": "Application 'GithubStars'",
+    }
+    assert any("entry tasks: Fetch" in note for note in result.notes)
+    assert any("START.STOP" in note and "ignored" in note for note in result.notes)
+
+
+def test_diamond_collapses_split_and_rend_into_edges() -> None:
+    result = _import("diamond.sys")
+    tasks = {t.id: t for t in result.config.tasks}
+    assert list(tasks) == ["A", "B", "C", "D"]  # no task for Split1 / Join1
+    assert tasks["A"].dependencies == []
+    assert tasks["B"].dependencies == ["A"]
+    assert tasks["C"].dependencies == ["A"]
+    assert tasks["D"].dependencies == ["B", "C"]
+    assert tasks["D"].dependent_params == {"value": "B"}
+    assert tasks["C"].independent_params == {"seconds": 0.01}
+    assert "E_SPLIT 'Split1' collapsed into edges" in result.notes
+    assert "E_REND 'Join1' collapsed into edges" in result.notes
+
+
+def test_subapp_blocks_are_flattened_and_wired_through_its_pins() -> None:
+    result = _import("subapp.sys")
+    tasks = {t.id: t for t in result.config.tasks}
+    assert list(tasks) == ["Fetch", "Stage.Pick", "Stage.Keep", "Report"]
+    assert tasks["Stage.Pick"].dependencies == ["Fetch"]
+    assert tasks["Stage.Pick"].dependent_params == {"data": "Fetch"}  # Fetch.OUT → Stage.IN → Pick.DATA
+    assert tasks["Stage.Keep"].dependencies == ["Stage.Pick"]
+    assert tasks["Stage.Keep"].independent_params == {"value": 5}  # the sub-app's own Parameter LIMIT
+    assert tasks["Report"].dependencies == ["Stage.Keep", "Stage.Pick"]  # event via CNF, data via OUT
+    assert tasks["Report"].dependent_params == {"value": "Stage.Pick"}
+    pick = tasks["Stage.Pick"].position
+    assert pick is not None
+    assert (pick.x, pick.y) == (1100.0, 550.0)
+
+
+@pytest.fixture(scope="module")
+def literals() -> dict[str, Any]:
+    result = _import("literals.sys", mapping=load_mapping(DATA / "literals_map.json"))
+    return {"notes": result.notes, **{t.id: t.independent_params.get("value", "<unset>") for t in result.config.tasks}}
+
+
+@pytest.mark.parametrize(
+    ("block", "expected"),
+    [
+        ("Int", 42),
+        ("Negative", -7),
+        ("Grouped", 1_000_000),
+        ("Hex", 255),
+        ("Binary", 0b1010_1010),
+        ("Octal", 15),
+        ("Real", 3.25),
+        ("Exponent", 1500.0),
+        ("True", True),
+        ("False", False),
+        ("TypedBool", True),
+        ("TypedInt", 5),
+        ("TypedHex", 16),
+        ("TypedReal", 2.0),
+        ("String", "hello, world"),
+        ("Escapes", "it's $5\nnext\tA"),
+        ("Wide", 'say "hi" é'),
+        ("TypedString", "x"),
+        ("BareString", "4"),
+        ("Second", 1.0),
+        ("Millis", 0.25),
+        ("Compound", 90.0),
+        ("LongTime", 3723.5),
+        ("LowerTime", 2.0),
+        ("Day", 86400.0),
+        ("Date", "2024-01-31"),
+        ("TimeOfDay", "12:30:15"),
+        ("DateTime", "2024-01-31T12:30:00"),
+        ("Array", [1, 2, 3]),
+        ("Repeated", [0, 0, 1]),
+        ("Struct", {"name": "a, b", "tags": ["x", "y"], "n": 2}),
+        ("NotALiteral", "virtuals::local"),
+        ("Empty", "<unset>"),
+    ],
+)
+def test_parameter_literals_become_json(literals: dict[str, Any], block: str, expected: Any) -> None:
+    value = literals[block]
+    assert value == expected
+    assert type(value) is type(expected)  # 1.0 is not 1, True is not 1
+
+
+def test_a_value_that_is_no_literal_is_kept_as_text_with_a_note(literals: dict[str, Any]) -> None:
+    assert any("NotALiteral.V" in note and "kept as text" in note for note in literals["notes"])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "'unterminated",
+        "'a'b'",
+        "[1, 2",
+        "T#5x",
+        "T#",
+        "16#XY",
+        "INT#1.5",
+        "Color#Red",
+        "(a = 1)",
+        "[100000000(0)]",
+        "1e999",
+    ],
+)
+def test_bad_literals_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match=r"."):
+        iec_literal(text)
+
+
+def test_cycle_started_by_start_becomes_the_schedule() -> None:
+    result = _import("cycle.sys")
+    tasks = {t.id: t for t in result.config.tasks}
+    assert list(tasks) == ["Poll", "Save"]  # E_CYCLE is no task
+    assert tasks["Poll"].dependencies == []
+    assert tasks["Save"].dependencies == ["Poll"]
+    assert result.schedule == "* * * * * */30"
+    assert result.config.metadata["suggested_schedule"] == "* * * * * */30"
+    assert any("E_CYCLE 'Tick'" in note and "schedule" in note for note in result.notes)
+
+
+def _cycle(dt: str) -> bytes:
+    return _system(
+        f"<FB Name='Tick' Type='E_CYCLE'><Parameter Name='DT' Value='{dt}'/></FB><FB Name='Job' Type='NOOP'/>"
+        "<EventConnections><Connection Source='Tick.EO' Destination='Job.REQ'/></EventConnections>",
+        "<EventConnections><Connection Source='START.WARM' Destination='App.Tick.START'/></EventConnections>",
+    )
+
+
+@pytest.mark.parametrize(
+    ("dt", "cron"),
+    [
+        ("T#1s", "* * * * * *"),
+        ("T#15s", "* * * * * */15"),
+        ("T#1m", "* * * * *"),
+        ("T#5m", "*/5 * * * *"),
+        ("T#1h", "0 * * * *"),
+        ("T#2h", "0 */2 * * *"),
+        ("T#1d", "0 0 * * *"),
+        ("T#90s", None),
+        ("T#250ms", None),
+    ],
+)
+def test_cycle_period_to_cron(dt: str, cron: str | None) -> None:
+    result = import_4diac(_cycle(dt))
+    assert result.schedule == cron
+    assert result.config.tasks[0].dependencies == []
+    if cron is None:
+        assert any("no cron equivalent" in note for note in result.notes)
+
+
+def test_cycle_started_by_a_task_is_refused() -> None:
+    network = (
+        "<FB Name='First' Type='NOOP'/><FB Name='Tick' Type='E_CYCLE'><Parameter Name='DT' Value='T#1s'/></FB>"
+        "<FB Name='Job' Type='NOOP'/><EventConnections><Connection Source='First.CNF' Destination='Tick.START'/>"
+        "<Connection Source='Tick.EO' Destination='Job.REQ'/></EventConnections>"
+    )
+    problems = _problems(_system(network))
+    assert [p.location for p in problems] == ["FB 'Tick'"]
+    assert "started by First" in problems[0].message
+
+
+def test_cycles_with_different_periods_are_refused() -> None:
+    network = (
+        "<FB Name='Fast' Type='E_CYCLE'><Parameter Name='DT' Value='T#1s'/></FB>"
+        "<FB Name='Slow' Type='E_CYCLE'><Parameter Name='DT' Value='T#1m'/></FB><FB Name='Job' Type='NOOP'/>"
+        "<EventConnections><Connection Source='Fast.EO' Destination='Job.REQ'/>"
+        "<Connection Source='Slow.EO' Destination='Job.REQ'/></EventConnections>"
+    )
+    problems = _problems(_system(network))
+    assert len(problems) == 1
+    assert "Fast" in problems[0].message
+    assert "Slow" in problems[0].message
+
+
+def test_composite_fb_type_starts_at_its_interface_events() -> None:
+    result = _import("composite.fbt")
+    tasks = {t.id: t for t in result.config.tasks}
+    assert result.config.dag_name == "Fetch_And_Save"  # "Fetch And Save" sanitised to a dag id
+    assert tasks["Pause"].operation == "sleep"  # E_DELAY
+    assert tasks["Pause"].independent_params == {"seconds": 0.02}  # the interface's InitialValue T#20ms
+    assert tasks["Pause"].dependencies == []
+    assert tasks["Save"].dependencies == ["Pause"]
+    assert any("'NOTE'" in note and "no value" in note for note in result.notes)
+
+
+def test_several_applications_need_a_choice() -> None:
+    data = (DATA / "multi_app.sys").read_bytes()
+    problems = _problems(data, filename="multi_app.sys")
+    assert problems[0].location == "System 'Plant'"
+    assert "'First'" in problems[0].message
+    assert "'Second'" in problems[0].message
+    result = import_4diac(data, app="Second")
+    assert [t.id for t in result.config.tasks] == ["B", "C"]
+    assert any("entry tasks: B" in note for note in result.notes)  # START into First.A is not this app's
+    unknown = _problems(data, app="Third")
+    assert "no application 'Third'" in unknown[0].message
+    assert "'Second'" in unknown[0].message
+
+
+def test_user_mapping_renames_fixes_and_points_into_outputs() -> None:
+    network = (
+        "<FB Name='Get' Type='FETCH'><Parameter Name='ADDR' Value='&apos;https://example.org&apos;'/>"
+        "<Parameter Name='QI' Value='1'/></FB><FB Name='Say' Type='NOOP'/>"
+        "<EventConnections><Connection Source='Get.CNF' Destination='Say.REQ'/></EventConnections>"
+        "<DataConnections><Connection Source='Get.NAME' Destination='Say.V'/></DataConnections>"
+    )
+    mapping = load_mapping(DATA / "literals_map.json")
+    result = import_4diac(_system(network), mapping=mapping, dag_name="custom")
+    get, say = result.config.tasks
+    assert result.config.dag_name == "custom"
+    assert get.independent_params == {"url": "https://example.org", "method": "GET"}
+    assert say.dependent_params == {"value": "Get.full_name"}  # the mapping's outputs: NAME → full_name
+    bad = network.replace("Get.NAME", "Get.STATUS").replace("'ADDR'", "'METHOD'")
+    messages = _messages(_problems(_system(bad), mapping=mapping))
+    assert any("'STATUS'" not in m and "STATUS" in m and "known: BODY, NAME" in m for m in messages)
+    assert any("fixed to 'GET'" in m for m in messages)
+
+
+def test_params_the_operation_lacks_are_reported_by_the_validator() -> None:
+    network = "<FB Name='Job' Type='MYTYPE'><Parameter Name='SPEED' Value='3'/></FB>"
+    problems = _problems(_system(network), mapping={"MYTYPE": "noop"})
+    assert _messages(problems) == ["tasks[0].independent_params.SPEED: operation 'noop' has no param 'SPEED'"]
+
+
+# -- what cannot be mapped -------------------------------------------------------------------
+
+
+def test_everything_unmappable_is_reported_at_once() -> None:
+    problems = _problems((DATA / "broken.sys").read_bytes(), filename="broken.sys")
+    by_location = {p.location: p.message for p in problems}
+    assert by_location["FB 'Switch1'"] == "E_SWITCH is branching; TaskFlow DAGs cannot branch"
+    assert "any-of" in by_location["FB 'Any1'"]
+    assert "'CLIENT_1' has no operation mapping" in by_location["FB 'Client'"]
+    assert "names no block" in by_location["event connection 'A.CNF' → 'Ghost.REQ'"]
+    assert "adapter connections cannot be mapped" in by_location["adapter connection 'A.PLUG' → 'B.SOCKET'"]
+    assert "'VALUE' has 2 sources (A.OUT, B.OUT)" in by_location["FB 'C'"]
+    assert len(problems) == 6
+
+
+def test_error_names_the_file() -> None:
+    with pytest.raises(ConfigError) as info:
+        import_4diac((DATA / "broken.sys").read_bytes(), filename="broken.sys")
+    assert info.value.source == "broken.sys"
+    assert info.value.report().startswith("broken.sys is invalid (6 problem(s)):")
+
+
+def test_event_loop_names_the_blocks_on_it() -> None:
+    network = (
+        "<FB Name='A' Type='NOOP'/><FB Name='Fan' Type='E_SPLIT'/>"
+        "<FB Name='B' Type='NOOP'/><FB Name='Off' Type='NOOP'/>"
+        "<EventConnections><Connection Source='A.CNF' Destination='Fan.EI'/>"
+        "<Connection Source='Fan.EO1' Destination='B.REQ'/><Connection Source='B.CNF' Destination='A.REQ'/>"
+        "<Connection Source='Fan.EO2' Destination='Off.REQ'/></EventConnections>"
+    )
+    problems = _problems(_system(network))
+    assert len(problems) == 1
+    assert problems[0].location == "EventConnections"
+    loop = problems[0].message.removeprefix("event loop: ").split(";")[0].split(" → ")
+    assert loop[0] == loop[-1]
+    assert sorted(loop[:-1]) == ["A", "B", "Fan"]  # Off hangs off the loop, it is not on it
+
+
+def test_interface_pin_in_an_application_is_dangling() -> None:
+    network = (
+        "<FB Name='A' Type='NOOP'/><EventConnections><Connection Source='REQ' Destination='A.REQ'/></EventConnections>"
+    )
+    problems = _problems(_system(network))
+    assert len(problems) == 1
+    assert "'REQ' is not a pin of the interface" in problems[0].message
+
+
+def test_empty_application_is_refused() -> None:
+    problems = _problems(_system(""))
+    assert _messages(problems) == ["Application 'App': the network has no function blocks"]
+
+
+def test_basic_fb_type_is_refused() -> None:
+    problems = _problems((DATA / "basic.fbt").read_bytes(), filename="basic.fbt")
+    assert problems[0].location == "FB type 'Counter'"
+    assert "basic function block" in problems[0].message
+
+
+def test_sub_apps_nested_too_deep_are_refused() -> None:
+    depth = 40
+    inner = "<FB Name='Leaf' Type='NOOP'/>"
+    for level in range(depth):
+        inner = f"<SubApp Name='S{level}'><SubAppNetwork>{inner}</SubAppNetwork></SubApp>"
+    problems = _problems(_system(inner))
+    assert any("nest deeper than" in p.message for p in problems)
+
+
+# -- hostile or broken XML -------------------------------------------------------------------
+
+
+def test_malformed_xml_reports_line_and_column() -> None:
+    data = b"<?xml version='1.0'?>\n<System Name='S'>\n  <Application Name='A'>\n  </System>\n"
+    problems = _problems(data, filename="bad.sys")
+    assert len(problems) == 1
+    assert problems[0].location == "line 4, column 5"
+    assert problems[0].message == "malformed XML: mismatched tag"
+
+
+def test_entity_expansion_bomb_is_refused() -> None:
+    lol = "".join(f"<!ENTITY lol{i} '{f'&lol{i - 1};' * 10}'>" for i in range(1, 10))
+    data = f"<?xml version='1.0'?><!DOCTYPE System [<!ENTITY lol0 'lol'>{lol}]><System Name='&lol9;'/>".encode()
+    problems = _problems(data)
+    assert problems[0].location == "DOCTYPE"
+    assert "entity declaration 'lol0' refused" in problems[0].message
+
+
+def test_external_entity_is_refused() -> None:
+    data = b"<?xml version='1.0'?><!DOCTYPE System [<!ENTITY x SYSTEM 'file:///etc/passwd'>]><System Name='&x;'/>"
+    problems = _problems(data)
+    assert problems[0].location == "DOCTYPE"
+    assert "refused" in problems[0].message
+    assert "root:" not in str(problems)
+
+
+def test_external_dtd_is_not_fetched() -> None:
+    # Real .fbt files name a DTD on the web; it is neither fetched nor needed.
+    data = (
+        b"<?xml version='1.0'?><!DOCTYPE System SYSTEM 'http://127.0.0.1:9/never.dtd'>"
+        + _system("<FB Name='A' Type='NOOP'/>").split(b"?>", 1)[1]
+    )
+    assert [t.id for t in import_4diac(data).config.tasks] == ["A"]
+
+
+def test_oversized_file_is_refused_before_parsing() -> None:
+    data = b"<System>" + b" " * MAX_XML_BYTES + b"</System>"
+    problems = _problems(data)
+    assert f"the limit is {MAX_XML_BYTES}" in problems[0].message
+
+
+def test_other_xml_is_refused() -> None:
+    problems = _problems(b"<html><body/></html>")
+    assert problems[0].location == "<html>"
+    assert "not a 4diac system" in problems[0].message
+
+
+# -- the mapping file ------------------------------------------------------------------------
+
+
+def test_load_mapping_accepts_the_shorthand_and_comments() -> None:
+    assert load_mapping(b'{"$comment": "x", "MY_WAIT": "sleep"}') == {"MY_WAIT": {"operation": "sleep"}}
+
+
+@pytest.mark.parametrize(
+    ("raw", "location", "message"),
+    [
+        (b'{\n  "A": {"operation": "noop",}\n}', "line 2, column 31", "invalid JSON"),
+        (b'{"A": {"operation": "noop", "rename": {}}}', "A.rename", "unknown field"),
+        (b'{"A": {"operation": "no_such_op"}}', "A.operation", "unknown operation 'no_such_op'"),
+        (b'{"A": {"operation": "noop", "params": {"X": 1}}}', "A.params.X", "valid string"),
+        (b"[1, 2]", "", "JSON object"),
+    ],
+)
+def test_load_mapping_reports_bad_entries(raw: bytes, location: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_mapping(raw)
+    problem = info.value.problems[0]
+    assert problem.location == location
+    assert message in problem.message
+
+
+def test_load_mapping_of_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_mapping(tmp_path / "nope.json")
+    assert info.value.source == "nope.json"
+    assert "cannot read" in info.value.problems[0].message
+
+
+def test_a_bad_mapping_passed_to_the_importer_is_reported() -> None:
+    with pytest.raises(ConfigError) as info:
+        import_4diac(_system("<FB Name='A' Type='NOOP'/>"), mapping={"NOOP": {"operation": ""}})
+    assert info.value.source == "mapping"
+    assert info.value.problems[0].location == "NOOP.operation"
+
+
+# -- the real 4diac examples -----------------------------------------------------------------
+
+
+def test_xquery_event_cycle_names_the_blocks_on_it() -> None:
+    problems = _problems(_fixture("Xquery.sys"), filename="Xquery.sys")
+    loops = [p for p in problems if p.message.startswith("event loop:")]
+    assert len(loops) == 1
+    for block in ("FetchSpeed", "FetchSuccessor", "FetchPredecessor", "DummyRollgang"):
+        assert block in loops[0].message
+    assert any(p.location == "FB 'FetchSpeed'" and "'CLIENT_1'" in p.message for p in problems)
+
+
+def test_blinky_reports_e_switch_as_branching() -> None:
+    problems = _problems(_fixture("Blinky.fbt"), filename="Blinky.fbt")
+    by_location = {p.location: p.message for p in problems}
+    assert by_location["FB 'E_SWITCH'"] == "E_SWITCH is branching; TaskFlow DAGs cannot branch"
+    assert "bistable" in by_location["FB 'E_SR'"]
+    assert "FB 'E_CYCLE'" not in by_location  # started from the type's Start event: a schedule, no error
+
+
+def test_wait_for_connection_e_switch_is_refused_and_e_delay_maps() -> None:
+    data = _fixture("WaitForConnection.SUB")
+    problems = _problems(data, filename="WaitForConnection.SUB")
+    locations = {p.location for p in problems}
+    assert {"FB 'E_SWITCH_2'", "FB 'WaitForConnection'", "FB 'DINT2DINT_6'"} <= locations
+    assert "FB 'E_DELAY_2'" not in locations  # E_DELAY maps to sleep
+    # With the communication blocks mapped, only the branch (and noop's unknown params) is left.
+    mapped = _problems(data, mapping={"SUBSCRIBE_1": "noop", "STRING2STRING": "noop"})
+    assert [p.location for p in mapped if p.location.startswith("FB")] == ["FB 'E_SWITCH_2'"]
+
+
+# -- end to end ------------------------------------------------------------------------------
+
+
+async def test_imported_diamond_runs_through_the_engine(tmp_path: Path) -> None:
+    from orchestrator.engine import Orchestrator
+    from orchestrator.settings import Settings
+    from orchestrator.states import RunState, TaskState
+
+    config = _import("diamond.sys").config
+    async with Orchestrator(Settings(data_dir=tmp_path)) as orch:
+        report = await orch.run(config)
+    assert report.state == RunState.SUCCESS
+    assert {task_id: t.state for task_id, t in report.tasks.items()} == dict.fromkeys("ABCD", TaskState.SUCCESS)
+    # D's value came from B's output through the imported data connection.
+    output = report.tasks["D"].output_file
+    assert report.archive is not None
+    assert output is not None
+    with zipfile.ZipFile(report.archive) as archive:
+        name = next(n for n in archive.namelist() if n.endswith(output))
+        assert json.loads(archive.read(name)) == "b"

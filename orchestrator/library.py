@@ -3,7 +3,8 @@
 The store holds each DAG's current config; ``configs/<dag_id>/config.json`` is its copy on disk,
 with every earlier version kept beside it (``config.v<N>.json``). Files in ``dags/`` are loaded at
 start and watched: a changed file replaces its DAG, an invalid one is reported and the previous
-version kept. A file's hash is remembered so an unchanged file never undoes a user's edit.
+version kept. The hash of the file last loaded is kept beside the config (``loaded_from``), so an
+unchanged file never undoes a user's edit.
 """
 
 from __future__ import annotations
@@ -107,15 +108,13 @@ class DagLibrary:
 
     async def _load_file(self, path: Path) -> None:
         data = await asyncio.to_thread(path.read_bytes)
-        source = f"file:{path.name}#{hashlib.sha256(data).hexdigest()[:16]}"
+        digest = f"{path.name}#{hashlib.sha256(data).hexdigest()}"
         config = parse_config(data, source=path.name)
-        try:
-            known = await self.store.get_dag(config.dag_id)
-        except NotFoundError:
-            known = None
-        if known is not None and known.source == source:
+        marker = self.settings.configs_dir / config.dag_id / "loaded_from"
+        if marker.is_file() and marker.read_text(encoding="utf-8") == digest:
             return  # same file as last time: keep any edits users made since
-        await self.save(config, source=source)
+        await self.save(config, source=f"file:{path.name}")
+        marker.write_text(digest, encoding="utf-8")
         log.info("loaded DAG %r from %s", config.dag_id, path.name)
 
     async def watch(self) -> None:

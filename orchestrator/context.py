@@ -2,39 +2,49 @@
 
 It hands the operation its run folder (``ctx.path`` refuses any path outside it), a logger into the
 run's ``run.log`` and the shared resources, and records how the attempt ended, whatever happens.
+A class rather than ``@asynccontextmanager``: it is entered once per task, on the hot path.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
+from types import TracebackType
 
 from operations.base import OperationContext, Resources
 
 
-@contextlib.asynccontextmanager
-async def operation_context(
-    *,
-    run_id: int,
-    dag_id: str,
-    task_id: str,
-    attempt: int,
-    folder: Path,
-    run_logger: logging.Logger,
-    resources: Resources,
-) -> AsyncIterator[OperationContext]:
-    """Yield the context of one attempt; log how it failed, if it did."""
-    logger = logging.LoggerAdapter(run_logger, {"task": task_id})
-    ctx = OperationContext(run_id, dag_id, task_id, attempt, folder, logger, resources)
-    started = time.perf_counter()
-    try:
-        yield ctx
-    except BaseException as exc:
-        logger.warning("attempt %d failed after %.3fs: %s", attempt, time.perf_counter() - started, _brief(exc))
-        raise
+class operation_context:
+    """``async with operation_context(...) as ctx``: the context of one attempt."""
+
+    __slots__ = ("_ctx", "_started")
+
+    def __init__(
+        self,
+        *,
+        run_id: int,
+        dag_id: str,
+        task_id: str,
+        attempt: int,
+        folder: Path,
+        run_logger: logging.Logger,
+        resources: Resources,
+    ) -> None:
+        logger = logging.LoggerAdapter(run_logger, {"task": task_id})
+        self._ctx = OperationContext(run_id, dag_id, task_id, attempt, folder, logger, resources)
+        self._started = 0.0
+
+    async def __aenter__(self) -> OperationContext:
+        self._started = time.perf_counter()
+        return self._ctx
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is not None:
+            elapsed = time.perf_counter() - self._started
+            self._ctx.logger.warning("attempt %d failed after %.3fs: %s", self._ctx.attempt, elapsed, _brief(exc))
 
 
 def _brief(exc: BaseException) -> str:

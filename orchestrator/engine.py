@@ -282,22 +282,25 @@ class Orchestrator:
         slot.attempts += 1
         slot.started_at = slot.started_at or time.time()
         self._transition(run, slot, TaskState.RUNNING)
-        attempt = asyncio.create_task(self._attempt(run, slot), name=f"run-{run.run_id}:{slot.task_id}")
-        run.running[slot.task_id] = attempt
+        # The attempt runs in the worker's own task (no task per attempt: this is the hot path);
+        # cancelling the run cancels the worker and ``_interrupted`` tells the two cancels apart.
+        worker = asyncio.current_task()
+        assert worker is not None
+        run.running[slot.task_id] = worker
         try:
-            await asyncio.wait({attempt})
+            output = await self._attempt(run, slot)
         except asyncio.CancelledError:
-            attempt.cancel()  # the worker itself is stopping: leave the task to be resumed
-            raise
-        finally:
-            run.running.pop(slot.task_id, None)
-        if attempt.cancelled():
+            if not _interrupted(run, worker):
+                raise  # the service is stopping: leave the task to be resumed
             self._transition(run, slot, TaskState.CANCELLED, error="run cancelled", final=True)
             self._maybe_finish(run)
-        elif (exc := attempt.exception()) is not None:
+            return
+        except Exception as exc:
             self._on_failure(run, slot, exc)
-        else:
-            await self._on_success(run, slot, attempt.result())
+            return
+        finally:
+            run.running.pop(slot.task_id, None)
+        await self._on_success(run, slot, output)
 
     async def _attempt(self, run: ActiveRun, slot: TaskSlot) -> Any:
         task = slot.config
@@ -318,6 +321,8 @@ class Orchestrator:
             run_logger=run.logger,
             resources=self.resources,
         ) as ctx:
+            if task.timeout is None:
+                return await self._executor.execute(op, params, ctx)
             try:
                 async with asyncio.timeout(task.timeout):
                     return await self._executor.execute(op, params, ctx)
@@ -341,7 +346,12 @@ class Orchestrator:
             slot.output_file = name
         run.outputs[slot.task_id] = output
         self._transition(run, slot, TaskState.SUCCESS, output=encoded, final=True)
-        await self.store.flush()  # durable before anything downstream starts
+        # Downstream tasks are queued only once this success is committed; the worker goes on.
+        run.releasing += 1
+        self.store.when_durable(lambda: self._release_children(run, slot))
+
+    def _release_children(self, run: ActiveRun, slot: TaskSlot) -> None:
+        run.releasing -= 1
         for child_id in run.children.get(slot.task_id, ()):
             child = run.slots[child_id]
             child.waiting -= 1
@@ -391,13 +401,13 @@ class Orchestrator:
             slot.finish(state, error)
         else:
             slot.state, slot.error = state, error
-        self.store.record_task(run.run_id, slot.record(), output=output, attempt=slot.attempts or None)
+        self.store.record_task(run.run_id, slot.record(), output=output)
         self.events.publish(RunEvent(run.run_id, slot.task_id, state.value, error))
 
     # -- ending runs ------------------------------------------------------------------------
 
     def _maybe_finish(self, run: ActiveRun) -> None:
-        if run.finishing or run.running or run.timers or run.unfinished:
+        if run.finishing or run.running or run.timers or run.releasing or run.unfinished:
             return
         run.finishing = True
         task = asyncio.create_task(self._finish(run), name=f"finish-run-{run.run_id}")
@@ -426,6 +436,11 @@ class Orchestrator:
         run.done.set_result(None)
         self.events.publish(RunEvent(run.run_id, None, final.value, error))
         log.info("run %d of %r ended: %s", run.run_id, run.config.dag_id, final)
+
+
+def _interrupted(run: ActiveRun, worker: asyncio.Task[Any]) -> bool:
+    """Whether a CancelledError in a worker came from cancelling its run (and only from that)."""
+    return run.cancelled and worker.uncancel() == 0
 
 
 def _run_logger(run_id: int, folder: RunFolder) -> logging.Logger:

@@ -490,7 +490,7 @@ def _cron_for_period(seconds: float) -> str | None:
 # -- the network -----------------------------------------------------------------------------
 
 
-class Kind(Enum):
+class _Kind(Enum):
     """What a node of the imported network becomes."""
 
     TASK = "task"
@@ -502,8 +502,8 @@ class Kind(Enum):
     ROOT_PIN = "root_pin"  # a pin of the imported type's own interface: an entry (or a sink)
 
 
-_STRUCTURAL = {"E_RESTART": Kind.START, "E_SPLIT": Kind.COLLAPSE, "E_REND": Kind.COLLAPSE, "E_CYCLE": Kind.CYCLE}
-_ENTRY_KINDS = frozenset({Kind.START, Kind.ROOT_PIN, Kind.CYCLE})
+_STRUCTURAL = {"E_RESTART": _Kind.START, "E_SPLIT": _Kind.COLLAPSE, "E_REND": _Kind.COLLAPSE, "E_CYCLE": _Kind.CYCLE}
+_ENTRY_KINDS = frozenset({_Kind.START, _Kind.ROOT_PIN, _Kind.CYCLE})
 _STATE = "keeps state between events; a TaskFlow task runs once per run"
 _UNSUPPORTED = {
     "E_SWITCH": "E_SWITCH is branching; TaskFlow DAGs cannot branch",
@@ -533,14 +533,14 @@ _BASIC_TYPES = {
 _TYPE_ROOTS = {"FBType": "FB type", "SubAppType": "sub-app type", "ResourceType": "resource type"}
 _CONNECTION_LISTS = {"EventConnections": "event", "DataConnections": "data", "AdapterConnections": "adapter"}
 
-NodeKey = tuple[str, str]
-_START_KEY: NodeKey = ("start", "START")
+_NodeKey = tuple[str, str]
+_START_KEY: _NodeKey = ("start", "START")
 
 
 @dataclass
 class _Node:
-    key: NodeKey
-    kind: Kind
+    key: _NodeKey
+    kind: _Kind
     label: str
     type_name: str = ""
     mapping: TypeMapping | None = None
@@ -552,16 +552,16 @@ class _Node:
     @property
     def where(self) -> str:
         """How problems name this node."""
-        if self.kind in (Kind.SUB_PIN, Kind.ROOT_PIN):
+        if self.kind in (_Kind.SUB_PIN, _Kind.ROOT_PIN):
             return f"interface pin '{self.label}'"
         return "START" if self.key == _START_KEY else f"FB '{self.label}'"
 
 
 @dataclass(frozen=True)
 class _Edge:
-    src: NodeKey
+    src: _NodeKey
     src_pin: str
-    dst: NodeKey
+    dst: _NodeKey
     dst_pin: str
     where: str
 
@@ -597,15 +597,15 @@ class _Importer:
         self.table = table
         self.folded = {_short_type(key).casefold(): entry for key, entry in table.items()}
         self.source = source
-        self.nodes: dict[NodeKey, _Node] = {}
+        self.nodes: dict[_NodeKey, _Node] = {}
         self.subapps: set[str] = set()
         self.events: list[_Edge] = []
         self.data: list[_Edge] = []
         self.problems: list[Problem] = []
         self.notes: list[str] = []
-        self.ev_in: dict[NodeKey, list[_Edge]] = defaultdict(list)
-        self.data_in: dict[tuple[NodeKey, str], list[_Edge]] = defaultdict(list)
-        self.data_pins: dict[NodeKey, list[str]] = defaultdict(list)
+        self.ev_in: dict[_NodeKey, list[_Edge]] = defaultdict(list)
+        self.data_in: dict[tuple[_NodeKey, str], list[_Edge]] = defaultdict(list)
+        self.data_pins: dict[_NodeKey, list[str]] = defaultdict(list)
         self.rank: dict[str, int] = {}
 
     def fail(self, location: str, message: str) -> ConfigError:
@@ -661,7 +661,7 @@ class _Importer:
         pins = _interface(_child(root, "InterfaceList", "SubAppInterfaceList"))
         pins.update({v.get("Name", ""): v.get("InitialValue") or None for v in root if _tag(v) == "VarDeclaration"})
         for pin, literal in pins.items():
-            self.nodes[("root", pin)] = _Node(("root", pin), Kind.ROOT_PIN, pin, literal=literal)
+            self.nodes[("root", pin)] = _Node(("root", pin), _Kind.ROOT_PIN, pin, literal=literal)
         self._add_network(network, "", (0.0, 0.0), 0)
         return info
 
@@ -710,20 +710,20 @@ class _Importer:
         node = _Node(("fb", label), kind, label, short, mapping, params, _position(element, origin))
         node.comment = (element.get("Comment") or "").strip()
         self.nodes[node.key] = node
-        if kind is Kind.COLLAPSE:
+        if kind is _Kind.COLLAPSE:
             self.notes.append(f"{short} '{label}' collapsed into edges")
 
-    def _classify(self, full_type: str, short: str) -> tuple[Kind, TypeMapping | None, str | None]:
+    def _classify(self, full_type: str, short: str) -> tuple[_Kind, TypeMapping | None, str | None]:
         if short in _STRUCTURAL:
             return _STRUCTURAL[short], None, None
         mapping = self.table.get(full_type) or self.table.get(short) or self.folded.get(short.casefold())
         if mapping is not None:
-            return Kind.TASK, mapping, None
+            return _Kind.TASK, mapping, None
         if short in _UNSUPPORTED:
-            return Kind.BLOCKED, None, _UNSUPPORTED[short]
+            return _Kind.BLOCKED, None, _UNSUPPORTED[short]
         if not short:
-            return Kind.BLOCKED, None, "has no Type"
-        return Kind.BLOCKED, None, f"type {short!r} has no operation mapping; add it to a mapping file (--map)"
+            return _Kind.BLOCKED, None, "has no Type"
+        return _Kind.BLOCKED, None, f"type {short!r} has no operation mapping; add it to a mapping file (--map)"
 
     def _add_subapp(self, element: Element, scope: str, origin: tuple[float, float], depth: int) -> None:
         network = _child(element, "SubAppNetwork", "FBNetwork")
@@ -741,7 +741,7 @@ class _Importer:
         pins.update({p.get("Name", ""): p.get("Value") for p in element if _tag(p) == "Parameter"})
         for pin, literal in pins.items():
             key = ("pin", f"{label}.{pin}")
-            self.nodes[key] = _Node(key, Kind.SUB_PIN, f"{label}.{pin}", literal=literal)
+            self.nodes[key] = _Node(key, _Kind.SUB_PIN, f"{label}.{pin}", literal=literal)
         position = _position(element, origin)
         inner_origin = (position["x"], position["y"]) if position else origin
         self._add_network(network, label, inner_origin, depth + 1)
@@ -770,7 +770,7 @@ class _Importer:
             return f"{text!r} is not a pin of the interface of {owner}"
         return f"{text!r} names no block (or no interface pin of a sub-app) in this network"
 
-    def _endpoint(self, text: str, scope: str) -> tuple[NodeKey, str] | None:
+    def _endpoint(self, text: str, scope: str) -> tuple[_NodeKey, str] | None:
         """The node and pin ``"FB.PIN"`` (or ``"PIN"`` of the enclosing interface) refers to."""
         if "." not in text:
             key = ("pin", f"{scope}.{text}") if scope else ("root", text)
@@ -816,7 +816,7 @@ class _Importer:
             self.notes.append(f"{where} ignored: only the START connections of resources are imported")
             return
         if _START_KEY not in self.nodes:
-            self.nodes[_START_KEY] = _Node(_START_KEY, Kind.START, "START", "E_RESTART")
+            self.nodes[_START_KEY] = _Node(_START_KEY, _Kind.START, "START", "E_RESTART")
         self.events.append(_Edge(_START_KEY, pin, end[0], end[1], where))
 
     # -- resolving -------------------------------------------------------------------------
@@ -827,7 +827,7 @@ class _Importer:
         self._check_fan_in()
         self._check_loops()
         schedule = self._schedule()
-        tasks = [self._task(node) for node in self.nodes.values() if node.kind is Kind.TASK]
+        tasks = [self._task(node) for node in self.nodes.values() if node.kind is _Kind.TASK]
         started = [t["id"] for t in tasks if not t["dependencies"] and self._started_by_start(t["id"])]
         if started:
             self.notes.append(f"START.COLD/WARM mark the entry tasks: {', '.join(started)}")
@@ -836,7 +836,7 @@ class _Importer:
         return tasks, schedule
 
     def _index(self) -> None:
-        tasks = [node.label for node in self.nodes.values() if node.kind is Kind.TASK]
+        tasks = [node.label for node in self.nodes.values() if node.kind is _Kind.TASK]
         self.rank = {label: i for i, label in enumerate(tasks)}
         for edge in self.events:
             reason = self._ignored(edge)
@@ -851,9 +851,9 @@ class _Importer:
 
     def _ignored(self, edge: _Edge) -> str | None:
         src, dst = self.nodes[edge.src], self.nodes[edge.dst]
-        if src.kind is Kind.START and edge.src_pin == "STOP":
+        if src.kind is _Kind.START and edge.src_pin == "STOP":
             return "START.STOP fires when the device stops"
-        if dst.kind is Kind.CYCLE and edge.dst_pin == "STOP":
+        if dst.kind is _Kind.CYCLE and edge.dst_pin == "STOP":
             return "stopping an E_CYCLE has no DAG equivalent"
         if dst.type_name == "E_REND" and edge.dst_pin == "R":
             return "resetting an E_REND has no DAG equivalent"
@@ -880,7 +880,7 @@ class _Importer:
                     )
 
     def _check_loops(self) -> None:
-        graph: dict[NodeKey, set[NodeKey]] = {key: set() for key in self.nodes}
+        graph: dict[_NodeKey, set[_NodeKey]] = {key: set() for key in self.nodes}
         for edges in self.ev_in.values():
             for e in edges:
                 graph[e.dst].add(e.src)
@@ -890,31 +890,31 @@ class _Importer:
             graph[e.dst].add(e.src)
         self._report_loops(graph, "DataConnections", "loop through data connections")
 
-    def _report_loops(self, graph: dict[NodeKey, set[NodeKey]], location: str, what: str) -> None:
+    def _report_loops(self, graph: dict[_NodeKey, set[_NodeKey]], location: str, what: str) -> None:
         for _ in range(_MAX_LOOPS_REPORTED):
             cycle = find_cycle(graph)
             if cycle is None:
                 return
             along = cycle[::-1]  # find_cycle follows dependencies; show the flow of events
-            blocks = [self.nodes[k].label for k in along[:-1] if self.nodes[k].kind is not Kind.SUB_PIN]
+            blocks = [self.nodes[k].label for k in along[:-1] if self.nodes[k].kind is not _Kind.SUB_PIN]
             names = blocks or [self.nodes[k].label for k in along[:-1]]
             path = " → ".join([*names, names[0]])
             self.problems.append(Problem(location, f"{what}: {path}; a DAG cannot loop"))
             graph[along[1]].discard(along[0])  # break this loop to look for the next one
 
-    def _walk_events(self, key: NodeKey, pins: Container[str] | None = None) -> tuple[set[str], set[NodeKey]]:
+    def _walk_events(self, key: _NodeKey, pins: Container[str] | None = None) -> tuple[set[str], set[_NodeKey]]:
         """The tasks and entry nodes found walking back over events from ``key``, through pass-throughs."""
         tasks: set[str] = set()
-        entries: set[NodeKey] = set()
+        entries: set[_NodeKey] = set()
         seen = {key}
-        stack: list[tuple[NodeKey, Container[str] | None]] = [(key, pins)]
+        stack: list[tuple[_NodeKey, Container[str] | None]] = [(key, pins)]
         while stack:
             current, only = stack.pop()
             for edge in self.ev_in.get(current, ()):
                 src = self.nodes[edge.src]
                 if only is not None and edge.dst_pin not in only:
                     continue
-                if src.kind is Kind.TASK:
+                if src.kind is _Kind.TASK:
                     tasks.add(src.label)
                 elif src.kind in _ENTRY_KINDS:
                     entries.add(src.key)
@@ -925,24 +925,24 @@ class _Importer:
 
     def _started_by_start(self, label: str) -> bool:
         _, entries = self._walk_events(("fb", label))
-        return any(self.nodes[k].kind is Kind.START for k in entries)
+        return any(self.nodes[k].kind is _Kind.START for k in entries)
 
-    def _data_source(self, key: NodeKey, pin: str) -> _Source | None:
+    def _data_source(self, key: _NodeKey, pin: str) -> _Source | None:
         """Follow a data input back through sub-app pins to the task or value that feeds it."""
-        seen: set[NodeKey] = set()
+        seen: set[_NodeKey] = set()
         while True:
             edges = self.data_in.get((key, pin))
             if not edges:
-                literal = self.nodes[key].literal if self.nodes[key].kind is Kind.SUB_PIN else None
+                literal = self.nodes[key].literal if self.nodes[key].kind is _Kind.SUB_PIN else None
                 return _Source(literal=literal) if literal is not None else None
             src = self.nodes[edges[0].src]  # several sources are reported by _check_fan_in
-            if src.kind is Kind.TASK:
+            if src.kind is _Kind.TASK:
                 return _Source(task=src, pin=edges[0].src_pin)
-            if src.kind is Kind.SUB_PIN and src.key not in seen:
+            if src.kind is _Kind.SUB_PIN and src.key not in seen:
                 seen.add(src.key)
                 key, pin = src.key, edges[0].src_pin
                 continue
-            if src.kind is Kind.ROOT_PIN and src.literal is not None:
+            if src.kind is _Kind.ROOT_PIN and src.literal is not None:
                 return _Source(literal=src.literal)
             return _Source(origin=src)
 
@@ -951,7 +951,7 @@ class _Importer:
     def _schedule(self) -> str | None:
         crons: dict[str, str] = {}
         for node in self.nodes.values():
-            if node.kind is Kind.CYCLE:
+            if node.kind is _Kind.CYCLE:
                 cron = self._cycle_schedule(node)
                 if cron is not None:
                     crons[node.label] = cron
@@ -964,7 +964,10 @@ class _Importer:
         return next(iter(crons.values()), None)
 
     def _cycle_schedule(self, node: _Node) -> str | None:
-        tasks, _ = self._walk_events(node.key, {"START"})
+        tasks, entries = self._walk_events(node.key, {"START"})
+        if not tasks and not entries:
+            self.notes.append(f"nothing starts E_CYCLE '{node.label}'; no schedule suggested")
+            return None
         if tasks:
             message = (
                 f"E_CYCLE is started by {', '.join(sorted(tasks))}; a periodic block inside a run cannot be mapped "
@@ -1034,7 +1037,7 @@ class _Importer:
     def _param_name(self, node: _Node, pin: str, claimed: dict[str, str]) -> str | None:
         """The operation's param for a pin (None: dropped); reports two pins claiming one param."""
         assert node.mapping is not None
-        name = node.mapping.params.get(pin, pin) if pin in node.mapping.params else pin
+        name = node.mapping.params.get(pin, pin)  # a pin the entry does not list keeps its name
         if name is None:
             return None
         other = claimed.setdefault(name, pin)
@@ -1045,8 +1048,8 @@ class _Importer:
     def _static_params(self, node: _Node, claimed: dict[str, str]) -> dict[str, Any]:
         params: dict[str, Any] = {}
         for pin, raw in node.params.items():
-            name = self._param_name(node, pin, claimed)
-            if name is not None and raw.strip():
+            name = self._param_name(node, pin, claimed) if raw.strip() else None  # Value="" is no value
+            if name is not None:
                 params[name] = self._literal(raw, f"{node.label}.{pin}")
         return params
 
@@ -1064,7 +1067,7 @@ class _Importer:
                 self._add_reference(node, pin, name, source, dependent, deps)
             elif source.literal is not None:
                 independent[name] = self._literal(source.literal, f"{node.label}.{pin}")
-            elif source.origin is not None and source.origin.kind is not Kind.BLOCKED:
+            elif source.origin is not None and source.origin.kind is not _Kind.BLOCKED:
                 self._unmappable_source(node, pin, source.origin)
         return dependent
 
@@ -1088,7 +1091,7 @@ class _Importer:
             deps.append(src.label)
 
     def _unmappable_source(self, node: _Node, pin: str, origin: _Node) -> None:
-        if origin.kind is Kind.ROOT_PIN:
+        if origin.kind is _Kind.ROOT_PIN:
             self.notes.append(
                 f"FB '{node.label}': data input {pin!r} comes from interface pin {origin.label!r}, "
                 "which has no value in a DAG (give it an InitialValue); left unset"

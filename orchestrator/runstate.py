@@ -70,8 +70,9 @@ class ActiveRun:
     unfinished: int  # tasks not yet in a terminal state; the engine keeps it current
     outputs: dict[str, Any] = field(default_factory=dict)
     children: dict[str, list[str]] = field(default_factory=dict)
-    running: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
+    running: dict[str, asyncio.Task[Any]] = field(default_factory=dict)  # task id → the worker running it
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    releasing: int = 0  # successes waiting for their commit before queuing downstream tasks
     cancelled: bool = False
     finishing: bool = False
 

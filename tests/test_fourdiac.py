@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from orchestrator.engine import Orchestrator
 from orchestrator.errors import ConfigError, Problem
 from orchestrator.fourdiac import ImportResult, iec_literal, import_4diac, load_mapping
 from orchestrator.limits import MAX_XML_BYTES
+from orchestrator.states import RunState, TaskState
 
 DATA = Path(__file__).parent / "data" / "4diac"
 # Real files from eclipse-4diac/4diac-examples (EPL-2.0); read where they are, never copied here.
@@ -251,10 +252,21 @@ def test_cycles_with_different_periods_are_refused() -> None:
         "<EventConnections><Connection Source='Fast.EO' Destination='Job.REQ'/>"
         "<Connection Source='Slow.EO' Destination='Job.REQ'/></EventConnections>"
     )
-    problems = _problems(_system(network))
+    starts = (
+        "<EventConnections><Connection Source='START.COLD' Destination='App.Fast.START'/>"
+        "<Connection Source='START.COLD' Destination='App.Slow.START'/></EventConnections>"
+    )
+    problems = _problems(_system(network, starts))
     assert len(problems) == 1
     assert "Fast" in problems[0].message
     assert "Slow" in problems[0].message
+
+
+def test_cycle_nothing_starts_suggests_no_schedule() -> None:
+    data = _cycle("T#1s").replace(b"START.WARM", b"START.STOP")
+    result = import_4diac(data)
+    assert result.schedule is None
+    assert "nothing starts E_CYCLE 'Tick'; no schedule suggested" in result.notes
 
 
 def test_composite_fb_type_starts_at_its_interface_events() -> None:
@@ -295,10 +307,10 @@ def test_user_mapping_renames_fixes_and_points_into_outputs() -> None:
     assert result.config.dag_name == "custom"
     assert get.independent_params == {"url": "https://example.org", "method": "GET"}
     assert say.dependent_params == {"value": "Get.full_name"}  # the mapping's outputs: NAME → full_name
-    bad = network.replace("Get.NAME", "Get.STATUS").replace("'ADDR'", "'METHOD'")
+    bad = network.replace("Get.NAME", "Get.STATUS").replace("</FB>", "<Parameter Name='method' Value='1'/></FB>", 1)
     messages = _messages(_problems(_system(bad), mapping=mapping))
-    assert any("'STATUS'" not in m and "STATUS" in m and "known: BODY, NAME" in m for m in messages)
-    assert any("fixed to 'GET'" in m for m in messages)
+    assert any("Get.STATUS" in m and "known: BODY, NAME" in m for m in messages)
+    assert "FB 'Get': param 'method' is fixed to 'GET' by the mapping of FETCH; drop pin 'method'" in messages
 
 
 def test_params_the_operation_lacks_are_reported_by_the_validator() -> None:
@@ -352,6 +364,11 @@ def test_interface_pin_in_an_application_is_dangling() -> None:
     problems = _problems(_system(network))
     assert len(problems) == 1
     assert "'REQ' is not a pin of the interface" in problems[0].message
+
+
+def test_duplicate_block_names_are_refused() -> None:
+    problems = _problems(_system("<FB Name='A' Type='NOOP'/><FB Name='A' Type='SLEEP'/>"))
+    assert _messages(problems) == ["FB 'A': another block of the network has this name"]
 
 
 def test_empty_application_is_refused() -> None:
@@ -432,7 +449,7 @@ def test_load_mapping_accepts_the_shorthand_and_comments() -> None:
 @pytest.mark.parametrize(
     ("raw", "location", "message"),
     [
-        (b'{\n  "A": {"operation": "noop",}\n}', "line 2, column 31", "invalid JSON"),
+        (b'{\n  "A": {"operation": "noop",}\n}', "line 2, column 29", "invalid JSON"),
         (b'{"A": {"operation": "noop", "rename": {}}}', "A.rename", "unknown field"),
         (b'{"A": {"operation": "no_such_op"}}', "A.operation", "unknown operation 'no_such_op'"),
         (b'{"A": {"operation": "noop", "params": {"X": 1}}}', "A.params.X", "valid string"),
@@ -495,14 +512,8 @@ def test_wait_for_connection_e_switch_is_refused_and_e_delay_maps() -> None:
 # -- end to end ------------------------------------------------------------------------------
 
 
-async def test_imported_diamond_runs_through_the_engine(tmp_path: Path) -> None:
-    from orchestrator.engine import Orchestrator
-    from orchestrator.settings import Settings
-    from orchestrator.states import RunState, TaskState
-
-    config = _import("diamond.sys").config
-    async with Orchestrator(Settings(data_dir=tmp_path)) as orch:
-        report = await orch.run(config)
+async def test_imported_diamond_runs_through_the_engine(orch: Orchestrator) -> None:
+    report = await orch.run(_import("diamond.sys").config)
     assert report.state == RunState.SUCCESS
     assert {task_id: t.state for task_id, t in report.tasks.items()} == dict.fromkeys("ABCD", TaskState.SUCCESS)
     # D's value came from B's output through the imported data connection.
@@ -511,4 +522,4 @@ async def test_imported_diamond_runs_through_the_engine(tmp_path: Path) -> None:
     assert output is not None
     with zipfile.ZipFile(report.archive) as archive:
         name = next(n for n in archive.namelist() if n.endswith(output))
-        assert json.loads(archive.read(name)) == "b"
+        assert archive.read(name).decode() == "b"  # a text output is saved as text

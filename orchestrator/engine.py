@@ -288,19 +288,21 @@ class Orchestrator:
         assert worker is not None
         run.running[slot.task_id] = worker
         try:
-            output = await self._attempt(run, slot)
+            output, error = await self._attempt(run, slot), None
+        except Exception as exc:
+            output, error = None, exc
         except asyncio.CancelledError:
+            run.running.pop(slot.task_id, None)
             if not _interrupted(run, worker):
                 raise  # the service is stopping: leave the task to be resumed
             self._transition(run, slot, TaskState.CANCELLED, error="run cancelled", final=True)
             self._maybe_finish(run)
             return
-        except Exception as exc:
-            self._on_failure(run, slot, exc)
-            return
-        finally:
-            run.running.pop(slot.task_id, None)
-        await self._on_success(run, slot, output)
+        run.running.pop(slot.task_id, None)
+        if error is not None:
+            self._on_failure(run, slot, error)
+        else:
+            await self._on_success(run, slot, output)
 
     async def _attempt(self, run: ActiveRun, slot: TaskSlot) -> Any:
         task = slot.config

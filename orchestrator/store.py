@@ -250,6 +250,15 @@ class Store:
                 raise
             await self.db.execute("COMMIT")
 
+    async def _one(self, sql: str, args: Iterable[Any] = ()) -> Any:
+        """The first row of a query, or None. Reads never leave a cursor (and its snapshot) open."""
+        rows = await self.db.execute_fetchall(sql, tuple(args))
+        return next(iter(rows), None)
+
+    async def _all(self, sql: str, args: Iterable[Any] = ()) -> list[Any]:
+        """Every row of a query."""
+        return list(await self.db.execute_fetchall(sql, tuple(args)))
+
     async def _write(self, sql: str, args: Iterable[Any] = ()) -> aiosqlite.Cursor:
         """One statement (a transaction of its own), holding the write lock."""
         async with self._lock:
@@ -312,8 +321,7 @@ class Store:
     async def get_run(self, run_id: int) -> RunRecord:
         """One run with its task counts by state; ``NotFoundError`` if there is none."""
         await self.flush()
-        cur = await self.db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
-        row = await cur.fetchone()
+        row = await self._one(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
         if row is None:
             raise NotFoundError(f"run {run_id} does not exist")
         counts = await self._counts([run_id])
@@ -337,31 +345,29 @@ class Store:
             wanted = [s.value for s in states]
             where.append(f"state IN ({','.join('?' * len(wanted))})")
             args += wanted
-        cur = await self.db.execute(
+        rows = await self._all(
             f"SELECT {_RUN_COLUMNS} FROM runs WHERE {' AND '.join(where)} ORDER BY run_id DESC LIMIT ? OFFSET ?",
             (*args, limit, offset),
         )
-        rows = list(await cur.fetchall())
         counts = await self._counts([r[0] for r in rows])
         return [_run(r, counts.get(r[0], {})) for r in rows]
 
     async def _counts(self, run_ids: list[int]) -> dict[int, dict[str, int]]:
         if not run_ids:
             return {}
-        cur = await self.db.execute(
+        rows = await self._all(
             f"SELECT run_id, state, COUNT(*) FROM task_instances WHERE run_id IN ({','.join('?' * len(run_ids))}) "
             "GROUP BY run_id, state",
             run_ids,
         )
         out: dict[int, dict[str, int]] = {}
-        for run_id, state, n in await cur.fetchall():
+        for run_id, state, n in rows:
             out.setdefault(run_id, {})[state] = n
         return out
 
     async def run_config(self, run_id: int) -> dict[str, Any]:
         """The config a run was started with."""
-        cur = await self.db.execute("SELECT config FROM runs WHERE run_id = ?", (run_id,))
-        row = await cur.fetchone()
+        row = await self._one("SELECT config FROM runs WHERE run_id = ?", (run_id,))
         if row is None:
             raise NotFoundError(f"run {run_id} does not exist")
         return json.loads(row[0])  # type: ignore[no-any-return]
@@ -369,34 +375,34 @@ class Store:
     async def get_tasks(self, run_id: int) -> list[TaskRecord]:
         """The tasks of a run, in the order they were created."""
         await self.flush()
-        cur = await self.db.execute(f"SELECT {_TASK_COLUMNS} FROM task_instances WHERE run_id = ?", (run_id,))
-        return [_task(r) for r in await cur.fetchall()]
+        rows = await self._all(f"SELECT {_TASK_COLUMNS} FROM task_instances WHERE run_id = ?", (run_id,))
+        return [_task(r) for r in rows]
 
     async def get_outputs(self, run_id: int) -> dict[str, Any]:
         """The stored outputs of a run's succeeded tasks (to resume or re-run it)."""
         await self.flush()
-        cur = await self.db.execute(
+        rows = await self._all(
             "SELECT task_id, output FROM task_instances WHERE run_id = ? AND state = ?",
             (run_id, TaskState.SUCCESS.value),
         )
-        return {task_id: (None if out is None else json.loads(out)) for task_id, out in await cur.fetchall()}
+        return {task_id: (None if out is None else json.loads(out)) for task_id, out in rows}
 
     async def get_events(self, run_id: int, *, after_id: int = 0) -> list[EventRecord]:
         """The journal of a run's state changes, oldest first."""
         await self.flush()
-        cur = await self.db.execute(
+        rows = await self._all(
             "SELECT run_id, task_id, state, attempt, at, error FROM events WHERE run_id = ? AND id > ? ORDER BY id",
             (run_id, after_id),
         )
-        return [EventRecord(*r) for r in await cur.fetchall()]
+        return [EventRecord(*r) for r in rows]
 
     async def unfinished_run_ids(self) -> list[int]:
         """Runs that had not ended when the service stopped."""
-        cur = await self.db.execute(
+        rows = await self._all(
             "SELECT run_id FROM runs WHERE state IN (?, ?) ORDER BY run_id",
             tuple(s.value for s in (RunState.QUEUED, RunState.RUNNING)),
         )
-        return [r[0] for r in await cur.fetchall()]
+        return [r[0] for r in rows]
 
     # -- DAGs -------------------------------------------------------------------------------
 
@@ -413,18 +419,17 @@ class Store:
 
     async def get_dag(self, dag_id: str) -> DagRecord:
         """A known DAG; ``NotFoundError`` if there is none."""
-        cur = await self.db.execute(
+        row = await self._one(
             "SELECT dag_id, config, source, version, updated_at FROM dags WHERE dag_id = ?", (dag_id,)
         )
-        row = await cur.fetchone()
         if row is None:
             raise NotFoundError(f"DAG {dag_id!r} does not exist")
         return DagRecord.from_row(row)
 
     async def list_dags(self) -> list[DagRecord]:
         """Every known DAG, by id."""
-        cur = await self.db.execute("SELECT dag_id, config, source, version, updated_at FROM dags ORDER BY dag_id")
-        return [DagRecord.from_row(r) for r in await cur.fetchall()]
+        rows = await self._all("SELECT dag_id, config, source, version, updated_at FROM dags ORDER BY dag_id")
+        return [DagRecord.from_row(r) for r in rows]
 
     async def delete_dag(self, dag_id: str) -> None:
         """Forget a DAG (its runs stay)."""
@@ -456,8 +461,7 @@ class Store:
 
     async def get_schedule(self, schedule_id: int) -> ScheduleRecord:
         """One schedule; ``NotFoundError`` if there is none."""
-        cur = await self.db.execute(f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE schedule_id = ?", (schedule_id,))
-        row = await cur.fetchone()
+        row = await self._one(f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE schedule_id = ?", (schedule_id,))
         if row is None:
             raise NotFoundError(f"schedule {schedule_id} does not exist")
         return _schedule(row)
@@ -468,8 +472,8 @@ class Store:
         args: tuple[Any, ...] = ()
         if owner_id is not None:
             query, args = query + " WHERE owner_id = ?", (owner_id,)
-        cur = await self.db.execute(query + " ORDER BY schedule_id", args)
-        return [_schedule(r) for r in await cur.fetchall()]
+        rows = await self._all(query + " ORDER BY schedule_id", args)
+        return [_schedule(r) for r in rows]
 
     async def update_schedule(self, schedule_id: int, **fields: Any) -> ScheduleRecord:
         """Change some columns of a schedule (paused, next_fire_at, last_fire_at, last_run_id)."""
@@ -502,21 +506,19 @@ class Store:
 
     async def find_user(self, username: str) -> UserRecord | None:
         """The user with this @username (case-insensitive), if they have started the bot."""
-        cur = await self.db.execute(
+        row = await self._one(
             "SELECT user_id, username, chat_id, first_name, updated_at FROM users WHERE username = ? "
             "ORDER BY updated_at DESC LIMIT 1",
             (username.lstrip("@").lower(),),
         )
-        row = await cur.fetchone()
         return UserRecord(*row) if row else None
 
     async def get_user(self, user_id: int) -> UserRecord | None:
         """A user by id, if known."""
-        cur = await self.db.execute(
+        row = await self._one(
             "SELECT user_id, username, chat_id, first_name, updated_at FROM users WHERE user_id = ?",
             (user_id,),
         )
-        row = await cur.fetchone()
         return UserRecord(*row) if row else None
 
 

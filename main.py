@@ -1,0 +1,246 @@
+"""TaskFlow's composition root and command line.
+
+``python main.py`` starts the service (orchestrator, scheduler, web server, and the bot when
+``TELEGRAM_BOT_TOKEN`` is set). The sub-commands run one DAG in the foreground, validate a file,
+print the config's JSON Schema, resume or re-run runs, and import 4diac files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from rich.console import Console
+
+from orchestrator.engine import Orchestrator, RunReport
+from orchestrator.errors import ConfigError, Problem, TaskFlowError
+from orchestrator.library import DagLibrary
+from orchestrator.limits import MAX_CONFIG_BYTES, MAX_XML_BYTES
+from orchestrator.settings import Settings
+from orchestrator.states import RunState
+from orchestrator.validation import config_schema, parse_config
+
+log = logging.getLogger("taskflow")
+
+
+# -- the service ----------------------------------------------------------------------------
+
+
+async def serve(settings: Settings) -> None:
+    """Run every part of the service until SIGINT or SIGTERM."""
+    from bot import TaskFlowBot
+    from orchestrator.scheduler import Scheduler
+    from web import create_app, start_site
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    # Runs left unfinished are resumed only once the bot can deliver their messages.
+    async with Orchestrator(settings, resume=False) as orch:
+        library = DagLibrary(settings, orch.store)
+        for name, problems in (await library.sync_folder()).items():
+            log.warning("dags/%s was not loaded: %s", name, "; ".join(problems))
+        scheduler = Scheduler(settings, orch.store, orch, library)
+        bot = TaskFlowBot(settings, orch, library, scheduler) if settings.telegram_bot_token else None
+        if bot is None:
+            log.info("the Telegram bot is off (TELEGRAM_BOT_TOKEN is not set)")
+        else:
+            await bot.start()
+        orch.resumed = await orch.resume_unfinished()
+        if bot is not None:
+            await bot.notify_resumed(orch.resumed)
+        runner = await start_site(create_app(settings, orch, library), settings)
+        supervisor = _Supervisor(stop)
+        supervisor.start(library.watch(), "dags-watcher")
+        supervisor.start(scheduler.run_forever(), "scheduler")
+        log.info("TaskFlow is up: %s", settings.public_url)
+        await stop.wait()
+        log.info("shutting down; unfinished runs resume at the next start")
+        await supervisor.stop()
+        await runner.cleanup()
+        if bot is not None:
+            await bot.stop()
+
+
+class _Supervisor:
+    """Named background tasks; one that dies unexpectedly is logged and stops the service."""
+
+    def __init__(self, stop: asyncio.Event) -> None:
+        self._stop = stop
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(self._on_done)
+        self._tasks.append(task)
+
+    def _on_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s died", task.get_name(), exc_info=task.exception())
+            self._stop.set()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+# -- sub-commands ---------------------------------------------------------------------------
+
+
+def _read(path: str, limit: int) -> bytes:
+    file = Path(path)
+    if not file.is_file():
+        raise TaskFlowError(f"{path}: no such file")
+    if file.stat().st_size > limit:
+        raise ConfigError([Problem("", f"file is larger than {limit} bytes")], source=path)
+    return file.read_bytes()
+
+
+async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    """Run one DAG in the foreground with a live progress display."""
+    from orchestrator.console import watch
+
+    config = parse_config(_read(args.file, MAX_CONFIG_BYTES), source=args.file)
+    console = Console(stderr=True)
+    # resume=False: a service sharing this database owns the runs it left unfinished.
+    async with Orchestrator(settings, resume=False) as orch:
+        run_id = await orch.submit(config, trigger="cli", owner="cli")
+        report = await watch(orch, run_id, console) if args.progress else await orch.wait(run_id)
+    return _finish(report, console)
+
+
+def _finish(report: RunReport, console: Console) -> int:
+    from orchestrator.console import RUN_STYLE, report_table
+
+    console.print(report_table(report))
+    console.print(f"run id: {report.run.run_id}")
+    console.print(f"state: [{RUN_STYLE.get(report.state, '')}]{report.state}[/]")
+    if report.run.error:
+        console.print(f"error: {report.run.error}")
+    console.print(f"archive: {report.archive}")
+    print(json.dumps({"run_id": report.run.run_id, "state": report.state, "archive": str(report.archive)}))
+    return 0 if report.state == RunState.SUCCESS else 1
+
+
+async def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
+    """Validate a DAG config file and print the report."""
+    config = parse_config(_read(args.file, MAX_CONFIG_BYTES), source=args.file)
+    print(f"{args.file} is valid: DAG {config.dag_id!r} with {len(config.tasks)} task(s)")
+    return 0
+
+
+async def cmd_schema(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the JSON Schema of a DAG config."""
+    print(json.dumps(config_schema(), indent=2))
+    return 0
+
+
+async def cmd_resume(settings: Settings, args: argparse.Namespace) -> int:
+    """Finish every run a stopped service left unfinished, then exit."""
+    async with Orchestrator(settings, resume=True) as orch:
+        if not orch.resumed:
+            print("no unfinished runs")
+            return 0
+        reports = [await orch.wait(run_id) for run_id in orch.resumed]
+    for report in reports:
+        print(f"run {report.run.run_id} ({report.run.dag_id}): {report.state}, archive {report.archive}")
+    return 0 if all(r.state == RunState.SUCCESS for r in reports) else 1
+
+
+async def cmd_rerun(settings: Settings, args: argparse.Namespace) -> int:
+    """Re-run a failed run from its failure, in the foreground."""
+    console = Console(stderr=True)
+    async with Orchestrator(settings, resume=False) as orch:
+        run_id = await orch.rerun(args.run_id)
+        report = await orch.wait(run_id)
+    return _finish(report, console)
+
+
+async def cmd_import_4diac(settings: Settings, args: argparse.Namespace) -> int:
+    """Turn a 4diac file into a DAG config (printed, or written with -o)."""
+    from orchestrator.fourdiac import import_4diac, load_mapping
+
+    mapping = load_mapping(args.map) if args.map else None
+    data = _read(args.file, MAX_XML_BYTES)
+    result = import_4diac(data, filename=Path(args.file).name, app=args.app, mapping=mapping)
+    text = json.dumps(result.config.model_dump(mode="json", exclude_defaults=True), indent=2, ensure_ascii=False)
+    if args.output:
+        await asyncio.to_thread(Path(args.output).write_text, text + "\n", encoding="utf-8")
+        print(f"wrote {args.output}: DAG {result.config.dag_id!r} with {len(result.config.tasks)} task(s)")
+    else:
+        print(text)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if result.schedule:
+        print(f"suggested schedule (from E_CYCLE): {result.schedule}", file=sys.stderr)
+    return 0
+
+
+Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="main.py", description="TaskFlow: run JSON DAGs from Telegram, web, CLI.")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="start the service (the default)")
+    run = sub.add_parser("run", help="run one DAG in the foreground")
+    run.add_argument("file")
+    run.add_argument("--no-progress", dest="progress", action="store_false", help="no live display")
+    run.set_defaults(func=cmd_run)
+    validate = sub.add_parser("validate", help="validate a DAG config file")
+    validate.add_argument("file")
+    validate.set_defaults(func=cmd_validate)
+    sub.add_parser("schema", help="print the config's JSON Schema").set_defaults(func=cmd_schema)
+    sub.add_parser("resume", help="finish runs a stopped service left unfinished").set_defaults(func=cmd_resume)
+    rerun = sub.add_parser("rerun", help="re-run a failed run from its failure")
+    rerun.add_argument("run_id", type=int)
+    rerun.set_defaults(func=cmd_rerun)
+    imp = sub.add_parser("import-4diac", help="turn a 4diac .sys/.fbt/.sub file into a DAG config")
+    imp.add_argument("file")
+    imp.add_argument("--app", help="the application to import when the file has several")
+    imp.add_argument("--map", help="a JSON file extending the FB type → operation table")
+    imp.add_argument("-o", "--output", help="write the config here instead of printing it")
+    imp.set_defaults(func=cmd_import_4diac)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    args = _parser().parse_args(argv)
+    func: Command | None = getattr(args, "func", None)
+    # The service logs what it does; a foreground command shows its own display instead.
+    level = logging.INFO if func is None else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False):
+            print(f"setting {'.'.join(map(str, err['loc']))}: {err['msg']}", file=sys.stderr)
+        return 2
+    try:
+        if func is None:
+            asyncio.run(serve(settings))
+            return 0
+        return asyncio.run(func(settings, args))
+    except ConfigError as exc:
+        print(exc.report(), file=sys.stderr)
+        return 1
+    except TaskFlowError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

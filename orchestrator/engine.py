@@ -295,7 +295,7 @@ class Orchestrator:
             run.running.pop(slot.task_id, None)
             if not _interrupted(run, worker):
                 raise  # the service is stopping: leave the task to be resumed
-            self._transition(run, slot, TaskState.CANCELLED, error="run cancelled", final=True)
+            self._transition(run, slot, TaskState.CANCELLED, error="run cancelled")
             self._maybe_finish(run)
             return
         run.running.pop(slot.task_id, None)
@@ -347,7 +347,7 @@ class Orchestrator:
                 run.folder.write_output(name, output)
             slot.output_file = name
         run.outputs[slot.task_id] = output
-        self._transition(run, slot, TaskState.SUCCESS, output=encoded, final=True)
+        self._transition(run, slot, TaskState.SUCCESS, output=encoded)
         # Downstream tasks are queued only once this success is committed; the worker goes on.
         run.releasing += 1
         self.store.when_durable(lambda: self._release_children(run, slot))
@@ -374,7 +374,7 @@ class Orchestrator:
         self._finish_failed(run, slot, message)
 
     def _finish_failed(self, run: ActiveRun, slot: TaskSlot, message: str) -> None:
-        self._transition(run, slot, TaskState.FAILED, error=message, final=True)
+        self._transition(run, slot, TaskState.FAILED, error=message)
         run.logger.error("failed: %s", message, extra={"task": slot.task_id})
         self._fail_downstream(run, slot.task_id)
         self._maybe_finish(run)
@@ -384,7 +384,7 @@ class Orchestrator:
             slot = run.slots[task_id]
             if slot.state == TaskState.PENDING:
                 error = f"upstream task {failed_id!r} failed"
-                self._transition(run, slot, TaskState.UPSTREAM_FAILED, error=error, final=True)
+                self._transition(run, slot, TaskState.UPSTREAM_FAILED, error=error)
 
     def _transition(
         self,
@@ -394,10 +394,9 @@ class Orchestrator:
         *,
         error: str | None = None,
         output: str | None = None,
-        final: bool = False,
     ) -> None:
         """Move a task to ``state``, buffer it for the store and tell the watchers."""
-        if final:
+        if state in TASK_TERMINAL:
             if slot.state not in TASK_TERMINAL:
                 run.unfinished -= 1
             slot.finish(state, error)

@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS task_instances (
     run_id INTEGER NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE, task_id TEXT NOT NULL,
     state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0,
     started_at REAL, ended_at REAL, error TEXT, output TEXT, output_file TEXT, updated_at REAL,
+    position INTEGER NOT NULL DEFAULT 0,  -- the task's place in its config, for listing
     PRIMARY KEY (run_id, task_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL, task_id TEXT, state TEXT NOT NULL,
@@ -287,8 +288,8 @@ class Store:
             run_id = cur.lastrowid
             assert run_id is not None
             await db.executemany(
-                "INSERT INTO task_instances (run_id, task_id, state, updated_at) VALUES (?, ?, ?, ?)",
-                ((run_id, t, TaskState.PENDING.value, now) for t in task_ids),
+                "INSERT INTO task_instances (run_id, task_id, state, updated_at, position) VALUES (?, ?, ?, ?, ?)",
+                ((run_id, t, TaskState.PENDING.value, now, n) for n, t in enumerate(task_ids)),
             )
             await db.execute(
                 "INSERT INTO events (run_id, state, at) VALUES (?, ?, ?)", (run_id, RunState.QUEUED.value, now)
@@ -375,7 +376,9 @@ class Store:
     async def get_tasks(self, run_id: int) -> list[TaskRecord]:
         """The tasks of a run, in the order they were created."""
         await self.flush()
-        rows = await self._all(f"SELECT {_TASK_COLUMNS} FROM task_instances WHERE run_id = ?", (run_id,))
+        rows = await self._all(
+            f"SELECT {_TASK_COLUMNS} FROM task_instances WHERE run_id = ? ORDER BY position", (run_id,)
+        )
         return [_task(r) for r in rows]
 
     async def get_outputs(self, run_id: int) -> dict[str, Any]:

@@ -1,0 +1,184 @@
+"""Config validation (SPEC §1): every problem reported at once, each with its location."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.errors import ConfigError
+from orchestrator.limits import MAX_CONFIG_BYTES, MAX_TASKS
+from orchestrator.models import DagConfig, TaskConfig
+from orchestrator.validation import check_config, config_schema, parse_config
+
+
+def dag(*tasks: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"dag_name": "d", "tasks": list(tasks), **extra}
+
+
+def problems(raw: Any) -> dict[str, str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw)
+    return {p.location: p.message for p in info.value.problems}
+
+
+def test_the_seed_example_is_valid() -> None:
+    with open(Path(__file__).parents[1] / "dag_config_example.json", encoding="utf-8") as f:
+        config = parse_config(f.read())
+    assert config.dag_id == "github_stars_to_telegram"
+    assert [t.id for t in config.tasks] == ["fetch", "to_text", "send"]
+    assert config.retries_for(config.tasks[0]) == 2
+
+
+def test_invalid_json_names_line_and_column() -> None:
+    found = problems('{\n  "dag_name": "x",\n  "tasks": [,]\n}')
+    assert list(found) == ["line 3, column 13"]
+    assert "invalid JSON" in found["line 3, column 13"]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    found = problems(
+        dag(
+            {"id": "fetch", "operation": "http_request", "independent_params": {"url": "http://x", "bogus": 1}},
+            {"id": "b", "operation": "noop", "dependencies": ["fecth"]},
+            {"id": "b", "operation": "nope"},
+            {"id": "c", "operation": "json_to_string", "dependent_params": {"data": "b"}},
+        )
+    )
+    assert found["tasks[1].dependencies"] == "unknown task 'fecth'"
+    assert "duplicate task id 'b'" in found["tasks[2].id"]
+    assert "unknown operation 'nope'" in found["tasks[2].operation"]
+    assert "has no param 'bogus'" in found["tasks[0].independent_params.bogus"]
+    assert "not upstream of 'c'" in found["tasks[3].dependent_params.data"]
+
+
+def test_shape_and_graph_problems_come_together() -> None:
+    found = problems(
+        dag(
+            {"id": "a", "operation": "noop", "dependecies": []},
+            {"id": "b", "operation": "noop", "dependencies": ["ghost"]},
+            {"id": "c", "operation": "sleep"},
+        )
+    )
+    assert found["tasks[0].dependecies"] == "unknown field (not allowed here)"
+    assert found["tasks[1].dependencies"] == "unknown task 'ghost'"
+    assert "needs this param" in found["tasks[2].independent_params.seconds"]
+
+
+def test_a_cycle_names_its_tasks_in_order() -> None:
+    found = problems(
+        dag(
+            {"id": "a", "operation": "noop", "dependencies": ["c"]},
+            {"id": "b", "operation": "noop", "dependencies": ["a"]},
+            {"id": "c", "operation": "noop", "dependencies": ["b"]},
+            {"id": "free", "operation": "noop"},
+        )
+    )
+    message = found["tasks"]
+    assert "cycle" in message
+    cycle = message.split(": ", 1)[1].split(" (")[0].split(" → ")
+    assert cycle[0] == cycle[-1]
+    assert sorted(cycle[:-1]) == ["a", "b", "c"]
+    assert "free" not in message
+
+
+def test_self_dependency() -> None:
+    assert (
+        "depends on itself"
+        in problems(dag({"id": "a", "operation": "noop", "dependencies": ["a"]}))["tasks[0].dependencies"]
+    )
+
+
+def test_references_must_be_upstream_transitively_allowed() -> None:
+    config = parse_config(
+        dag(
+            {"id": "a", "operation": "noop", "independent_params": {"value": {"x": [1, 2]}}},
+            {"id": "b", "operation": "noop", "dependencies": ["a"]},
+            {"id": "c", "operation": "select", "dependencies": ["b"], "dependent_params": {"data": "a.x.1"}},
+        )
+    )
+    assert config.task("c").dependent_params == {"data": "a.x.1"}
+    found = problems(
+        dag(
+            {"id": "a", "operation": "noop"},
+            {"id": "b", "operation": "select", "dependent_params": {"data": "a"}},
+            {"id": "c", "operation": "select", "dependencies": ["b"], "dependent_params": {"data": "zzz.q"}},
+        )
+    )
+    assert "'a' is not upstream of 'b'" in found["tasks[1].dependent_params.data"]
+    assert "does not name a task" in found["tasks[2].dependent_params.data"]
+
+
+def test_dependent_param_supplies_a_required_param() -> None:
+    config = parse_config(
+        dag(
+            {"id": "a", "operation": "noop", "independent_params": {"value": 1}},
+            {"id": "w", "operation": "write_file", "dependencies": ["a"], "dependent_params": {"content": "a"}},
+        )
+    )
+    assert config.task("w").dependent_params["content"] == "a"
+    found = problems(dag({"id": "w", "operation": "write_file", "dependent_params": {"nonsense": "w"}}))
+    assert "has no param 'nonsense'" in found["tasks[0].dependent_params.nonsense"]
+
+
+@pytest.mark.parametrize("name", ["../x", "/etc/passwd", "a/b", "a\\b", ".hidden", "bad\x07name", "x" * 129, "run.log"])
+def test_unsafe_filenames_are_refused(name: str) -> None:
+    found = problems(dag({"id": "a", "operation": "noop", "independent_params": {"filename": name}}))
+    assert "tasks[0].independent_params.filename" in found
+
+
+def test_two_tasks_cannot_write_the_same_file() -> None:
+    found = problems(
+        dag(
+            {"id": "a", "operation": "noop", "independent_params": {"filename": "out.json"}},
+            {"id": "b", "operation": "noop", "independent_params": {"filename": "out.json"}},
+        )
+    )
+    assert "also the output of tasks[0]" in found["tasks[1].independent_params.filename"]
+
+
+@pytest.mark.parametrize("dag_name", ["", ".hidden", "has space", "x" * 65, "semi;colon"])
+def test_bad_dag_names(dag_name: str) -> None:
+    assert "dag_name" in problems({"dag_name": dag_name, "tasks": [{"id": "a", "operation": "noop"}]})
+
+
+def test_limits_on_size_and_task_count() -> None:
+    too_big = json.dumps(dag({"id": "a", "operation": "noop", "description": "x" * MAX_CONFIG_BYTES}))
+    assert "the limit is" in next(iter(problems(too_big).values()))
+    many = dag(*({"id": f"t{i}", "operation": "noop"} for i in range(MAX_TASKS + 1)))
+    assert "at most" in problems(many)["tasks"]
+    assert "at least" in problems(dag())["tasks"]
+
+
+def test_bad_types_and_ranges() -> None:
+    found = problems(dag({"id": "a", "operation": "noop", "timeout": -1, "priority": "urgent"}, max_retries="x"))
+    assert set(found) >= {"max_retries", "tasks[0].timeout", "tasks[0].priority"}
+
+
+def test_check_config_catches_configs_built_in_code() -> None:
+    config = DagConfig(dag_name="d", tasks=[TaskConfig(id="a", operation="noop", dependencies=["ghost"])])
+    with pytest.raises(ConfigError, match="unknown task 'ghost'"):
+        check_config(config)
+
+
+def test_non_utf8_bytes() -> None:
+    found = problems(b'{"dag_name": "\xff"}')
+    assert "not UTF-8" in next(iter(found.values()))
+
+
+def test_report_and_json_form() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(dag({"id": "a", "operation": "nope"}), source="upload.json")
+    assert info.value.report().startswith("upload.json is invalid (1 problem(s)):")
+    body = info.value.as_dict()
+    assert body["error"] == "invalid_config"
+    assert body["problems"] == [{"location": "tasks[0].operation", "message": info.value.problems[0].message}]
+
+
+def test_schema_describes_the_config() -> None:
+    schema = config_schema()
+    assert schema["title"] == "TaskFlow DAG config"
+    assert {"dag_name", "tasks"} <= set(schema["properties"])
+    assert "dag_name" in schema["required"]

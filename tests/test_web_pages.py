@@ -1,0 +1,318 @@
+"""The pages: status page, run page, its live stream and parts, and the graph and timeline drawings."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import itertools
+import json
+import random
+import re
+import time
+import zipfile
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from orchestrator.engine import Orchestrator
+from orchestrator.library import DagLibrary
+from orchestrator.records import EventRecord
+from orchestrator.settings import Settings
+from orchestrator.validation import parse_config
+from web import create_app
+from web.render.graph import NODE_H, NODE_W, GraphTask, layout
+from web.render.timeline import build_timeline
+
+
+def dag(name: str = "d", seconds: float = 0.2) -> dict[str, Any]:
+    """A two-task DAG whose run takes about ``seconds``."""
+    return {
+        "dag_name": name,
+        "tasks": [
+            {"id": "a", "operation": "sleep", "independent_params": {"seconds": seconds}},
+            {"id": "b", "operation": "noop", "dependencies": ["a"]},
+        ],
+    }
+
+
+@pytest.fixture
+async def client(settings: Settings, orch: Orchestrator, library: DagLibrary) -> AsyncIterator[TestClient[Any, Any]]:
+    """A test client over the app; closed before the orchestrator."""
+    async with TestClient(TestServer(create_app(settings, orch, library))) as test_client:
+        yield test_client
+
+
+def node_states(page: str) -> dict[str, str]:
+    """Task id → state of every box of the graph on a page."""
+    return dict(re.findall(r'<g class="node" data-task="([^"]+)" data-state="([^"]+)"', page))
+
+
+async def read_events(resp: aiohttp.ClientResponse) -> list[tuple[str, dict[str, Any]]]:
+    """All events of an SSE response, until the server ends it."""
+    events = []
+    name = None
+    async for raw in resp.content:
+        line = raw.decode().rstrip("\n")
+        if line.startswith("event: "):
+            name = line.removeprefix("event: ")
+        elif line.startswith("data: ") and name:
+            events.append((name, json.loads(line.removeprefix("data: "))))
+    return events
+
+
+# -- status page -----------------------------------------------------------------------------------
+
+
+async def test_status_page_shows_dags_runs_and_schedules(
+    client: TestClient[Any, Any], orch: Orchestrator, library: DagLibrary
+) -> None:
+    await library.save(parse_config({**dag("nightly", 0.0), "description": "<script>x()</script>"}), source="t")
+    run_id = await orch.submit(parse_config(dag("nightly", 0.0)))
+    await orch.wait(run_id)
+    await orch.store.add_schedule("nightly", "cron", "0 3 * * *", "UTC", owner_id=1, chat_id=1, next_fire_at=None)
+
+    resp = await client.get("/")
+    assert resp.status == 200
+    assert resp.content_type == "text/html"
+    assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
+    page = await resp.text()
+    assert '<meta name="viewport"' in page
+    assert "nightly" in page
+    assert f'<a href="/runs/{run_id}">#{run_id}</a>' in page
+    assert 'data-state="success"' in page
+    assert "0 3 * * *" in page
+    assert "<script>x()" not in page  # user text is escaped
+    assert "&lt;script&gt;x()" in page
+
+
+async def test_status_page_when_empty(client: TestClient[Any, Any], settings: Settings) -> None:
+    settings.timezone = "Europe/Berlin"
+    page = await (await client.get("/")).text()
+    assert "times in Europe/Berlin" in page
+    assert "No DAGs yet" in page
+    assert "No runs yet" in page
+    assert "No schedules" in page
+
+
+# -- run page --------------------------------------------------------------------------------------
+
+
+async def test_run_page_of_an_ended_run(client: TestClient[Any, Any], orch: Orchestrator) -> None:
+    run_id = await orch.submit(parse_config(dag(seconds=0.05)))
+    await orch.wait(run_id)
+    resp = await client.get(f"/runs/{run_id}")
+    assert resp.status == 200
+    page = await resp.text()
+    assert node_states(page) == {"a": "success", "b": "success"}
+    assert page.count('class="edge"') == 1
+    assert 'data-finished="1"' in page
+    assert f'href="/runs/{run_id}/archive.zip"' in page
+    assert 'id="task-a"' in page
+    assert 'id="task-b"' in page
+    assert page.count('class="tl-row"') == 2
+    assert "run ended: success" in page  # the log
+    assert '<script src="/static/run.js' in page
+
+    archive = await client.get(f"/runs/{run_id}/archive.zip")
+    assert archive.status == 200
+    assert archive.content_type == "application/zip"
+    assert "run.json" in zipfile.ZipFile(io.BytesIO(await archive.read())).namelist()
+    log = await client.get(f"/runs/{run_id}/log")
+    assert log.content_type == "text/plain"
+    assert "run ended: success" in await log.text()
+
+
+async def test_run_page_while_it_runs(client: TestClient[Any, Any], orch: Orchestrator) -> None:
+    async with orch.events.subscribe() as events:
+        run_id = await orch.submit(parse_config(dag(seconds=0.5)))
+        while (await asyncio.wait_for(events.get(), 5)).state != "running":
+            pass
+    page = await (await client.get(f"/runs/{run_id}")).text()
+    assert 'data-finished="0"' in page
+    states = node_states(page)
+    assert states["a"] in ("queued", "running")
+    assert states["b"] == "pending"
+    assert 'id="zip-link"' not in page
+    assert "The ZIP is made when the run ends" in page
+    await orch.wait(run_id)
+
+
+async def test_parts_follow_the_run(client: TestClient[Any, Any], orch: Orchestrator) -> None:
+    run_id = await orch.submit(parse_config(dag(seconds=0.05)))
+    await orch.wait(run_id)
+    parts = await (await client.get(f"/runs/{run_id}/parts")).json()
+    assert parts["finished"] is True
+    assert parts["states"] == {"a": "success", "b": "success"}
+    assert set(parts["parts"]) == {"summary", "tasks", "timeline", "log"}
+    assert 'id="zip-link"' in parts["parts"]["summary"]
+
+
+async def test_errors_on_the_page_are_escaped(client: TestClient[Any, Any], orch: Orchestrator) -> None:
+    config = {
+        "dag_name": "x",
+        "tasks": [{"id": "r", "operation": "read_file", "independent_params": {"path": "<img>.txt"}}],
+    }
+    run_id = await orch.submit(parse_config(config))
+    await orch.wait(run_id)
+    page = await (await client.get(f"/runs/{run_id}")).text()
+    assert node_states(page) == {"r": "failed"}
+    assert "<img>" not in page
+    assert "&lt;img&gt;.txt" in page
+
+
+async def test_unknown_run_is_a_404_page(client: TestClient[Any, Any]) -> None:
+    for path in ("/runs/4242", "/runs/4242/parts", "/runs/4242/archive.zip", "/nowhere"):
+        resp = await client.get(path)
+        assert resp.status == 404, path
+        assert resp.content_type == "text/html", path
+        assert "404" in await resp.text()
+
+
+async def test_pages_stay_open_with_a_token(
+    client: TestClient[Any, Any], orch: Orchestrator, settings: Settings
+) -> None:
+    settings.api_token = "tok"
+    run_id = await orch.submit(parse_config(dag(seconds=0.0)))
+    await orch.wait(run_id)
+    for path in (f"/runs/{run_id}", f"/runs/{run_id}/parts", f"/runs/{run_id}/archive.zip", "/static/run.js"):
+        assert (await client.get(path)).status == 200, path
+    assert (await client.get(f"/api/runs/{run_id}")).status == 401
+
+
+async def test_static_files_are_served(client: TestClient[Any, Any]) -> None:
+    css = await client.get("/static/style.css")
+    assert css.status == 200
+    assert '[data-state="success"]' in await css.text()
+    js = await client.get("/static/run.js")
+    assert "EventSource" in await js.text()
+
+
+# -- live stream -----------------------------------------------------------------------------------
+
+
+async def test_live_stream_follows_a_run_to_its_end(client: TestClient[Any, Any], orch: Orchestrator) -> None:
+    run_id = await orch.submit(parse_config(dag(seconds=0.3)))
+    resp = await client.get(f"/runs/{run_id}/live")
+    assert resp.status == 200
+    assert resp.content_type == "text/event-stream"
+    events = await asyncio.wait_for(read_events(resp), 10)  # ends by itself after the run
+    assert events[0][0] == "hello"
+    b_states = [data["state"] for name, data in events if name == "task" and data["task_id"] == "b"]
+    assert b_states == ["queued", "running", "success"]
+    assert events[-1] == ("run", {"state": "success", "error": None, "final": True})
+
+
+async def test_live_stream_of_an_ended_run_says_so_and_ends(client: TestClient[Any, Any], orch: Orchestrator) -> None:
+    run_id = await orch.submit(parse_config(dag(seconds=0.0)))
+    await orch.wait(run_id)
+    resp = await client.get(f"/runs/{run_id}/live")
+    events = await asyncio.wait_for(read_events(resp), 5)
+    assert events == [("hello", {"run_id": run_id, "state": "success", "final": True})]
+    assert (await client.get("/runs/4242/live")).status == 404
+
+
+async def test_shutdown_ends_live_streams(settings: Settings, orch: Orchestrator, library: DagLibrary) -> None:
+    run_id = await orch.submit(parse_config(dag(seconds=30)))
+    server = TestServer(create_app(settings, orch, library))
+    await server.start_server()
+    async with aiohttp.ClientSession() as session:
+        resp = await session.get(server.make_url(f"/runs/{run_id}/live"))
+        assert (await resp.content.readline()).startswith(b"retry:")
+        started = time.monotonic()
+        await server.close()
+        assert time.monotonic() - started < 3, "cleanup must not wait for the stream"
+        await asyncio.wait_for(resp.read(), 3)  # the stream has ended
+        resp.release()
+    await orch.cancel(run_id)
+
+
+# -- drawings --------------------------------------------------------------------------------------
+
+
+def random_dag(n: int, seed: int) -> list[GraphTask]:
+    """``n`` tasks, each depending on up to 3 earlier ones (seeded)."""
+    rng = random.Random(seed)
+    tasks = []
+    for i in range(n):
+        parents = rng.sample(range(i), min(i, rng.randint(0, 3)))
+        tasks.append(GraphTask(f"t{i}", "noop", tuple(f"t{p}" for p in parents)))
+    return tasks
+
+
+def overlaps(plan: Any) -> list[tuple[str, str]]:
+    """Pairs of boxes that overlap."""
+    boxes = list(plan.boxes.values())
+    return [
+        (a.task.task_id, b.task.task_id)
+        for a, b in itertools.combinations(boxes, 2)
+        if abs(a.x - b.x) < NODE_W and abs(a.y - b.y) < NODE_H
+    ]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_fifty_tasks_are_laid_out_by_depth_without_overlap(seed: int) -> None:
+    tasks = random_dag(50, seed)
+    plan = layout(tasks)
+    assert not plan.by_position
+    assert len(plan.boxes) == 50
+    assert overlaps(plan) == []
+    assert len(plan.edges) == sum(len(t.dependencies) for t in tasks)
+    for parent, child in plan.edges:
+        assert plan.boxes[child].x > plan.boxes[parent].x  # every edge points right
+    assert plan.width >= max(b.x for b in plan.boxes.values()) + NODE_W
+    assert plan.height >= max(b.y for b in plan.boxes.values()) + NODE_H
+
+
+def test_positions_are_used_when_every_task_has_one() -> None:
+    tasks = [
+        GraphTask("fetch", "http_request", (), (100, 200)),
+        GraphTask("text", "json_to_string", ("fetch",), (900.5, 200)),
+        GraphTask("send", "telegram_send", ("text",), (1700, -40)),
+        GraphTask("close", "noop", ("fetch",), (110, 205)),  # nearly on top of "fetch"
+    ]
+    plan = layout(tasks)
+    assert plan.by_position
+    assert overlaps(plan) == []
+    xs = {t: b.x for t, b in plan.boxes.items()}
+    assert xs["fetch"] < xs["text"] < xs["send"]
+    assert plan.boxes["send"].y < plan.boxes["fetch"].y  # the drawing keeps its shape
+
+    partial = [*tasks[:3], GraphTask("free", "noop", ())]
+    assert not layout(partial).by_position
+    same_spot = [GraphTask("a", "noop", (), (1, 1)), GraphTask("b", "noop", (), (1, 1))]
+    assert not layout(same_spot).by_position
+
+
+def test_timeline_shows_waits_runs_and_retries() -> None:
+    t0 = 1000.0
+    events = [
+        EventRecord(1, None, "queued", None, t0),
+        EventRecord(1, None, "running", None, t0 + 0.1),
+        EventRecord(1, "a", "queued", 0, t0 + 0.1),
+        EventRecord(1, "a", "running", 1, t0 + 0.3),
+        EventRecord(1, "a", "up_for_retry", 1, t0 + 1.0, "boom"),
+        EventRecord(1, "a", "queued", 1, t0 + 2.0),
+        EventRecord(1, "a", "running", 2, t0 + 2.1),
+        EventRecord(1, "a", "success", 2, t0 + 3.0),
+        EventRecord(1, "b", "queued", 0, t0 + 3.0),
+        EventRecord(1, "b", "running", 1, t0 + 3.1),
+    ]
+    timeline = build_timeline(events, ["a", "b", "c"], now=t0 + 4.0)
+    a = [(s.state, round(s.start - t0, 3), round(s.end - t0, 3)) for s in timeline.rows["a"]]
+    assert a == [
+        ("queued", 0.1, 0.3),
+        ("running", 0.3, 1.0),
+        ("up_for_retry", 1.0, 2.0),
+        ("queued", 2.0, 2.1),
+        ("running", 2.1, 3.0),
+        ("success", 3.0, 3.0),
+    ]
+    assert timeline.rows["a"][2].error == "boom"
+    assert timeline.rows["b"][-1].state == "running"
+    assert timeline.rows["b"][-1].end == t0 + 4.0  # still running: up to now
+    assert timeline.rows["c"] == []
+    assert timeline.start == t0
+    assert timeline.end == t0 + 4.0

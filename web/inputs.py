@@ -1,0 +1,85 @@
+"""Reading requests safely: bodies within a size limit, JSON with a located error, typed query params."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from web.middlewares import ApiError
+
+# SQLite integers are 64-bit; a longer id can only be unknown.
+MAX_ID = 2**63 - 1
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The request body, or a 413 when it is larger than ``limit`` bytes."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise _too_large(declared, limit)  # refuse before reading a byte
+    body = await request.read()
+    if len(body) > limit:
+        raise _too_large(len(body), limit)
+    return body
+
+
+def _too_large(size: int, limit: int) -> ApiError:
+    return ApiError(413, "payload_too_large", f"request body is {size} bytes; the limit is {limit}", limit=limit)
+
+
+async def read_json(request: web.Request, limit: int) -> Any:
+    """The body parsed as JSON; a 400 naming the line and column when it is not JSON."""
+    body = await read_body(request, limit)
+    if not body.strip():
+        raise ApiError(400, "invalid_json", "the request body is empty; send a JSON document")
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, "invalid_json", f"the body is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}"
+        problem = {"location": where, "message": f"invalid JSON: {exc.msg}"}
+        message = f"the body is not valid JSON ({where}: {exc.msg})"
+        raise ApiError(400, "invalid_json", message, problems=[problem]) from None
+
+
+def path_id(request: web.Request, name: str = "run_id") -> int:
+    """An integer id from the URL path (the route's pattern already made it digits)."""
+    value = int(request.match_info[name])
+    if value > MAX_ID:
+        raise ApiError(404, "not_found", f"{name.replace('_', ' ')} {value} does not exist")
+    return value
+
+
+def int_query(request: web.Request, name: str, default: int, *, low: int, high: int) -> int:
+    """An integer query parameter within ``[low, high]``; 400 otherwise."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "bad_query", f"?{name}= must be an integer, not {raw!r}") from None
+    if not low <= value <= high:
+        raise ApiError(400, "bad_query", f"?{name}= must be between {low} and {high}")
+    return value
+
+
+def float_query(request: web.Request, name: str, *, low: float, high: float) -> float | None:
+    """An optional number query parameter in ``(low, high]``; 400 otherwise."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ApiError(400, "bad_query", f"?{name}= must be a number of seconds, not {raw!r}") from None
+    if not low < value <= high:  # also refuses nan
+        raise ApiError(400, "bad_query", f"?{name}= must be more than {low:g} and at most {high:g}")
+    return value
+
+
+def list_query(request: web.Request, name: str) -> list[str]:
+    """A query parameter given as ``a,b`` or repeated (``?x=a&x=b``), as a flat list."""
+    return [part.strip() for raw in request.query.getall(name, []) for part in raw.split(",") if part.strip()]

@@ -1,0 +1,31 @@
+"""Typed keys of what the app factory injects, and the small state the views share."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from orchestrator.engine import Orchestrator
+from orchestrator.library import DagLibrary
+from orchestrator.settings import Settings
+
+
+@dataclass(slots=True)
+class WebState:
+    """Mutable per-app state: the base of the links handed out, and the shutdown signal."""
+
+    public_url: str
+    # Set on shutdown: live streams and waiting /api/cli requests end instead of holding cleanup.
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def run_url(self, run_id: int) -> str:
+        """The page of a run, as handed out to users."""
+        return f"{self.public_url}/runs/{run_id}"
+
+
+SETTINGS = web.AppKey("settings", Settings)
+ORCH = web.AppKey("orchestrator", Orchestrator)
+LIBRARY = web.AppKey("library", DagLibrary)
+STATE = web.AppKey("web_state", WebState)

@@ -1,0 +1,1 @@
+"""HTML for the pages, built from records with every value escaped (no template engine needed)."""

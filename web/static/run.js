@@ -1,0 +1,123 @@
+// The run page keeps itself current without reloading: server-sent events from /runs/<id>/live
+// recolour tasks at once, and a debounced fetch of /runs/<id>/parts refreshes the summary, the
+// task table, the timeline and the log. Plain JS, no build step, no third-party code.
+(function () {
+  "use strict";
+
+  const root = document.getElementById("run");
+  if (!root) return;
+  const runId = root.dataset.runId;
+  const liveStatus = document.getElementById("live-status");
+  const REFRESH_DELAY_MS = 120; // gathers a burst of events into one fetch
+  const SAFETY_POLL_MS = 5000; // in case a stream silently stalls
+
+  let settled = root.dataset.finished === "1";
+  let source = null;
+  let timer = null;
+  let inFlight = false;
+  let again = false;
+
+  function setLive(state, text) {
+    if (!liveStatus) return;
+    liveStatus.dataset.live = state;
+    liveStatus.textContent = text || state;
+  }
+
+  function paint(taskId, state) {
+    const selector = '[data-task="' + CSS.escape(taskId) + '"]';
+    for (const el of root.querySelectorAll(selector)) {
+      el.dataset.state = state;
+      const label = el.querySelector(".state-label");
+      if (label) label.textContent = state.replace(/_/g, " ");
+    }
+  }
+
+  function logAtBottom() {
+    const log = document.getElementById("log-text");
+    return !log || log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
+  }
+
+  function apply(data) {
+    const follow = logAtBottom();
+    for (const [name, html] of Object.entries(data.parts)) {
+      const el = document.getElementById("part-" + name);
+      if (el) el.innerHTML = html;
+    }
+    for (const [taskId, state] of Object.entries(data.states)) paint(taskId, state);
+    const log = document.getElementById("log-text");
+    if (log && follow) log.scrollTop = log.scrollHeight;
+    if (data.finished) settle();
+  }
+
+  async function refresh() {
+    if (inFlight) {
+      again = true;
+      return;
+    }
+    inFlight = true;
+    try {
+      const res = await fetch("/runs/" + runId + "/parts", { cache: "no-store" });
+      if (res.ok) apply(await res.json());
+    } catch (err) {
+      // A network hiccup: the next event or the safety poll tries again.
+    } finally {
+      inFlight = false;
+      if (again) {
+        again = false;
+        schedule();
+      }
+    }
+  }
+
+  function schedule() {
+    if (timer === null) {
+      timer = setTimeout(function () {
+        timer = null;
+        refresh();
+      }, REFRESH_DELAY_MS);
+    }
+  }
+
+  function settle() {
+    settled = true;
+    root.dataset.finished = "1";
+    if (source) {
+      source.close();
+      source = null;
+    }
+    setLive("ended", "ended");
+  }
+
+  function onRunEvent(e) {
+    const data = JSON.parse(e.data);
+    if (data.final && source) {
+      source.close(); // the server ends the stream after this; do not reconnect
+      source = null;
+    }
+    schedule();
+  }
+
+  function connect() {
+    source = new EventSource("/runs/" + runId + "/live");
+    source.addEventListener("open", function () { setLive("live", "live"); });
+    source.addEventListener("hello", onRunEvent); // catch up on what changed since the page was made
+    source.addEventListener("resync", schedule);
+    source.addEventListener("task", function (e) {
+      const data = JSON.parse(e.data);
+      paint(data.task_id, data.state);
+      schedule();
+    });
+    source.addEventListener("run", onRunEvent);
+    source.addEventListener("error", function () {
+      if (!settled && source) setLive("reconnecting", "reconnecting…");
+    });
+  }
+
+  if (!settled) {
+    connect();
+    const poll = setInterval(function () {
+      if (settled) clearInterval(poll);
+      else schedule();
+    }, SAFETY_POLL_MS);
+  }
+})();

@@ -1,0 +1,111 @@
+"""The DAGs API: list, read, add or replace DAGs, import 4diac files; operations and the config schema."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from operations.registry import all_operations
+from orchestrator.errors import ConfigError, Problem
+from orchestrator.limits import MAX_REQUEST_BYTES, MAX_XML_BYTES
+from orchestrator.records import DagRecord
+from orchestrator.validation import config_schema, parse_config
+from web.inputs import read_body, read_json
+from web.keys import LIBRARY, ORCH, STATE
+from web.middlewares import ApiError
+from web.serialize import dag_json, json_response, schedule_json
+
+SOURCE = "request body"
+MAX_UPLOAD_NAME = 128
+
+
+async def list_dags(request: web.Request) -> web.Response:
+    """``GET /api/dags``: every DAG the service knows."""
+    return json_response({"dags": [dag_json(d) for d in await request.app[LIBRARY].list()]})
+
+
+async def get_dag(request: web.Request) -> web.Response:
+    """``GET /api/dags/<dag_id>``: one DAG with its config."""
+    record = await request.app[ORCH].store.get_dag(request.match_info["dag_id"])
+    return json_response(dag_json(record, full=True))
+
+
+async def put_dag(request: web.Request) -> web.Response:
+    """``PUT /api/dags/<dag_id>``: add or replace a DAG (its ``dag_name`` may be left out)."""
+    dag_id = request.match_info["dag_id"]
+    data = await _config_object(request)
+    data.setdefault("dag_name", dag_id)
+    if data["dag_name"] != dag_id:
+        message = f"the URL names {dag_id!r} but the config's dag_name is {data['dag_name']!r}"
+        raise ApiError(400, "dag_id_mismatch", message)
+    return await _save(request, data)
+
+
+async def post_dag(request: web.Request) -> web.Response:
+    """``POST /api/dags``: add or replace the DAG the config names."""
+    return await _save(request, await _config_object(request))
+
+
+async def _config_object(request: web.Request) -> dict[str, Any]:
+    data = await read_json(request, MAX_REQUEST_BYTES)
+    if not isinstance(data, dict):
+        raise ConfigError([Problem("", "a DAG config must be a JSON object")], source=SOURCE)
+    return data
+
+
+async def _save(request: web.Request, data: dict[str, Any]) -> web.Response:
+    config = parse_config(data, source=SOURCE)
+    record = await request.app[LIBRARY].save(config, source="web")
+    return _saved(request, record, status=201 if record.version == 1 else 200)
+
+
+def _saved(request: web.Request, record: DagRecord, *, status: int, **extra: Any) -> web.Response:
+    location = f"{request.app[STATE].public_url}/api/dags/{record.dag_id}"
+    return json_response({**dag_json(record, full=True), **extra}, status=status, headers={"Location": location})
+
+
+async def import_4diac(request: web.Request) -> web.Response:
+    """``POST /api/import/4diac[?app=NAME&filename=F&dry_run=1]``: turn 4diac XML into a DAG and save it."""
+    try:
+        from orchestrator.fourdiac import import_4diac as convert  # optional: loaded on first use
+    except ImportError:
+        raise ApiError(501, "not_available", "4diac import is not available in this build") from None
+    filename = (request.query.get("filename") or "upload.sys")[:MAX_UPLOAD_NAME]
+    app_name = request.query.get("app") or None
+    dry_run = request.query.get("dry_run", "").lower() in ("1", "true", "yes")
+    data = await read_body(request, MAX_XML_BYTES)
+    # Parsing XML is CPU work: keep it off the event loop.
+    result = await asyncio.to_thread(convert, data, filename=filename, app=app_name)
+    extra = {"schedule": result.schedule, "notes": result.notes}
+    if dry_run:
+        dumped = result.config.model_dump(mode="json", exclude_defaults=True)
+        return json_response({"dag_id": result.config.dag_id, "config": dumped, "saved": False, **extra})
+    record = await request.app[LIBRARY].save(result.config, source=f"4diac:{filename}")
+    return _saved(request, record, status=201 if record.version == 1 else 200, saved=True, **extra)
+
+
+async def list_schedules(request: web.Request) -> web.Response:
+    """``GET /api/schedules``: every schedule."""
+    schedules = await request.app[ORCH].store.list_schedules()
+    return json_response({"schedules": [schedule_json(s) for s in schedules]})
+
+
+async def list_operations(request: web.Request) -> web.Response:
+    """``GET /api/operations``: every operation with the JSON Schema of its params."""
+    operations = [
+        {
+            "name": op.name,
+            "description": op.description,
+            "remote_ok": op.remote_ok,
+            "params_schema": op.params_model.model_json_schema(),
+        }
+        for op in all_operations().values()
+    ]
+    return json_response({"operations": operations})
+
+
+async def schema(request: web.Request) -> web.Response:
+    """``GET /api/schema``: the JSON Schema of a DAG config."""
+    return json_response(config_schema())

@@ -24,9 +24,14 @@ from pydantic import ValidationError
 from operations.base import Resources
 from operations.registry import get_operation
 from orchestrator.context import operation_context
-from orchestrator.errors import ConflictError, PermanentOperationError, TaskFlowError
+from orchestrator.errors import (
+    ConflictError,
+    ExecutorUnavailableError,
+    PermanentOperationError,
+    TaskFlowError,
+)
 from orchestrator.events import EventBus, RunEvent
-from orchestrator.executor import Executor, LocalExecutor
+from orchestrator.executor import Executor, make_executor
 from orchestrator.graph import downstream
 from orchestrator.models import DagConfig
 from orchestrator.records import RunRecord, TaskRecord
@@ -41,6 +46,8 @@ log = logging.getLogger("taskflow.engine")
 
 # Outputs larger than this are written from a thread so the event loop never stalls on disk.
 _INLINE_WRITE_BYTES = 64 * 1024
+# Pause before handing an attempt the executor lost back to it (see ExecutorUnavailableError).
+EXECUTOR_RETRY_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +84,7 @@ class Orchestrator:
         self.events = EventBus()
         self.resources = resources or Resources(allow_shell=settings.allow_shell)
         self.resumed: list[int] = []  # runs picked up again at start, for the admins' digest
-        self._executor = executor or LocalExecutor()
+        self._executor = executor or make_executor(settings)
         self._resume_on_start = resume
         self._queue: asyncio.PriorityQueue[tuple[int, int, ActiveRun, str]] = asyncio.PriorityQueue()
         self._seq = itertools.count()
@@ -363,15 +370,20 @@ class Orchestrator:
 
     def _on_failure(self, run: ActiveRun, slot: TaskSlot, exc: BaseException) -> None:
         message = _describe(exc)
+        if isinstance(exc, ExecutorUnavailableError) and not run.cancelled:
+            self._retry_later(run, slot, message, EXECUTOR_RETRY_S)
+            return
         slot.failures += 1
         if not isinstance(exc, PermanentOperationError) and run.retries_left(slot) and not run.cancelled:
-            delay = run.config.retry_delay_for(slot.config)
-            self._transition(run, slot, TaskState.UP_FOR_RETRY, error=message)
-            run.logger.info("retry in %.1fs", delay, extra={"task": slot.task_id})
-            loop = asyncio.get_running_loop()
-            run.timers[slot.task_id] = loop.call_later(delay, self._requeue, run, slot.task_id)
+            self._retry_later(run, slot, message, run.config.retry_delay_for(slot.config))
             return
         self._finish_failed(run, slot, message)
+
+    def _retry_later(self, run: ActiveRun, slot: TaskSlot, message: str, delay: float) -> None:
+        self._transition(run, slot, TaskState.UP_FOR_RETRY, error=message)
+        run.logger.info("retry in %.1fs", delay, extra={"task": slot.task_id})
+        loop = asyncio.get_running_loop()
+        run.timers[slot.task_id] = loop.call_later(delay, self._requeue, run, slot.task_id)
 
     def _finish_failed(self, run: ActiveRun, slot: TaskSlot, message: str) -> None:
         self._transition(run, slot, TaskState.FAILED, error=message)

@@ -61,3 +61,11 @@ class OperationError(TaskFlowError):
 
 class PermanentOperationError(OperationError):
     """An operation failed in a way a retry cannot fix (bad path, missing reference, refused)."""
+
+
+class ExecutorUnavailableError(TaskFlowError):
+    """The executor lost the attempt (e.g. a Dask scheduler went away); not the task's fault.
+
+    The engine puts the task back in the queue after a pause without counting a failure, so a
+    run survives its cluster restarting.
+    """

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from operations.base import Operation, OperationContext, OperationParams
+from orchestrator.errors import TaskFlowError
+from orchestrator.settings import Settings
 
 
 class Executor(Protocol):
@@ -32,3 +34,14 @@ class LocalExecutor:
 
     async def close(self) -> None:
         """Nothing to release."""
+
+
+def make_executor(settings: Settings) -> Executor:
+    """The executor ``TASKFLOW_EXECUTOR`` names: ``local`` (the default) or ``dask``."""
+    if settings.executor == "local":
+        return LocalExecutor()
+    if settings.executor == "dask":
+        from orchestrator.dask_executor import DaskExecutor  # optional extra, imported only when asked for
+
+        return DaskExecutor(settings)
+    raise TaskFlowError(f"TASKFLOW_EXECUTOR={settings.executor!r} is not known (use 'local' or 'dask')")

@@ -30,7 +30,6 @@ class SleepParams(OperationParams):
 
 
 @operation("sleep")
-async def sleep(ctx: OperationContext, params: SleepParams) -> dict[str, float]:
-    """Wait ``seconds``."""
+async def sleep(ctx: OperationContext, params: SleepParams) -> None:
+    """Wait ``seconds``; no output (so no output file)."""
     await asyncio.sleep(params.seconds)
-    return {"slept": params.seconds}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import logging
@@ -414,8 +415,9 @@ class Orchestrator:
             slot.finish(state, error)
         else:
             slot.state, slot.error = state, error
-        self.store.record_task(run.run_id, slot.record(), output=output)
-        self.events.publish(RunEvent(run.run_id, slot.task_id, state.value, error))
+        self.store.record_task(run.run_id, slot, output=output)
+        if self.events.watched:
+            self.events.publish(RunEvent(run.run_id, slot.task_id, state.value, error))
 
     # -- ending runs ------------------------------------------------------------------------
 
@@ -428,27 +430,36 @@ class Orchestrator:
         task.add_done_callback(self._background.discard)
 
     async def _finish(self, run: ActiveRun) -> None:
-        states = {s.state for s in run.slots.values()}
-        if run.cancelled:
-            final = RunState.CANCELLED
-        elif states == {TaskState.SUCCESS}:
-            final = RunState.SUCCESS
-        else:
-            final = RunState.FAILED
-        failed = [s for s in run.slots.values() if s.state == TaskState.FAILED]
-        error = f"task {failed[0].task_id!r} failed: {failed[0].error}" if failed else None
+        final, error = _outcome(run)
         run.logger.info("run ended: %s", final, extra={"task": "-"})
         _close_log(run)
-        await self.store.set_run_state(run.run_id, final, error=error)
-        record = await self.store.get_run(run.run_id)
-        tasks = await self.store.get_tasks(run.run_id)
-        await asyncio.to_thread(run.folder.write_report, record, tasks)
-        archive = await asyncio.to_thread(run.folder.make_archive)
-        await self.store.set_archive(run.run_id, str(archive))
-        del self._runs[run.run_id]
-        run.done.set_result(None)
+        try:
+            # The folder is archived before the end is stored: a crash in between leaves the run
+            # unfinished in the store, so the next start finishes (and archives) it again.
+            stored = await self.store.get_run(run.run_id)
+            ended = dataclasses.replace(stored, state=final, ended_at=time.time(), error=error)
+            tasks = [slot.record() for slot in run.slots.values()]
+            await asyncio.to_thread(run.folder.write_report, ended, tasks)
+            archive = await asyncio.to_thread(run.folder.make_archive)
+            await self.store.set_run_state(run.run_id, final, error=error, archive=str(archive))
+        except Exception:
+            log.exception("run %d could not be closed; it is finished again at the next start", run.run_id)
+        finally:
+            del self._runs[run.run_id]
+            run.done.set_result(None)
         self.events.publish(RunEvent(run.run_id, None, final.value, error))
         log.info("run %d of %r ended: %s", run.run_id, run.config.dag_id, final)
+
+
+def _outcome(run: ActiveRun) -> tuple[RunState, str | None]:
+    """The final state of a run whose tasks have all ended, and the first failure."""
+    failed = next((s for s in run.slots.values() if s.state == TaskState.FAILED), None)
+    error = f"task {failed.task_id!r} failed: {failed.error}" if failed else None
+    if run.cancelled:
+        return RunState.CANCELLED, error
+    if all(s.state == TaskState.SUCCESS for s in run.slots.values()):
+        return RunState.SUCCESS, None
+    return RunState.FAILED, error
 
 
 def _interrupted(run: ActiveRun, worker: asyncio.Task[Any]) -> bool:

@@ -39,6 +39,11 @@ class EventBus:
     def __init__(self) -> None:
         self._subs: set[Subscription] = set()
 
+    @property
+    def watched(self) -> bool:
+        """Whether anyone is watching (so a publisher can skip building events nobody reads)."""
+        return bool(self._subs)
+
     def publish(self, event: RunEvent) -> None:
         """Hand ``event`` to every matching subscription without waiting."""
         for sub in self._subs:

@@ -4,9 +4,24 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from orchestrator.states import RUN_TERMINAL, RunState, TaskState
+
+
+class TaskFields(Protocol):
+    """What the store records of a task: a ``TaskRecord``, or the engine's live task state."""
+
+    @property
+    def task_id(self) -> str: ...
+
+    state: TaskState
+    attempts: int
+    failures: int
+    started_at: float | None
+    ended_at: float | None
+    error: str | None
+    output_file: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from typing import Any
 
 from orchestrator.records import RunRecord, TaskRecord
 
+_PRETTY_LIMIT = 256 * 1024
 LOG_FORMAT = "%(asctime)s %(levelname)s %(task)s %(message)s"
 
 
@@ -28,7 +29,7 @@ class RunFolder:
         self.path.mkdir(parents=True, exist_ok=True)
         config_file = self.path / "config.json"
         if not config_file.exists():
-            _atomic_write(config_file, json.dumps(config, indent=2, ensure_ascii=False).encode())
+            _atomic_write(config_file, _to_json(config))
 
     def output_name(self, task_id: str, filename: str | None, output: Any) -> str:
         """Where a task's output goes: its ``filename``, else ``<task_id>.txt`` or ``.json``."""
@@ -66,7 +67,7 @@ class RunFolder:
                 for t in tasks
             },
         }
-        _atomic_write(self.path / "run.json", json.dumps(report, indent=2, ensure_ascii=False).encode())
+        _atomic_write(self.path / "run.json", _to_json(report))
 
     def make_archive(self) -> Path:
         """Zip the folder to ``dag_<id>.zip`` with a ``manifest.json`` of sha256 sums (blocking)."""
@@ -85,6 +86,14 @@ class RunFolder:
             zf.writestr("manifest.json", json.dumps(manifest, indent=2))
         os.replace(tmp, self.archive)
         return self.archive
+
+
+def _to_json(value: Any) -> bytes:
+    """Indented JSON for people, unless it is big: indenting is done by the slow pure-Python encoder."""
+    compact = json.dumps(value, ensure_ascii=False)
+    if len(compact) > _PRETTY_LIMIT:
+        return compact.encode()
+    return json.dumps(value, ensure_ascii=False, indent=2).encode()
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

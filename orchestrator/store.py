@@ -29,7 +29,15 @@ from typing import Any
 import aiosqlite
 
 from orchestrator.errors import NotFoundError
-from orchestrator.records import DagRecord, EventRecord, RunRecord, ScheduleRecord, TaskRecord, UserRecord
+from orchestrator.records import (
+    DagRecord,
+    EventRecord,
+    RunRecord,
+    ScheduleRecord,
+    TaskFields,
+    TaskRecord,
+    UserRecord,
+)
 from orchestrator.states import RUN_ACTIVE, RunState, TaskState
 
 log = logging.getLogger(__name__)
@@ -160,7 +168,7 @@ class Store:
     def record_task(
         self,
         run_id: int,
-        task: TaskRecord,
+        task: TaskFields,
         *,
         output: str | None = None,
         at: float | None = None,
@@ -314,10 +322,6 @@ class Store:
             await db.execute(
                 "INSERT INTO events (run_id, state, at, error) VALUES (?, ?, ?, ?)", (run_id, state.value, now, error)
             )
-
-    async def set_archive(self, run_id: int, archive: str) -> None:
-        """Remember where a run's ZIP is."""
-        await self._write("UPDATE runs SET archive = ? WHERE run_id = ?", (archive, run_id))
 
     async def get_run(self, run_id: int) -> RunRecord:
         """One run with its task counts by state; ``NotFoundError`` if there is none."""

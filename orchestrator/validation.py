@@ -7,11 +7,12 @@ graph (ids, references, cycles via graphlib), then each operation's own params m
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import Iterable
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from operations.registry import all_operations, get_operation
 from orchestrator.errors import ConfigError, Problem
@@ -190,8 +191,7 @@ def _task_params_problems(index: int, task: TaskConfig) -> list[Problem]:
                 f"unknown operation {task.operation!r} (known: {known})",
             )
         ]
-    fields = op.params_model.model_fields
-    aliases = {f.alias or name for name, f in fields.items()}
+    aliases = _param_names(op.params_model)
     problems = []
     for name in task.dependent_params:
         if name not in aliases:
@@ -210,6 +210,11 @@ def _task_params_problems(index: int, task: TaskConfig) -> list[Problem]:
                 continue  # the dependent value overrides this one at run time
             problems.append(_param_problem(index, op.name, err))
     return problems
+
+
+@functools.cache
+def _param_names(model: type[BaseModel]) -> frozenset[str]:
+    return frozenset(f.alias or name for name, f in model.model_fields.items())
 
 
 def _param_problem(index: int, op_name: str, err: Any) -> Problem:

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from rich.console import Console
+from rich.text import Text
 
 from orchestrator.engine import Orchestrator, RunReport
 from orchestrator.errors import ConfigError, Problem, TaskFlowError
@@ -124,10 +125,10 @@ def _finish(report: RunReport, console: Console) -> int:
 
     console.print(report_table(report))
     console.print(f"run id: {report.run.run_id}")
-    console.print(f"state: [{RUN_STYLE.get(report.state, '')}]{report.state}[/]")
+    console.print(Text.assemble("state: ", (report.state, RUN_STYLE.get(report.state, ""))))
     if report.run.error:
-        console.print(f"error: {report.run.error}")
-    console.print(f"archive: {report.archive}")
+        console.print(Text(f"error: {report.run.error}"))  # Text: a task's error is never read as markup
+    console.print(Text(f"archive: {report.archive}"))
     print(json.dumps({"run_id": report.run.run_id, "state": report.state, "archive": str(report.archive)}))
     return 0 if report.state == RunState.SUCCESS else 1
 

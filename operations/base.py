@@ -57,6 +57,8 @@ class OperationContext:
     resources: Resources
     # False when the task runs away from the service (e.g. on a Dask worker): no bot there.
     local: bool = True
+    # The task's timeout (seconds), for executors that must also enforce it where the task runs (Dask).
+    timeout: float | None = None
 
     def path(self, name: str) -> Path:
         """Resolve ``name`` inside the run folder, refusing anything that would leave it."""

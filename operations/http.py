@@ -6,7 +6,7 @@ import json
 from typing import Any, Literal
 
 import aiohttp
-from pydantic import AnyHttpUrl, Field
+from pydantic import AnyHttpUrl, Field, model_validator
 
 from operations.base import OperationContext, OperationParams
 from operations.registry import operation
@@ -27,6 +27,12 @@ class HttpRequestParams(OperationParams):
     timeout: float = Field(default=30.0, gt=0, le=3600)
     expect_status: list[int] | None = None
     max_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+
+    @model_validator(mode="after")
+    def _one_body(self) -> HttpRequestParams:
+        if self.json_body is not None and self.data is not None:
+            raise ValueError("give 'json' or 'data', not both")
+        return self
 
 
 def _query(params: HttpRequestParams) -> dict[str, str]:
@@ -50,12 +56,10 @@ async def http_request(ctx: OperationContext, params: HttpRequestParams) -> Any:
             data=params.data,
             timeout=timeout,
         ) as resp:
-            body = await resp.content.read(params.max_bytes + 1)
+            body = await _read_body(resp, params.max_bytes)
             status, content_type, charset = resp.status, resp.content_type, resp.charset
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise OperationError(f"{params.method} {params.url}: {type(exc).__name__}: {exc}") from None
-    if len(body) > params.max_bytes:
-        raise PermanentOperationError(f"response is larger than max_bytes={params.max_bytes}")
     _check_status(params, status, body)
     text = body.decode(charset or "utf-8", errors="replace")
     if content_type.endswith("json") or content_type.endswith("+json"):
@@ -64,6 +68,18 @@ async def http_request(ctx: OperationContext, params: HttpRequestParams) -> Any:
         except ValueError as exc:
             raise OperationError(f"response is not valid JSON: {exc}") from None
     return text
+
+
+async def _read_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole body, or as soon as it passes ``limit`` a refusal (no unbounded buffering)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise PermanentOperationError(f"response is larger than max_bytes={limit}")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _check_status(params: HttpRequestParams, status: int, body: bytes) -> None:

@@ -55,9 +55,12 @@ def _load() -> None:
         importlib.import_module(module)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
-            ep.load()  # a module whose decorators register, or a module-level Operation
+            loaded = ep.load()  # a module whose decorators register, or an Operation object
         except Exception:  # a broken plug-in must not stop the service
             log.exception("could not load operation plug-in %s", ep.name)
+            continue
+        if isinstance(loaded, Operation):
+            _registry[loaded.name] = loaded
 
 
 def get_operation(name: str) -> Operation | None:

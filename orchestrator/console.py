@@ -61,16 +61,16 @@ def _view(bar: Progress, report: RunReport) -> Group:
 
 def report_table(report: RunReport) -> Table:
     """The end-of-run report: task, state, attempts, duration, error."""
-    table = Table(title=f"run {report.run.run_id} of {report.run.dag_id}: {report.state}")
+    table = Table(title=Text(f"run {report.run.run_id} of {report.run.dag_id}: {report.state}"))
     for column in ("task", "state", "attempts", "duration", "error"):
         table.add_column(column, overflow="fold")
     for task in report.tasks.values():
-        table.add_row(
-            task.task_id,
+        table.add_row(  # Text cells: ids and errors are shown as they are, never read as markup
+            Text(task.task_id),
             Text(task.state, STATE_STYLE[task.state]),
             str(task.attempts),
             _duration(task),
-            task.error or "",
+            Text(task.error or ""),
         )
     return table
 

@@ -34,7 +34,7 @@ class DagLibrary:
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.store = store
-        self._seen: dict[Path, float] = {}  # file → mtime last looked at
+        self._seen: dict[Path, tuple[int, int]] = {}  # file → (mtime ns, size) last looked at
 
     async def get(self, dag_id: str) -> DagConfig:
         """The current config of a DAG (``NotFoundError`` if unknown)."""
@@ -95,10 +95,11 @@ class DagLibrary:
         folder = self.settings.dags_dir
         files = sorted(folder.glob("*.json")) if folder.is_dir() else []
         for path in files:
-            mtime = path.stat().st_mtime
-            if self._seen.get(path) == mtime:
+            stat = path.stat()
+            stamp = (stat.st_mtime_ns, stat.st_size)
+            if self._seen.get(path) == stamp:
                 continue
-            self._seen[path] = mtime
+            self._seen[path] = stamp
             try:
                 await self._load_file(path)
             except ConfigError as exc:
@@ -111,11 +112,18 @@ class DagLibrary:
         digest = f"{path.name}#{hashlib.sha256(data).hexdigest()}"
         config = parse_config(data, source=path.name)
         marker = self.settings.configs_dir / config.dag_id / "loaded_from"
-        if marker.is_file() and marker.read_text(encoding="utf-8") == digest:
+        if marker.is_file() and marker.read_text(encoding="utf-8") == digest and await self._known(config.dag_id):
             return  # same file as last time: keep any edits users made since
         await self.save(config, source=f"file:{path.name}")
         marker.write_text(digest, encoding="utf-8")
         log.info("loaded DAG %r from %s", config.dag_id, path.name)
+
+    async def _known(self, dag_id: str) -> bool:
+        try:
+            await self.store.get_dag(dag_id)
+        except NotFoundError:
+            return False  # e.g. a new database beside old configs/: load the file again
+        return True
 
     async def watch(self) -> None:
         """Re-scan ``dags/`` forever (run it as a named background task)."""

@@ -166,7 +166,8 @@ def _reference_problems(
 def params_problems(config: DagConfig) -> list[Problem]:
     """Each task's params checked against its operation's own params model; filenames unique."""
     problems: list[Problem] = []
-    seen_files: dict[str, int] = {}
+    # A task without ``filename`` writes <id>.json or <id>.txt: nobody else may take those names.
+    seen_files = {f"{t.id}.{ext}": i for i, t in enumerate(config.tasks) if not t.filename for ext in ("json", "txt")}
     for i, task in enumerate(config.tasks):
         problems += _task_params_problems(i, task)
         name = task.filename or ""

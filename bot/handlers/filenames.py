@@ -1,0 +1,123 @@
+"""/filename: the one edit a chat user may make to a DAG, by command or by buttons.
+
+``/filename <dag_id> <task_id> <new_name>`` does it at once. With fewer arguments a short
+conversation (aiogram FSM) asks for the rest: the DAG (buttons), the task (buttons) and the name
+(typed). A name the core refuses is explained and asked for again.
+"""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, Message
+
+from bot import texts
+from bot.keyboards import AbortFlow, PickDag, PickTask, abort_only, dag_buttons, resolve, task_buttons
+from orchestrator.errors import NotFoundError
+from orchestrator.library import DagLibrary
+from orchestrator.models import DagConfig, TaskConfig
+
+
+class FilenameFlow(StatesGroup):
+    """Where the conversation stands."""
+
+    dag = State()
+    task = State()
+    name = State()
+
+
+def router() -> Router:
+    """The command, the buttons and the typed name."""
+    router = Router(name="filenames")
+    router.message.register(filename_command, Command("filename"))
+    router.callback_query.register(dag_picked, PickDag.filter())
+    router.callback_query.register(task_picked, PickTask.filter(), FilenameFlow.task)
+    router.callback_query.register(aborted, AbortFlow.filter())
+    router.message.register(name_typed, FilenameFlow.name, F.text, ~F.text.startswith("/"))
+    return router
+
+
+async def filename_command(message: Message, command: CommandObject, library: DagLibrary, state: FSMContext) -> None:
+    """/filename [dag_id [task_id [new_name]]]."""
+    args = (command.args or "").split(maxsplit=2)
+    if len(args) == 3:
+        await state.clear()
+        await _apply(message, library, *args)
+    elif len(args) == 2:
+        config = await library.get(args[0])
+        task = _task(config, args[1])
+        await _ask_name(message, state, config.dag_id, task.id, task.filename)
+    elif len(args) == 1:
+        await _ask_task(message, state, library, args[0])
+    else:
+        dags = await library.list()
+        if not dags:
+            await message.answer(texts.NO_DAGS)
+            return
+        await state.set_state(FilenameFlow.dag)
+        await message.answer(texts.PICK_DAG_FOR_FILENAME, reply_markup=dag_buttons([d.dag_id for d in dags], PickDag))
+
+
+async def dag_picked(callback: CallbackQuery, callback_data: PickDag, library: DagLibrary, state: FSMContext) -> None:
+    """Step 1 done: show the DAG's tasks."""
+    dag_id = resolve(callback_data.dag, [d.dag_id for d in await library.list()])
+    if dag_id is None:
+        raise NotFoundError("that DAG no longer exists")
+    await callback.answer()
+    assert isinstance(callback.message, Message)
+    await _ask_task(callback.message, state, library, dag_id)
+
+
+async def task_picked(callback: CallbackQuery, callback_data: PickTask, library: DagLibrary, state: FSMContext) -> None:
+    """Step 2 done: ask for the name."""
+    dag_id = (await state.get_data())["dag_id"]
+    config = await library.get(dag_id)
+    task_id = resolve(callback_data.task, [t.id for t in config.tasks])
+    if task_id is None:
+        raise NotFoundError(f"DAG {dag_id!r} no longer has that task")
+    await callback.answer()
+    assert isinstance(callback.message, Message)
+    await _ask_name(callback.message, state, dag_id, task_id, _task(config, task_id).filename)
+
+
+async def name_typed(message: Message, library: DagLibrary, state: FSMContext) -> None:
+    """Step 3: the name. A refused one raises ConfigError (explained) and the question stands."""
+    data = await state.get_data()
+    assert message.text is not None
+    await _apply(message, library, data["dag_id"], data["task_id"], message.text.strip())
+    await state.clear()
+
+
+async def aborted(callback: CallbackQuery, state: FSMContext) -> None:
+    """Cancel pressed: forget the conversation."""
+    await state.clear()
+    await callback.answer()
+    if isinstance(callback.message, Message):
+        await callback.message.edit_text(texts.FILENAME_ABORTED)
+
+
+async def _ask_task(message: Message, state: FSMContext, library: DagLibrary, dag_id: str) -> None:
+    config = await library.get(dag_id)
+    await state.set_state(FilenameFlow.task)
+    await state.update_data(dag_id=config.dag_id)
+    await message.answer(texts.pick_task(config.dag_id), reply_markup=task_buttons(config.tasks))
+
+
+async def _ask_name(message: Message, state: FSMContext, dag_id: str, task_id: str, current: str | None) -> None:
+    await state.set_state(FilenameFlow.name)
+    await state.update_data(dag_id=dag_id, task_id=task_id)
+    await message.answer(texts.ask_filename(dag_id, task_id, current), reply_markup=abort_only())
+
+
+async def _apply(message: Message, library: DagLibrary, dag_id: str, task_id: str, filename: str) -> None:
+    await library.set_filename(dag_id, task_id, filename)
+    await message.answer(texts.filename_changed(dag_id, task_id, filename))
+
+
+def _task(config: DagConfig, task_id: str) -> TaskConfig:
+    try:
+        return config.task(task_id)
+    except KeyError:
+        raise NotFoundError(f"DAG {config.dag_id!r} has no task {task_id!r}") from None

@@ -1,0 +1,62 @@
+"""/schedule, /schedules, /unschedule, /pause, /resume."""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import Message
+
+from bot import texts
+from bot.chat import answer_long
+from bot.common import UsageError, parse_id
+from orchestrator.scheduler import Scheduler
+from orchestrator.settings import Settings
+
+
+def router() -> Router:
+    """Making and managing schedules."""
+    router = Router(name="schedules")
+    router.message.register(schedule, Command("schedule"))
+    router.message.register(list_schedules, Command("schedules"))
+    router.message.register(unschedule, Command("unschedule"))
+    router.message.register(pause, Command("pause"))
+    router.message.register(resume, Command("resume"))
+    return router
+
+
+async def schedule(message: Message, command: CommandObject, scheduler: Scheduler, settings: Settings) -> None:
+    """/schedule <dag_id> <cron | every 15m | at 2026-12-01 09:00>; answers with the next fire times."""
+    dag_id, _, spec = (command.args or "").strip().partition(" ")
+    if not dag_id or not spec.strip():
+        raise UsageError(texts.USAGE_SCHEDULE)
+    owner = message.from_user.id if message.from_user else None
+    record = await scheduler.add(dag_id, spec, owner_id=owner, chat_id=message.chat.id)
+    await message.answer(texts.schedule_made(record, scheduler.upcoming(record), settings.tz))
+
+
+async def list_schedules(message: Message, scheduler: Scheduler, settings: Settings) -> None:
+    """Every schedule with its next fire time."""
+    records = await scheduler.schedules()
+    lines = [texts.schedule_line(r, scheduler.upcoming(r, 1), settings.tz) for r in records]
+    await answer_long(message, texts.schedule_list(lines, settings.tz))
+
+
+async def unschedule(message: Message, command: CommandObject, scheduler: Scheduler) -> None:
+    """/unschedule <id>."""
+    schedule_id = parse_id(command.args, texts.usage_schedule_id("unschedule"))
+    await scheduler.remove(schedule_id)
+    await message.answer(texts.schedule_removed(schedule_id))
+
+
+async def pause(message: Message, command: CommandObject, scheduler: Scheduler) -> None:
+    """/pause <id>."""
+    schedule_id = parse_id(command.args, texts.usage_schedule_id("pause"))
+    await scheduler.pause(schedule_id)
+    await message.answer(texts.schedule_paused(schedule_id))
+
+
+async def resume(message: Message, command: CommandObject, scheduler: Scheduler, settings: Settings) -> None:
+    """/resume <id>."""
+    schedule_id = parse_id(command.args, texts.usage_schedule_id("resume"))
+    record = await scheduler.resume(schedule_id)
+    await message.answer(texts.schedule_resumed(record, scheduler.upcoming(record, 1), settings.tz))

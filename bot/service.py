@@ -1,0 +1,198 @@
+"""The bot as a part of the service: built from the settings and the core, started and stopped by main.py.
+
+``start()`` subscribes to run events, then (in the named task ``telegram-polling``) deletes any
+webhook, registers the command list and long-polls the Bot API at ``TELEGRAM_API_BASE``. If the API
+cannot be reached it keeps trying with a growing delay; the rest of the service runs meanwhile.
+``stop()`` stops polling, lets updates being handled finish (briefly), stops every background task
+and closes the HTTP session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from aiogram import BaseMiddleware, Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.exceptions import AiogramError, TelegramUnauthorizedError
+from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.types import BotCommand, TelegramObject
+from aiogram.utils.token import TokenValidationError
+
+from bot import texts
+from bot.access import UsersMiddleware
+from bot.background import TaskSet
+from bot.handlers import build_router
+from bot.notifier import Notifier
+from bot.sender import TelegramSender
+from orchestrator.engine import Orchestrator
+from orchestrator.library import DagLibrary
+from orchestrator.scheduler import Scheduler
+from orchestrator.settings import Settings
+
+log = logging.getLogger("taskflow.bot")
+
+POLLING_TIMEOUT_S = 10
+EDIT_INTERVAL_S = 1.5  # Telegram allows about one edit of a message per second
+DRAIN_TIMEOUT_S = 5.0
+MAX_RETRY_DELAY_S = 60.0
+
+
+class InFlight(BaseMiddleware):
+    """Remembers the tasks handling updates, so ``stop()`` can let them finish instead of leaking them."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        """Run the handler, tracked."""
+        task = asyncio.current_task()
+        if task is None:
+            return await handler(event, data)
+        self.tasks.add(task)
+        try:
+            return await handler(event, data)
+        finally:
+            self.tasks.discard(task)
+
+    async def drain(self, grace: float) -> None:
+        """Wait up to ``grace`` seconds for handlers still going, then cancel the rest."""
+        tasks = [t for t in self.tasks if t is not asyncio.current_task()]
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+class TaskFlowBot:
+    """The Telegram bot of the service."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        orch: Orchestrator,
+        library: DagLibrary,
+        scheduler: Scheduler,
+        *,
+        edit_interval: float = EDIT_INTERVAL_S,
+        polling_timeout: int = POLLING_TIMEOUT_S,
+    ) -> None:
+        if not settings.telegram_bot_token:
+            raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+        self.settings = settings
+        self.orch = orch
+        self.scheduler = scheduler
+        self.polling_timeout = polling_timeout
+        session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base.rstrip("/")))
+        defaults = DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True)
+        try:
+            self.bot = Bot(settings.telegram_bot_token, session=session, default=defaults)
+        except TokenValidationError:
+            raise ValueError("TELEGRAM_BOT_TOKEN does not look like a bot token (123456789:AA…)") from None
+        self.notifier = Notifier(self.bot, orch, settings, edit_interval=edit_interval)
+        self.sender = TelegramSender(self.bot, orch.store)
+        self.ready = asyncio.Event()  # set while long polling runs
+        self.polling_task: asyncio.Task[None] | None = None  # ends when polling stops for good
+        self._inflight = InFlight()
+        self._tasks = TaskSet()
+        self._digested: set[int] = set()  # resumed runs the admins have been told about
+        self.dispatcher = self._build_dispatcher(library)
+
+    def _build_dispatcher(self, library: DagLibrary) -> Dispatcher:
+        dispatcher = Dispatcher(
+            storage=MemoryStorage(),
+            name="taskflow",
+            settings=self.settings,
+            orch=self.orch,
+            library=library,
+            scheduler=self.scheduler,
+            notifier=self.notifier,
+        )
+        dispatcher.update.outer_middleware(self._inflight)
+        dispatcher.update.outer_middleware(UsersMiddleware(self.orch.store, self.settings))
+        dispatcher.include_router(build_router())
+        dispatcher.startup.register(self._on_startup)
+        dispatcher.shutdown.register(self._on_shutdown)
+        return dispatcher
+
+    async def start(self) -> None:
+        """Follow runs, become the orchestrator's message sender, and start long polling (in the background).
+
+        Call it before resuming unfinished runs, so their messages can be delivered.
+        """
+        await self.notifier.start()
+        self.scheduler.on_error = self.notifier.schedule_failed
+        if self.orch.resources.sender is None:
+            self.orch.resources.sender = self.sender
+        self.polling_task = self._tasks.spawn(self._poll(), name="telegram-polling")
+
+    async def notify_resumed(self, run_ids: Sequence[int]) -> None:
+        """Send the admins one digest of runs resumed after a restart (in the background; never twice a run)."""
+        fresh = [run_id for run_id in run_ids if run_id not in self._digested]
+        if fresh:
+            self._digested.update(fresh)
+            self._tasks.spawn(self.notifier.send_digest(fresh), name="telegram-resume-digest")
+
+    async def stop(self) -> None:
+        """Stop polling and every background task, and close the HTTP session."""
+        self.sender.close()
+        if self.orch.resources.sender is self.sender:
+            self.orch.resources.sender = None
+        if self.scheduler.on_error == self.notifier.schedule_failed:
+            self.scheduler.on_error = None
+        if self.ready.is_set():
+            with contextlib.suppress(RuntimeError, TimeoutError):
+                await asyncio.wait_for(self.dispatcher.stop_polling(), DRAIN_TIMEOUT_S)
+        await self._inflight.drain(DRAIN_TIMEOUT_S)
+        await self._tasks.close()
+        await self.notifier.stop()
+        await self.bot.session.close()
+        log.info("Telegram bot stopped")
+
+    def task_names(self) -> list[str]:
+        """Names of the bot's background tasks still going (polling, notifier, sends and edits)."""
+        return sorted(self._tasks.names() + self.notifier.task_names())
+
+    async def _on_startup(self) -> None:
+        self.ready.set()
+
+    async def _on_shutdown(self) -> None:
+        self.ready.clear()
+
+    async def _poll(self) -> None:
+        delay = 1.0
+        while True:
+            try:
+                await self._prepare()
+                await self.dispatcher.start_polling(
+                    self.bot, handle_signals=False, close_bot_session=False, polling_timeout=self.polling_timeout
+                )
+                return
+            except TelegramUnauthorizedError:
+                log.error("the Bot API refused TELEGRAM_BOT_TOKEN; the bot is off")
+                return
+            except (AiogramError, OSError) as exc:  # the API is unreachable: keep the rest running, retry
+                base = self.settings.telegram_api_base
+                log.warning("Telegram Bot API at %s: %s; retrying in %.0fs", base, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_RETRY_DELAY_S)
+
+    async def _prepare(self) -> None:
+        me = await self.bot.get_me()
+        await self.bot.delete_webhook(drop_pending_updates=False)  # long polling and a webhook exclude each other
+        await self.bot.set_my_commands([BotCommand(command=c, description=d) for c, d in texts.COMMANDS])
+        log.info("Telegram bot @%s is on (Bot API at %s)", me.username, self.settings.telegram_api_base)
+        await self.notify_resumed(self.orch.resumed)  # runs the orchestrator resumed when it started

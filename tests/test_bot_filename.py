@@ -1,0 +1,93 @@
+"""/filename: the one edit a chat user may make, by command or by buttons."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+
+from orchestrator.engine import Orchestrator
+from orchestrator.library import DagLibrary
+from orchestrator.settings import Settings
+from tests.fake_telegram import ALICE, BotHarness
+
+DAG = {
+    "dag_name": "report",
+    "tasks": [
+        {"id": "fetch", "operation": "noop", "independent_params": {"value": {"n": 1}}},
+        {
+            "id": "render",
+            "operation": "json_to_string",
+            "independent_params": {"filename": "old.txt"},
+            "dependent_params": {"data": "fetch"},
+            "dependencies": ["fetch"],
+        },
+    ],
+}
+
+
+@pytest.fixture
+async def tg(settings: Settings, orch: Orchestrator, library: DagLibrary) -> AsyncIterator[BotHarness]:
+    """A running bot that knows one DAG."""
+    await library.add_json(json.dumps(DAG), source="test")
+    async with BotHarness(settings, orch, library) as harness:
+        yield harness
+
+
+async def _filename(library: DagLibrary, task_id: str) -> str | None:
+    return (await library.get("report")).task(task_id).filename
+
+
+async def test_the_command_changes_the_filename_and_keeps_the_old_config(
+    tg: BotHarness, library: DagLibrary, settings: Settings, orch: Orchestrator
+) -> None:
+    reply = await tg.say("/filename report render summary.md")
+    assert (
+        "Task <code>render</code> of <code>report</code> now saves its output as <code>summary.md</code>" in reply.text
+    )
+    assert await _filename(library, "render") == "summary.md"
+    saved = json.loads((settings.configs_dir / "report" / "config.json").read_text(encoding="utf-8"))
+    assert saved["tasks"][1]["independent_params"]["filename"] == "summary.md"
+    assert (settings.configs_dir / "report" / "config.v1.json").is_file()
+
+    report = await orch.run(await library.get("report"))
+    assert report.tasks["render"].output_file == "summary.md", "the next runs use it"
+
+
+async def test_a_name_the_core_refuses_is_explained(tg: BotHarness, library: DagLibrary) -> None:
+    reply = await tg.say("/filename report render ../../etc/passwd")
+    assert "must" in reply.text
+    assert "'/'" in reply.text
+    assert await _filename(library, "render") == "old.txt"
+    assert "has no task 'nope'" in (await tg.say("/filename report nope x.txt")).text
+    assert "DAG 'gone' does not exist" in (await tg.say("/filename gone render x.txt")).text
+
+
+async def test_the_button_flow(tg: BotHarness, library: DagLibrary) -> None:
+    pick_dag = await tg.say("/filename")
+    assert [label for label, _ in pick_dag.buttons()] == ["report", "✖ Cancel"]
+    pick_task = await tg.tap(pick_dag, "report")
+    assert [label for label, _ in pick_task.buttons()] == ["fetch", "render → old.txt", "✖ Cancel"]
+    question = await tg.tap(pick_task, "render")
+    assert "saves its output as <code>old.txt</code>" in question.text
+
+    refused = await tg.say("bad/name.txt")
+    assert "'/'" in refused.text
+    assert await _filename(library, "render") == "old.txt"
+    done = await tg.say("new-name.txt")  # the question still stands after a refused name
+    assert "now saves its output as <code>new-name.txt</code>" in done.text
+    assert await _filename(library, "render") == "new-name.txt"
+    assert "Send a command" in (await tg.say("another.txt")).text, "the conversation is over"
+
+
+async def test_shortcuts_and_cancel(tg: BotHarness, library: DagLibrary) -> None:
+    pick_task = await tg.say("/filename report")
+    assert "pick the task" in pick_task.text
+    question = await tg.say("/filename report fetch")
+    assert "saves its output as the default" in question.text
+    tg.tg.press(question, "Cancel")
+    edited = await tg.tg.expect(ALICE["id"], method="editMessageText")
+    assert "nothing changed" in edited.text
+    assert "Send a command" in (await tg.say("x.txt")).text
+    assert await _filename(library, "fetch") is None

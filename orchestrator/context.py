@@ -30,9 +30,10 @@ class operation_context:
         folder: Path,
         run_logger: logging.Logger,
         resources: Resources,
+        timeout: float | None = None,
     ) -> None:
         logger = logging.LoggerAdapter(run_logger, {"task": task_id})
-        self._ctx = OperationContext(run_id, dag_id, task_id, attempt, folder, logger, resources)
+        self._ctx = OperationContext(run_id, dag_id, task_id, attempt, folder, logger, resources, timeout=timeout)
         self._started = 0.0
 
     async def __aenter__(self) -> OperationContext:

@@ -330,6 +330,7 @@ class Orchestrator:
             folder=run.folder.path,
             run_logger=run.logger,
             resources=self.resources,
+            timeout=task.timeout,
         ) as ctx:
             if task.timeout is None:
                 return await self._executor.execute(op, params, ctx)

@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def cli(data_dir: Path, *args: str, **kwargs: Any) -> subprocess.Popen[str]:
+def cli(data_dir: Path, *args: str, env_extra: dict[str, str] | None = None) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKFLOW_", "TELEGRAM_"))}
     env["TASKFLOW_DATA_DIR"] = str(data_dir)
+    env.update(env_extra or {})
     return subprocess.Popen(
         [sys.executable, str(ROOT / "main.py"), *args],
         cwd=data_dir,
@@ -28,7 +30,6 @@ def cli(data_dir: Path, *args: str, **kwargs: Any) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        **kwargs,
     )
 
 
@@ -157,3 +158,55 @@ def test_rerun_refuses_what_it_cannot_rerun(tmp_path: Path, run_id: str) -> None
     assert proc.returncode != 0
     assert "Traceback" not in err
     assert ("run 1 does not exist" in err) if run_id == "1" else ("invalid int value" in err)
+
+
+def start_service(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
+    """``python main.py`` on a random port; returns the process and its base URL once it listens."""
+    proc = cli(data_dir, env_extra={"TASKFLOW_PORT": "0"})
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "web server listening on" in line:
+            address = line.split("listening on ")[1].split()[0]
+            return proc, f"http://{address}"
+    raise AssertionError(f"the service did not start: {proc.communicate(timeout=5)}")
+
+
+def post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())  # type: ignore[no-any-return]
+
+
+def test_the_service_resumes_runs_after_sigkill(tmp_path: Path) -> None:
+    config = {
+        "dag_name": "served",
+        "tasks": [
+            {"id": "first", "operation": "noop", "independent_params": {"value": 1}},
+            {"id": "slow", "operation": "sleep", "independent_params": {"seconds": 1.0}, "dependencies": ["first"]},
+            {"id": "last", "operation": "noop", "independent_params": {"value": "done"}, "dependencies": ["slow"]},
+        ],
+    }
+    service, base = start_service(tmp_path)
+    try:
+        answer = post_json(f"{base}/api/web", config)
+        assert answer["url"].endswith(f"/runs/{answer['run_id']}")
+        wait_for(lambda: runs_started(tmp_path, "slow") == 1)
+        service.send_signal(signal.SIGKILL)
+    finally:
+        service.communicate(timeout=10)
+
+    service, base = start_service(tmp_path)  # the next start finishes the run
+    try:
+        wait_for(lambda: query(tmp_path, "SELECT state FROM runs WHERE run_id = 1") == [("success",)])
+        with urllib.request.urlopen(f"{base}/api/runs/1", timeout=10) as response:
+            run = json.loads(response.read())
+    finally:
+        service.send_signal(signal.SIGTERM)
+        _, err = service.communicate(timeout=20)
+    assert service.returncode == 0, err
+    assert "Traceback" not in err
+    assert run["state"] == "success"
+    assert [t["state"] for t in run["tasks"]] == ["success"] * 3
+    assert runs_started(tmp_path, "first") == 1
+    assert runs_started(tmp_path, "slow") == 2
+    assert (tmp_path / "dag" / "dag_1.zip").is_file()

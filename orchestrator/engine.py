@@ -93,6 +93,7 @@ class Orchestrator:
         self._workers: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._owns_http = False
+        self._activation = asyncio.Lock()  # resume and re-run check-then-start runs
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -203,26 +204,27 @@ class Orchestrator:
 
     async def rerun(self, run_id: int) -> int:
         """Re-run a failed or cancelled run from its failure: succeeded tasks keep their outputs."""
-        if run_id in self._runs:
-            raise ConflictError(f"run {run_id} is still going")
-        stored = await self.store.get_run(run_id)
-        if stored.state not in (RunState.FAILED, RunState.CANCELLED):
-            raise ConflictError(f"run {run_id} ended with {stored.state}; only failed or cancelled runs re-run")
-        for task in await self.store.get_tasks(run_id):
-            if task.state in TASK_RERUNNABLE:
-                fresh = TaskRecord(task.task_id, TaskState.PENDING, task.attempts, 0)
-                self.store.record_task(run_id, fresh)
-        await self.store.set_run_state(run_id, RunState.QUEUED)
-        await self._resume(run_id)
+        async with self._activation:  # two re-runs of one run at once must not both start it
+            if run_id in self._runs:
+                raise ConflictError(f"run {run_id} is still going")
+            stored = await self.store.get_run(run_id)
+            if stored.state not in (RunState.FAILED, RunState.CANCELLED):
+                raise ConflictError(f"run {run_id} ended with {stored.state}; only failed or cancelled runs re-run")
+            for task in await self.store.get_tasks(run_id):
+                if task.state in TASK_RERUNNABLE:
+                    self.store.record_task(run_id, TaskRecord(task.task_id, TaskState.PENDING, task.attempts, 0))
+            await self.store.set_run_state(run_id, RunState.QUEUED)
+            await self._resume(run_id)
         return run_id
 
     async def resume_unfinished(self) -> list[int]:
         """Pick up every run that had not ended when the last process stopped."""
         resumed = []
-        for run_id in await self.store.unfinished_run_ids():
-            if run_id not in self._runs:
-                await self._resume(run_id)
-                resumed.append(run_id)
+        async with self._activation:
+            for run_id in await self.store.unfinished_run_ids():
+                if run_id not in self._runs:
+                    await self._resume(run_id)
+                    resumed.append(run_id)
         if resumed:
             log.info("resumed %d unfinished run(s): %s", len(resumed), resumed)
         return resumed

@@ -380,3 +380,15 @@ async def test_unknown_runs(orch: Orchestrator) -> None:
 def test_permanent_errors_are_operation_errors() -> None:
     # The engine's retry rule depends on this relation.
     assert issubclass(PermanentOperationError, Exception)
+
+
+async def test_two_reruns_at_once_start_the_run_once(orch: Orchestrator) -> None:
+    failed = await orch.run(
+        dag({"id": "f", "operation": "flaky", "independent_params": {"key": "twice", "fail_times": 1}})
+    )
+    assert failed.state == RunState.FAILED
+    results = await asyncio.gather(*(orch.rerun(failed.run.run_id) for _ in range(2)), return_exceptions=True)
+    assert sum(isinstance(r, ConflictError) for r in results) == 1
+    report = await orch.wait(failed.run.run_id)
+    assert report.state == RunState.SUCCESS
+    assert calls["twice"] == 2

@@ -1,0 +1,70 @@
+"""What each 4diac FB type becomes: a task (through the type table), a block handled here, or a refusal."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from orchestrator.fourdiac.mapping import TypeMapping
+
+
+class Kind(Enum):
+    """What a node of the imported network becomes."""
+
+    TASK = "task"
+    START = "start"  # E_RESTART: its events mark entry tasks
+    CYCLE = "cycle"  # E_CYCLE: a schedule when START drives it
+    COLLAPSE = "collapse"  # E_SPLIT / E_REND: edges only
+    BLOCKED = "blocked"  # cannot be mapped; reported, and passed through so nothing else cascades
+    SUB_PIN = "sub_pin"  # a pin of an untyped sub-app's interface: passed through
+    ROOT_PIN = "root_pin"  # a pin of the imported type's own interface: an entry (or a sink)
+
+
+ENTRY_KINDS = frozenset({Kind.START, Kind.ROOT_PIN, Kind.CYCLE})
+
+_STRUCTURAL = {"E_RESTART": Kind.START, "E_SPLIT": Kind.COLLAPSE, "E_REND": Kind.COLLAPSE, "E_CYCLE": Kind.CYCLE}
+_STATE = "keeps state between events; a TaskFlow task runs once per run"
+_UNSUPPORTED = {
+    "E_SWITCH": "E_SWITCH is branching; TaskFlow DAGs cannot branch",
+    "E_PERMIT": "E_PERMIT is branching (it passes an event only while PERMIT is TRUE); TaskFlow DAGs cannot branch",
+    "E_DEMUX": "E_DEMUX is branching; TaskFlow DAGs cannot branch",
+    "E_SELECT": "E_SELECT passes one of two events (any-of); a TaskFlow task waits for all its dependencies",
+    "E_MERGE": "E_MERGE fires on any of its inputs (any-of); a TaskFlow task waits for all its dependencies "
+    "(E_REND waits for all)",
+    "E_SR": f"E_SR is a bistable that {_STATE}",
+    "E_RS": f"E_RS is a bistable that {_STATE}",
+    "E_D_FF": f"E_D_FF is a latch that {_STATE}",
+    "E_R_TRIG": "E_R_TRIG fires only on a rising edge of its input (a condition); TaskFlow DAGs cannot branch",
+    "E_F_TRIG": "E_F_TRIG fires only on a falling edge of its input (a condition); TaskFlow DAGs cannot branch",
+    "E_CTU": f"E_CTU is a counter that {_STATE}",
+    "E_CTD": f"E_CTD is a counter that {_STATE}",
+    "E_CTUD": f"E_CTUD is a counter that {_STATE}",
+    "E_TRAIN": "E_TRAIN fires repeatedly; a TaskFlow task runs once per run",
+    "E_TABLE": "E_TABLE fires repeatedly; a TaskFlow task runs once per run",
+    "E_N_TABLE": "E_N_TABLE fires repeatedly; a TaskFlow task runs once per run",
+}
+
+
+def short_type(type_name: str) -> str:
+    """The type name without its package prefix: ``iec61499::events::E_DELAY`` → ``E_DELAY``."""
+    return type_name.rsplit("::", 1)[-1]
+
+
+class Classifier:
+    """Decides what blocks of each type become, by a type table."""
+
+    def __init__(self, table: dict[str, TypeMapping]) -> None:
+        self.table = table
+        self.folded = {short_type(key).casefold(): entry for key, entry in table.items()}
+
+    def classify(self, full_type: str, short: str) -> tuple[Kind, TypeMapping | None, str | None]:
+        """The block's kind, its table entry (for a task) and the problem (for a refused one)."""
+        if short in _STRUCTURAL:
+            return _STRUCTURAL[short], None, None
+        mapping = self.table.get(full_type) or self.table.get(short) or self.folded.get(short.casefold())
+        if mapping is not None:
+            return Kind.TASK, mapping, None
+        if short in _UNSUPPORTED:
+            return Kind.BLOCKED, None, _UNSUPPORTED[short]
+        if not short:
+            return Kind.BLOCKED, None, "has no Type"
+        return Kind.BLOCKED, None, f"type {short!r} has no operation mapping; add it to a mapping file (--map)"

@@ -1,0 +1,141 @@
+"""The flow through a read network: its edges by destination, the walks back over them, and the DAG checks.
+
+Pass-through nodes (E_SPLIT/E_REND, sub-app pins, refused blocks) are walked through, so the tasks
+before them become the dependencies of the tasks after them. The checks report data inputs with
+several sources, event inputs fired from several places (a note), and loops.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Container
+
+from orchestrator.fourdiac.blocks import ENTRY_KINDS, Kind
+from orchestrator.fourdiac.model import Edge, Network, NodeKey, Source
+from orchestrator.graph import find_cycle
+
+_MAX_LOOPS_REPORTED = 5
+
+
+class Flow:
+    """The network's edges indexed by destination (ignored event edges noted and left out)."""
+
+    def __init__(self, net: Network) -> None:
+        self.net = net
+        self.nodes = net.nodes
+        self.ev_in: dict[NodeKey, list[Edge]] = defaultdict(list)
+        self.data_in: dict[tuple[NodeKey, str], list[Edge]] = defaultdict(list)
+        self.data_pins: dict[NodeKey, list[str]] = defaultdict(list)
+        tasks = [node.label for node in self.nodes.values() if node.kind is Kind.TASK]
+        self.rank = {label: i for i, label in enumerate(tasks)}
+        for edge in net.events:
+            reason = self._ignored(edge)
+            if reason:
+                net.note(f"{edge.where} ignored: {reason}")
+            else:
+                self.ev_in[edge.dst].append(edge)
+        for edge in net.data:
+            if (edge.dst, edge.dst_pin) not in self.data_in:
+                self.data_pins[edge.dst].append(edge.dst_pin)
+            self.data_in[(edge.dst, edge.dst_pin)].append(edge)
+
+    def _ignored(self, edge: Edge) -> str | None:
+        src, dst = self.nodes[edge.src], self.nodes[edge.dst]
+        if src.kind is Kind.START and edge.src_pin == "STOP":
+            return "START.STOP fires when the device stops"
+        if dst.kind is Kind.CYCLE and edge.dst_pin == "STOP":
+            return "stopping an E_CYCLE has no DAG equivalent"
+        if dst.type_name == "E_REND" and edge.dst_pin == "R":
+            return "resetting an E_REND has no DAG equivalent"
+        if dst.mapping is not None and edge.dst_pin in dst.mapping.ignore_events:
+            return f"the mapping of {dst.type_name} ignores event input {edge.dst_pin}"
+        return None
+
+    # -- walks -----------------------------------------------------------------------------
+
+    def walk_events(self, key: NodeKey, pins: Container[str] | None = None) -> tuple[set[str], set[NodeKey]]:
+        """The tasks and entry nodes found walking back over events from ``key``, through pass-throughs."""
+        tasks: set[str] = set()
+        entries: set[NodeKey] = set()
+        seen = {key}
+        stack: list[tuple[NodeKey, Container[str] | None]] = [(key, pins)]
+        while stack:
+            current, only = stack.pop()
+            for edge in self.ev_in.get(current, ()):
+                src = self.nodes[edge.src]
+                if only is not None and edge.dst_pin not in only:
+                    continue
+                if src.kind is Kind.TASK:
+                    tasks.add(src.label)
+                elif src.kind in ENTRY_KINDS:
+                    entries.add(src.key)
+                elif src.key not in seen:
+                    seen.add(src.key)
+                    stack.append((src.key, None))
+        return tasks, entries
+
+    def started_by_start(self, label: str) -> bool:
+        _, entries = self.walk_events(("fb", label))
+        return any(self.nodes[k].kind is Kind.START for k in entries)
+
+    def data_source(self, key: NodeKey, pin: str) -> Source | None:
+        """Follow a data input back through sub-app pins to the task or value that feeds it."""
+        seen: set[NodeKey] = set()
+        while True:
+            edges = self.data_in.get((key, pin))
+            if not edges:
+                literal = self.nodes[key].literal if self.nodes[key].kind is Kind.SUB_PIN else None
+                return Source(literal=literal) if literal is not None else None
+            src = self.nodes[edges[0].src]  # several sources are reported by check_fan_in
+            if src.kind is Kind.TASK:
+                return Source(task=src, pin=edges[0].src_pin)
+            if src.kind is Kind.SUB_PIN and src.key not in seen:
+                seen.add(src.key)
+                key, pin = src.key, edges[0].src_pin
+                continue
+            if src.kind is Kind.ROOT_PIN and src.literal is not None:
+                return Source(literal=src.literal)
+            return Source(origin=src)
+
+    # -- checks ----------------------------------------------------------------------------
+
+    def check_fan_in(self) -> None:
+        for (dst, pin), edges in self.data_in.items():
+            if len(edges) > 1:
+                sources = ", ".join(f"{self.nodes[e.src].label}.{e.src_pin}" for e in edges)
+                message = f"data input {pin!r} has {len(edges)} sources ({sources}); a param takes one value"
+                self.net.problem(self.nodes[dst].where, message)
+        for dst, edges in self.ev_in.items():
+            by_pin: dict[str, list[str]] = defaultdict(list)
+            for e in edges:
+                if self.nodes[e.src].kind not in ENTRY_KINDS:
+                    by_pin[e.dst_pin].append(f"{self.nodes[e.src].label}.{e.src_pin}")
+            for pin, sources in by_pin.items():
+                if len(sources) > 1:
+                    self.net.note(
+                        f"event input '{self.nodes[dst].label}.{pin}' has {len(sources)} sources "
+                        f"({', '.join(sources)}): 4diac fires it for each, TaskFlow runs the task once after all"
+                    )
+
+    def check_loops(self) -> None:
+        graph: dict[NodeKey, set[NodeKey]] = {key: set() for key in self.nodes}
+        for edges in self.ev_in.values():
+            for e in edges:
+                graph[e.dst].add(e.src)
+        self._report_loops(graph, "EventConnections", "event loop")
+        # The event loops are broken now, so every loop left goes through a data connection.
+        for e in self.net.data:
+            graph[e.dst].add(e.src)
+        self._report_loops(graph, "DataConnections", "loop through data connections")
+
+    def _report_loops(self, graph: dict[NodeKey, set[NodeKey]], location: str, what: str) -> None:
+        for _ in range(_MAX_LOOPS_REPORTED):
+            cycle = find_cycle(graph)
+            if cycle is None:
+                return
+            along = cycle[::-1]  # find_cycle follows dependencies; show the flow of events
+            blocks = [self.nodes[k].label for k in along[:-1] if self.nodes[k].kind is not Kind.SUB_PIN]
+            names = blocks or [self.nodes[k].label for k in along[:-1]]
+            path = " → ".join([*names, names[0]])
+            self.net.problem(location, f"{what}: {path}; a DAG cannot loop")
+            graph[along[1]].discard(along[0])  # break this loop to look for the next one

@@ -1,0 +1,250 @@
+"""Reading the network of a 4diac file: FBs, untyped sub-apps (flattened to ``Sub.FB``), connections, START.
+
+A system (``.sys``) gives one application's network plus its resources' START connections; an FB type
+(``.fbt``) or sub-app type (``.sub``) gives its own network, whose interface pins become entry nodes.
+"""
+
+from __future__ import annotations
+
+from xml.etree.ElementTree import Element
+
+from orchestrator.errors import ConfigError, Problem
+from orchestrator.fourdiac.blocks import Classifier, Kind, short_type
+from orchestrator.fourdiac.mapping import TypeMapping
+from orchestrator.fourdiac.model import START_KEY, Edge, Info, Network, Node, NodeKey
+from orchestrator.fourdiac.xmltree import child, interface, position, tag
+
+_MAX_SUBAPP_DEPTH = 32  # nesting deeper than this is hostile, not a drawing
+_BASIC_TYPES = {
+    "BasicFB": "basic",
+    "SimpleFB": "simple",
+    "ServiceFB": "service interface",
+    "Service": "service interface",
+}
+_TYPE_ROOTS = {"FBType": "FB type", "SubAppType": "sub-app type", "ResourceType": "resource type"}
+_CONNECTION_LISTS = {"EventConnections": "event", "DataConnections": "data", "AdapterConnections": "adapter"}
+
+
+def read_network(root: Element, app: str | None, table: dict[str, TypeMapping], source: str) -> tuple[Network, Info]:
+    """The file's network (and, for a system, its resources' START connections).
+
+    Raises ``ConfigError`` when there is no network to read; other problems are collected in it.
+    """
+    reader = _Reader(table, source)
+    info = reader.load(root, app)
+    return reader.net, info
+
+
+def _join(scope: str, name: str) -> str:
+    return f"{scope}.{name}" if scope else name
+
+
+class _Reader:
+    """Reads one network into nodes and edges."""
+
+    def __init__(self, table: dict[str, TypeMapping], source: str) -> None:
+        self.classifier = Classifier(table)
+        self.source = source
+        self.net = Network()
+        self.nodes = self.net.nodes
+        self.subapps: set[str] = set()
+
+    def fail(self, location: str, message: str) -> ConfigError:
+        """A ConfigError for a problem that stops the import."""
+        return ConfigError([*self.net.problems, Problem(location, message)], source=self.source)
+
+    def load(self, root: Element, app: str | None) -> Info:
+        root_tag = tag(root)
+        if root_tag == "System":
+            info = self._load_system(root, app)
+        elif root_tag in _TYPE_ROOTS:
+            info = self._load_type(root, _TYPE_ROOTS[root_tag])
+            if app is not None:
+                self.net.note(f"app={app!r} ignored: a {_TYPE_ROOTS[root_tag]} has no applications")
+        else:
+            raise self.fail(f"<{root_tag}>", "not a 4diac system (.sys), FB type (.fbt) or sub-app type (.sub)")
+        if not any(key[0] == "fb" for key in self.nodes):
+            self.net.problem(info.label, "the network has no function blocks")
+        return info
+
+    def _load_system(self, root: Element, app: str | None) -> Info:
+        apps = {a.get("Name", ""): a for a in root if tag(a) == "Application"}
+        system = f"System '{root.get('Name', '')}'"
+        names = ", ".join(repr(n) for n in apps) or "none"
+        if app is None and len(apps) != 1:
+            reason = "has no application" if not apps else f"has {len(apps)} applications ({names}); choose one (--app)"
+            raise self.fail(system, reason)
+        name = app if app is not None else next(iter(apps))
+        if name not in apps:
+            raise self.fail(system, f"has no application {name!r} (applications: {names})")
+        info = Info(name, f"Application '{name}'")
+        network = child(apps[name], "SubAppNetwork", "FBNetwork")
+        if network is not None:
+            self._add_network(network, "", (0.0, 0.0), 0)
+        self._add_resource_starts(root, name, set(apps) - {name})
+        return info
+
+    def _load_type(self, root: Element, what: str) -> Info:
+        name = root.get("Name", "")
+        info = Info(name, f"{what} '{name}'")
+        network = child(root, "SubAppNetwork", "FBNetwork")
+        if network is None:
+            basic = next((_BASIC_TYPES[tag(c)] for c in root if tag(c) in _BASIC_TYPES), None)
+            reason = (
+                f"is a {basic} function block: its behaviour is code, not a network of blocks"
+                if basic
+                else "has no FBNetwork"
+            )
+            raise self.fail(info.label, f"{reason}; only composite FB types, sub-app types and systems can be imported")
+        pins = interface(child(root, "InterfaceList", "SubAppInterfaceList"))
+        pins.update({v.get("Name", ""): v.get("InitialValue") or None for v in root if tag(v) == "VarDeclaration"})
+        for pin, literal in pins.items():
+            self.nodes[("root", pin)] = Node(("root", pin), Kind.ROOT_PIN, pin, literal=literal)
+        self._add_network(network, "", (0.0, 0.0), 0)
+        return info
+
+    # -- blocks and sub-apps -----------------------------------------------------------------
+
+    def _add_network(self, network: Element, scope: str, origin: tuple[float, float], depth: int) -> None:
+        # Blocks first: connections may be written before the blocks they name.
+        for item in network:
+            self._add_element(item, scope, origin, depth)
+        for item in network:
+            kind = _CONNECTION_LISTS.get(tag(item))
+            for conn in item if kind else ():
+                if tag(conn) == "Connection":
+                    self._add_connection(kind or "", conn, scope)
+
+    def _add_element(self, element: Element, scope: str, origin: tuple[float, float], depth: int) -> None:
+        element_tag = tag(element)
+        if element_tag == "FB":
+            self._add_block(element, scope, origin)
+        elif element_tag == "SubApp":
+            self._add_subapp(element, scope, origin, depth)
+        elif element_tag == "Group":  # visual only; older files may nest their blocks in it
+            for item in element:
+                self._add_element(item, scope, origin, depth)
+
+    def _claim_name(self, element: Element, scope: str, what: str) -> str | None:
+        name = (element.get("Name") or "").strip()
+        label = _join(scope, name)
+        if not name:
+            where = f"sub-app '{scope}'" if scope else "the network"
+            self.net.problem(f"{what} in {where}", "has no Name")
+            return None
+        if ("fb", label) in self.nodes or label in self.subapps:
+            self.net.problem(f"{what} '{label}'", "another block of the network has this name")
+            return None
+        return label
+
+    def _add_block(self, element: Element, scope: str, origin: tuple[float, float]) -> None:
+        label = self._claim_name(element, scope, "FB")
+        if label is None:
+            return
+        full_type = (element.get("Type") or "").strip()
+        short = short_type(full_type)
+        kind, mapping, problem = self.classifier.classify(full_type, short)
+        if problem:
+            self.net.problem(f"FB '{label}'", problem)
+        params = {p.get("Name", ""): p.get("Value", "") for p in element if tag(p) == "Parameter"}
+        node = Node(("fb", label), kind, label, short, mapping, params, position(element, origin))
+        node.comment = (element.get("Comment") or "").strip()
+        self.nodes[node.key] = node
+        if kind is Kind.COLLAPSE:
+            self.net.note(f"{short} '{label}' collapsed into edges")
+
+    def _add_subapp(self, element: Element, scope: str, origin: tuple[float, float], depth: int) -> None:
+        network = child(element, "SubAppNetwork", "FBNetwork")
+        if network is None:  # a typed sub-app: a block of its type, like an FB
+            self._add_block(element, scope, origin)
+            return
+        label = self._claim_name(element, scope, "SubApp")
+        if label is None:
+            return
+        if depth >= _MAX_SUBAPP_DEPTH:
+            self.net.problem(f"SubApp '{label}'", f"sub-apps nest deeper than {_MAX_SUBAPP_DEPTH}")
+            return
+        self.subapps.add(label)
+        pins = interface(child(element, "SubAppInterfaceList", "InterfaceList"))
+        pins.update({p.get("Name", ""): p.get("Value") for p in element if tag(p) == "Parameter"})
+        for pin, literal in pins.items():
+            key = ("pin", f"{label}.{pin}")
+            self.nodes[key] = Node(key, Kind.SUB_PIN, f"{label}.{pin}", literal=literal)
+        at = position(element, origin)
+        inner_origin = (at["x"], at["y"]) if at else origin
+        self._add_network(network, label, inner_origin, depth + 1)
+
+    # -- connections -----------------------------------------------------------------------
+
+    def _add_connection(self, kind: str, conn: Element, scope: str) -> None:
+        src, dst = conn.get("Source") or "", conn.get("Destination") or ""
+        where = f"{kind} connection {src!r} → {dst!r}" + (f" in sub-app '{scope}'" if scope else "")
+        if not src or not dst:
+            self.net.problem(where, "needs both Source and Destination")
+            return
+        if kind == "adapter":
+            message = "adapter connections cannot be mapped: TaskFlow tasks exchange data only through outputs"
+            self.net.problem(where, message)
+            return
+        ends = [self._endpoint(text, scope) for text in (src, dst)]
+        for text, end in zip((src, dst), ends, strict=True):
+            if end is None:
+                self.net.problem(where, self._dangling(text, scope))
+        if ends[0] is not None and ends[1] is not None:
+            edge = Edge(ends[0][0], ends[0][1], ends[1][0], ends[1][1], where)
+            (self.net.events if kind == "event" else self.net.data).append(edge)
+
+    def _dangling(self, text: str, scope: str) -> str:
+        if "." not in text:
+            owner = f"sub-app '{scope}'" if scope else "the network's owner"
+            return f"{text!r} is not a pin of the interface of {owner}"
+        return f"{text!r} names no block (or no interface pin of a sub-app) in this network"
+
+    def _endpoint(self, text: str, scope: str) -> tuple[NodeKey, str] | None:
+        """The node and pin ``"FB.PIN"`` (or ``"PIN"`` of the enclosing interface) refers to."""
+        if "." not in text:
+            key = ("pin", f"{scope}.{text}") if scope else ("root", text)
+            return (key, text) if key in self.nodes else None
+        parts = text.split(".")
+        # Like 4diac: the shortest prefix that names an element (mapped names may hold dots).
+        for cut in range(1, len(parts)):
+            block, pin = _join(scope, ".".join(parts[:cut])), ".".join(parts[cut:])
+            if ("fb", block) in self.nodes:
+                return ("fb", block), pin
+            pin_key = ("pin", f"{block}.{pin}")
+            if block in self.subapps and pin_key in self.nodes:
+                return pin_key, pin
+        return None
+
+    def _add_resource_starts(self, system: Element, app: str, other_apps: set[str]) -> None:
+        """The resources' START events into this application; the rest of a resource is the device's."""
+        for resource in system.iter("Resource"):
+            network = child(resource, "FBNetwork")
+            if network is None:
+                continue
+            starts = {"START"} | {
+                fb.get("Name", "")
+                for fb in network
+                if tag(fb) == "FB" and short_type(fb.get("Type", "")) == "E_RESTART"
+            }
+            for conn in (c for lst in network if tag(lst) == "EventConnections" for c in lst):
+                self._add_resource_connection(conn, starts, app, other_apps, resource.get("Name", ""))
+
+    def _add_resource_connection(
+        self, conn: Element, starts: set[str], app: str, other_apps: set[str], resource: str
+    ) -> None:
+        src, dst = conn.get("Source") or "", conn.get("Destination") or ""
+        head, _, rest = dst.partition(".")
+        if head in other_apps:
+            return
+        end = self._endpoint(rest if head == app else dst, "")
+        if end is None:
+            return  # a block of the resource itself, not of this application
+        block, _, pin = src.partition(".")
+        where = f"event connection {src!r} → {dst!r} in resource '{resource}'"
+        if block not in starts:
+            self.net.note(f"{where} ignored: only the START connections of resources are imported")
+            return
+        if START_KEY not in self.nodes:
+            self.nodes[START_KEY] = Node(START_KEY, Kind.START, "START", "E_RESTART")
+        self.net.events.append(Edge(START_KEY, pin, end[0], end[1], where))

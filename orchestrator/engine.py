@@ -15,8 +15,6 @@ import itertools
 import json
 import logging
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -35,7 +33,7 @@ from orchestrator.events import EventBus, RunEvent
 from orchestrator.executor import Executor, make_executor
 from orchestrator.graph import downstream
 from orchestrator.models import DagConfig
-from orchestrator.records import RunRecord, TaskRecord
+from orchestrator.records import RunReport, TaskRecord, count_states
 from orchestrator.rundir import RunFolder
 from orchestrator.runstate import ActiveRun, TaskSlot
 from orchestrator.settings import Settings
@@ -49,24 +47,6 @@ log = logging.getLogger("taskflow.engine")
 _INLINE_WRITE_BYTES = 64 * 1024
 # Pause before handing an attempt the executor lost back to it (see ExecutorUnavailableError).
 EXECUTOR_RETRY_S = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class RunReport:
-    """How a run ended (or stands): the run, its tasks by id, and its archive."""
-
-    run: RunRecord
-    tasks: dict[str, TaskRecord]
-
-    @property
-    def state(self) -> RunState:
-        """The run's state."""
-        return self.run.state
-
-    @property
-    def archive(self) -> Path | None:
-        """The run's ZIP, once it exists."""
-        return Path(self.run.archive) if self.run.archive else None
 
 
 class Orchestrator:
@@ -169,7 +149,9 @@ class Orchestrator:
         """Wait for a run to end (returns at once for an ended run)."""
         active = self._runs.get(run_id)
         if active is not None:
-            await asyncio.shield(active.done)
+            final = await asyncio.shield(active.done)
+            if final is not None:  # the report it ended with: what was just committed, without reading it back
+                return final
         return await self.report(run_id)
 
     async def report(self, run_id: int) -> RunReport:
@@ -436,6 +418,7 @@ class Orchestrator:
         final, error = _outcome(run)
         run.logger.info("run ended: %s", final, extra={"task": "-"})
         _close_log(run)
+        report = None
         try:
             # The folder is archived before the end is stored: a crash in between leaves the run
             # unfinished in the store, so the next start finishes (and archives) it again.
@@ -443,13 +426,15 @@ class Orchestrator:
             ended = dataclasses.replace(stored, state=final, ended_at=time.time(), error=error)
             tasks = [slot.record() for slot in run.slots.values()]
             await asyncio.to_thread(run.folder.write_report, ended, tasks)
-            archive = await asyncio.to_thread(run.folder.make_archive)
-            await self.store.set_run_state(run.run_id, final, error=error, archive=str(archive))
+            archive = str(await asyncio.to_thread(run.folder.make_archive))
+            await self.store.set_run_state(run.run_id, final, error=error, archive=archive, at=ended.ended_at)
+            ended = dataclasses.replace(ended, archive=archive, counts=count_states(tasks))
+            report = RunReport(ended, {t.task_id: t for t in tasks})
         except Exception:
             log.exception("run %d could not be closed; it is finished again at the next start", run.run_id)
         finally:
             del self._runs[run.run_id]
-            run.done.set_result(None)
+            run.done.set_result(report)
         self.events.publish(RunEvent(run.run_id, None, final.value, error))
         log.info("run %d of %r ended: %s", run.run_id, run.config.dag_id, final)
 

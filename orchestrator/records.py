@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from orchestrator.states import RUN_TERMINAL, RunState, TaskState
@@ -81,6 +83,32 @@ class RunRecord:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, with the duration."""
         return {**asdict(self), "duration_s": self.duration_s}
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    """How a run ended (or stands): the run, its tasks by id, and its archive."""
+
+    run: RunRecord
+    tasks: dict[str, TaskRecord]
+
+    @property
+    def state(self) -> RunState:
+        """The run's state."""
+        return self.run.state
+
+    @property
+    def archive(self) -> Path | None:
+        """The run's ZIP, once it exists."""
+        return Path(self.run.archive) if self.run.archive else None
+
+
+def count_states(tasks: Iterable[TaskRecord]) -> dict[str, int]:
+    """How many tasks are in each state, as ``RunRecord.counts`` holds it."""
+    counts: dict[str, int] = {}
+    for task in tasks:
+        counts[task.state.value] = counts.get(task.state.value, 0) + 1
+    return counts
 
 
 @dataclass(frozen=True, slots=True)

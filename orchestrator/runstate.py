@@ -15,7 +15,7 @@ from orchestrator.errors import PermanentOperationError
 from orchestrator.graph import dependents
 from orchestrator.models import DagConfig, TaskConfig
 from orchestrator.paths import PathError, split_reference, walk
-from orchestrator.records import TaskRecord
+from orchestrator.records import RunReport, TaskRecord
 from orchestrator.rundir import RunFolder
 from orchestrator.states import TASK_TERMINAL, TaskState
 
@@ -66,7 +66,7 @@ class ActiveRun:
     folder: RunFolder
     logger: logging.Logger
     slots: dict[str, TaskSlot]
-    done: asyncio.Future[None]
+    done: asyncio.Future[RunReport | None]  # the final report; None if the run could not be closed
     unfinished: int  # tasks not yet in a terminal state; the engine keeps it current
     outputs: dict[str, Any] = field(default_factory=dict)
     children: dict[str, list[str]] = field(default_factory=dict)
@@ -94,7 +94,7 @@ class ActiveRun:
         deps = {t.id: t.dependencies for t in config.tasks}
         for slot in slots.values():
             slot.waiting = sum(slots[d].state != TaskState.SUCCESS for d in slot.config.dependencies)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[RunReport | None] = asyncio.get_running_loop().create_future()
         unfinished = sum(s.state not in TASK_TERMINAL for s in slots.values())
         return cls(run_id, config, folder, logger, slots, done, unfinished, children=dependents(deps))
 

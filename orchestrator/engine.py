@@ -138,7 +138,7 @@ class Orchestrator:
             owner=owner,
             notify_chat=notify_chat,
         )
-        await self._activate(run_id, config, dumped, records=None)
+        await self._start_or_fail(run_id, config, dumped, records=None)
         return run_id
 
     async def run(self, config: DagConfig, **kwargs: Any) -> RunReport:
@@ -204,7 +204,9 @@ class Orchestrator:
         resumed = []
         async with self._activation:
             for run_id in await self.store.unfinished_run_ids():
-                if run_id not in self._runs:
+                if run_id in self._runs:
+                    continue
+                with contextlib.suppress(Exception):  # stored as failed and logged: the others go on
                     await self._resume(run_id)
                     resumed.append(run_id)
         if resumed:
@@ -222,7 +224,21 @@ class Orchestrator:
             await self.store.set_run_state(run_id, RunState.FAILED, error=f"stored config is invalid: {problems}")
             return
         records = {t.task_id: t for t in await self.store.get_tasks(run_id)}
-        await self._activate(run_id, config, dumped, records=records)
+        await self._start_or_fail(run_id, config, dumped, records=records)
+
+    async def _start_or_fail(
+        self, run_id: int, config: DagConfig, dumped: dict[str, Any], records: dict[str, TaskRecord] | None
+    ) -> None:
+        """Start the run; if that fails (its folder cannot be written, ...) store it as failed, not stuck."""
+        try:
+            await self._activate(run_id, config, dumped, records)
+        except Exception as exc:
+            active = self._runs.pop(run_id, None)
+            if active is not None:
+                _close_log(active)
+            log.exception("run %d could not start", run_id)
+            await self.store.set_run_state(run_id, RunState.FAILED, error=f"could not start: {_describe(exc)}")
+            raise
 
     async def _activate(
         self, run_id: int, config: DagConfig, dumped: dict[str, Any], records: dict[str, TaskRecord] | None
@@ -329,7 +345,12 @@ class Orchestrator:
     async def _on_success(self, run: ActiveRun, slot: TaskSlot, output: Any) -> None:
         try:
             encoded = json.dumps(output, ensure_ascii=False)
-        except (TypeError, ValueError) as exc:
+            encoded.encode()  # an unpaired surrogate: no file, database or chat could take it
+        except UnicodeEncodeError:
+            message = "output is not valid Unicode text (it holds an unpaired surrogate, \\ud800-\\udfff)"
+            self._on_failure(run, slot, PermanentOperationError(message))
+            return
+        except (TypeError, ValueError, RecursionError) as exc:
             self._on_failure(run, slot, PermanentOperationError(f"output is not JSON-serialisable: {exc}"))
             return
         if output is not None:
@@ -470,7 +491,8 @@ def _close_log(run: ActiveRun) -> None:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc)
+    # An error may quote text that is not valid Unicode; the store, run.json and chats need it valid.
+    text = str(exc).encode("utf-8", "replace").decode()
     if isinstance(exc, TaskFlowError | TimeoutError):  # our own messages say it all
         return text or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -69,3 +69,11 @@ class ExecutorUnavailableError(TaskFlowError):
     The engine puts the task back in the queue after a pause without counting a failure, so a
     run survives its cluster restarting.
     """
+
+
+class InvalidJsonError(TaskFlowError):
+    """Input that is not JSON TaskFlow can take; ``problem`` says what and where (line, column)."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        super().__init__(str(problem))

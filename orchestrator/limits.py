@@ -11,6 +11,10 @@ MAX_RETRY_DELAY_S = 24 * 3600.0
 MAX_TIMEOUT_S = 7 * 24 * 3600.0
 MAX_XML_BYTES = 5 * 1024 * 1024
 MAX_REQUEST_BYTES = MAX_CONFIG_BYTES + 64 * 1024
+# What the web server reads of any body at all (the views check their own, smaller limits first).
+MAX_HTTP_BODY_BYTES = max(MAX_REQUEST_BYTES, MAX_XML_BYTES) + 64 * 1024
+# How deep JSON input may nest (objects and arrays): deeper values break encoders and the stack.
+MAX_JSON_DEPTH = 64
 
 # Names the run folder uses for itself; a task's output may not take them.
 RESERVED_FILENAMES = frozenset({"config.json", "run.log", "run.json", "manifest.json"})

@@ -315,10 +315,11 @@ class Store:
         ended = None if state in RUN_ACTIVE else now
         async with self._transaction() as db:
             await db.execute(
+                # A run going again (a re-run) has no archive until it ends: the old ZIP is out of date.
                 "UPDATE runs SET state = ?, started_at = COALESCE(started_at, ?), "
                 "ended_at = CASE WHEN ? IS NULL THEN NULL ELSE ? END, error = ?, "
-                "archive = COALESCE(?, archive) WHERE run_id = ?",
-                (state.value, started, ended, ended, error, archive, run_id),
+                "archive = CASE WHEN ? IS NULL THEN NULL ELSE COALESCE(?, archive) END WHERE run_id = ?",
+                (state.value, started, ended, ended, error, ended, archive, run_id),
             )
             await db.execute(
                 "INSERT INTO events (run_id, state, at, error) VALUES (?, ?, ?, ?)", (run_id, state.value, now, error)
@@ -427,6 +428,8 @@ class Store:
 
     async def get_dag(self, dag_id: str) -> DagRecord:
         """A known DAG; ``NotFoundError`` if there is none."""
+        if not dag_id.isprintable() or dag_id.encode("utf-8", "replace").decode() != dag_id:
+            raise NotFoundError(f"DAG {dag_id!r} does not exist")  # SQLite cannot even take it as a key
         row = await self._one(
             "SELECT dag_id, config, source, version, updated_at FROM dags WHERE dag_id = ?", (dag_id,)
         )

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from operations.registry import all_operations, get_operation
-from orchestrator.errors import ConfigError, Problem
+from orchestrator.errors import ConfigError, InvalidJsonError, Problem
 from orchestrator.graph import find_cycle, is_upstream
+from orchestrator.jsontext import load_json, value_problems
 from orchestrator.limits import MAX_CONFIG_BYTES
 from orchestrator.models import DagConfig, TaskConfig
 from orchestrator.paths import split_reference
@@ -25,6 +25,9 @@ from orchestrator.paths import split_reference
 def parse_config(raw: str | bytes | dict[str, Any], *, source: str = "config") -> DagConfig:
     """Validate ``raw`` (JSON text or an already-parsed dict) fully; raise ``ConfigError`` if bad."""
     data = raw if isinstance(raw, dict) else _load_json(raw, source)
+    unstorable = value_problems(data)
+    if unstorable:
+        raise ConfigError(unstorable, source=source)
     try:
         config = DagConfig.model_validate(data)
     except ValidationError as exc:
@@ -42,15 +45,9 @@ def _load_json(raw: str | bytes, source: str) -> Any:
             source=source,
         )
     try:
-        return json.loads(raw)
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            [Problem("", f"not UTF-8 text: {exc.reason} at byte {exc.start}")],
-            source=source,
-        ) from None
-    except json.JSONDecodeError as exc:
-        where = f"line {exc.lineno}, column {exc.colno}"
-        raise ConfigError([Problem(where, f"invalid JSON: {exc.msg}")], source=source) from None
+        return load_json(raw)
+    except InvalidJsonError as exc:
+        raise ConfigError([exc.problem], source=source) from None
 
 
 def pydantic_problems(exc: ValidationError, prefix: str = "") -> list[Problem]:

@@ -16,6 +16,7 @@ from operations.base import OperationContext, OperationParams
 from operations.registry import operation
 from orchestrator.engine import Orchestrator
 from orchestrator.errors import ConflictError, NotFoundError, PermanentOperationError
+from orchestrator.rundir import RunFolder
 from orchestrator.settings import Settings
 from orchestrator.states import RunState, TaskState
 from orchestrator.validation import parse_config
@@ -53,6 +54,14 @@ def test_operations(monkeypatch: pytest.MonkeyPatch) -> None:
     @operation("unserialisable")
     async def unserialisable(ctx: OperationContext, params: OperationParams) -> object:
         return object()
+
+    @operation("surrogate")
+    async def surrogate(ctx: OperationContext, params: OperationParams) -> str:
+        raise ValueError("cannot parse '\ud800'")  # an error quoting text that is not valid Unicode
+
+    @operation("surrogate_output")
+    async def surrogate_output(ctx: OperationContext, params: OperationParams) -> dict[str, str]:
+        return {"text": "\udc80"}
 
     @operation("escape")
     async def escape(ctx: OperationContext, params: OperationParams) -> str:
@@ -229,9 +238,17 @@ async def test_unexpected_exceptions_and_bad_outputs_fail_cleanly(orch: Orchestr
             {"id": "boom", "operation": "boom"},
             {"id": "odd", "operation": "unserialisable"},
             {"id": "escape", "operation": "escape"},
+            {"id": "bad_error", "operation": "surrogate"},
+            {"id": "bad_output", "operation": "surrogate_output"},
         )
     )
     assert report.tasks["boom"].error == "ZeroDivisionError: division by zero"
+    assert report.tasks["bad_error"].error == "ValueError: cannot parse '?'"
+    assert "not valid Unicode" in report.tasks["bad_output"].error
+    stored = {t.task_id: t.error for t in await orch.store.get_tasks(report.run.run_id)}
+    assert stored["bad_error"] == "ValueError: cannot parse '?'"  # stored, and the run closed with its ZIP
+    assert report.archive is not None
+    assert report.archive.is_file()
     assert "not JSON-serialisable" in report.tasks["odd"].error
     assert "outside the run folder" in report.tasks["escape"].error
     assert not (orch.settings.runs_dir / "outside.txt").exists()
@@ -392,3 +409,18 @@ async def test_two_reruns_at_once_start_the_run_once(orch: Orchestrator) -> None
     report = await orch.wait(failed.run.run_id)
     assert report.state == RunState.SUCCESS
     assert calls["twice"] == 2
+
+
+async def test_a_run_that_cannot_start_is_failed_not_left_queued(
+    orch: Orchestrator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_disk(self: RunFolder, config: dict[str, Any]) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(RunFolder, "create", no_disk)
+    with pytest.raises(OSError, match="No space left"):
+        await orch.submit(dag({"id": "a", "operation": "noop"}))
+    (run,) = await orch.store.list_runs()
+    assert run.state == RunState.FAILED
+    assert run.error == "could not start: OSError: [Errno 28] No space left on device"
+    assert not orch.is_active(run.run_id)

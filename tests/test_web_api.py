@@ -118,6 +118,59 @@ async def test_invalid_config_gets_the_full_report(client: TestClient[Any, Any],
     assert not_object.status == 422
 
 
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),  # json.loads would overflow the stack
+        (b'{"dag_name": "x", "max_retries": 1' + b"0" * 5000 + b"}", "invalid JSON"),  # past int's digit limit
+    ],
+)
+async def test_json_that_python_cannot_take_is_a_400(client: TestClient[Any, Any], body: bytes, expected: str) -> None:
+    resp = await client.post("/api/web", data=body, headers={"Content-Type": "application/json"})
+    assert resp.status == 400
+    reply = await resp.json()
+    assert reply["error"] == "invalid_json"
+    assert expected in reply["message"]
+
+
+async def test_unstorable_text_is_refused_and_nothing_is_left_behind(
+    client: TestClient[Any, Any], orch: Orchestrator, settings: Settings
+) -> None:
+    # Valid JSON, but "\ud800" is no Unicode character: SQLite and the run folder could not keep it.
+    raw = b'{"dag_name": "s", "tasks": [{"id": "a", "operation": "noop", "independent_params": {"value": "\\ud800"}}]}'
+    resp = await client.post("/api/web", data=raw, headers={"Content-Type": "application/json"})
+    assert resp.status == 422
+    problems = (await resp.json())["problems"]
+    assert problems[0]["location"] == "tasks[0].independent_params.value"
+    assert "unpaired surrogate" in problems[0]["message"]
+    put = await client.put("/api/dags/s", data=raw, headers={"Content-Type": "application/json"})
+    assert put.status == 422
+    deep = {"dag_name": "deep", "tasks": [{"id": "a", "operation": "noop", "independent_params": {"value": []}}]}
+    value: list[Any] = deep["tasks"][0]["independent_params"]["value"]
+    for _ in range(100):
+        value.append([])
+        value = value[0]
+    resp = await client.post("/api/web", data=json.dumps(deep), headers={"Content-Type": "application/json"})
+    assert resp.status == 422
+    assert "nested deeper than" in (await resp.json())["problems"][0]["message"]
+    unknown = await client.post("/api/web", data=b'{"dag_id": "\\ud800"}', headers={"Content-Type": "application/json"})
+    assert unknown.status == 404
+    assert await orch.store.list_runs() == []
+    assert not (settings.data_dir / "configs" / "s").exists()
+
+
+async def test_a_token_of_stray_bytes_is_just_wrong(client: TestClient[Any, Any], settings: Settings) -> None:
+    settings.api_token = "s3cret-token"
+    # Raw bytes on the wire: an HTTP client library would encode the header as valid text first.
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(b"GET /api/dags HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\nConnection: close\r\n\r\n")
+    await writer.drain()
+    status_line = await reader.readline()
+    writer.close()
+    await writer.wait_closed()
+    assert status_line.split()[1] == b"401"
+
+
 async def test_oversized_body_is_413_json(client: TestClient[Any, Any]) -> None:
     size = MAX_REQUEST_BYTES + 1
     resp = await client.post("/api/web", data=io.BytesIO(b" " * size))  # with a Content-Length
@@ -344,6 +397,7 @@ async def test_rerun_from_failure(client: TestClient[Any, Any], orch: Orchestrat
     assert (await orch.wait(run_id)).state == "failed"
     (settings.runs_dir / f"dag_{run_id}" / "input.txt").write_text("now here", encoding="utf-8")
 
+    assert (await client.get(f"/api/runs/{run_id}/archive")).status == 200
     resp = await client.post(f"/api/runs/{run_id}/rerun")
     assert resp.status == 202
     assert (await resp.json())["run_id"] == run_id

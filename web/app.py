@@ -14,7 +14,7 @@ from aiohttp import web
 
 from orchestrator.engine import Orchestrator
 from orchestrator.library import DagLibrary
-from orchestrator.limits import MAX_REQUEST_BYTES, MAX_XML_BYTES
+from orchestrator.limits import MAX_HTTP_BODY_BYTES
 from orchestrator.settings import Settings
 from web import views_dags as dags
 from web import views_live as live
@@ -28,7 +28,6 @@ from web.render.base import STATIC_DIR
 log = logging.getLogger("taskflow.web")
 
 # The largest body any route takes (a 4diac file); each route checks its own, smaller, limit.
-CLIENT_MAX_SIZE = max(MAX_REQUEST_BYTES, MAX_XML_BYTES) + 64 * 1024
 # Requests still in flight at shutdown get this long; live streams and /api/cli waits end at once.
 SHUTDOWN_TIMEOUT_S = 10.0
 
@@ -66,7 +65,7 @@ ROUTES = [
 
 def create_app(settings: Settings, orch: Orchestrator, library: DagLibrary) -> web.Application:
     """The web application over a started orchestrator and its DAG library (both owned by the caller)."""
-    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=CLIENT_MAX_SIZE)
+    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=MAX_HTTP_BODY_BYTES)
     app[SETTINGS] = settings
     app[ORCH] = orch
     app[LIBRARY] = library

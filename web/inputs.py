@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
+from orchestrator.errors import InvalidJsonError
+from orchestrator.jsontext import load_json
 from web.middlewares import ApiError
 
 # SQLite integers are 64-bit; a longer id can only be unknown.
@@ -34,13 +35,13 @@ async def read_json(request: web.Request, limit: int) -> Any:
     if not body.strip():
         raise ApiError(400, "invalid_json", "the request body is empty; send a JSON document")
     try:
-        return json.loads(body)
-    except UnicodeDecodeError as exc:
-        raise ApiError(400, "invalid_json", f"the body is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        where = f"line {exc.lineno}, column {exc.colno}"
-        problem = {"location": where, "message": f"invalid JSON: {exc.msg}"}
-        message = f"the body is not valid JSON ({where}: {exc.msg})"
+        return load_json(body)
+    except InvalidJsonError as exc:
+        where, reason = exc.problem.location, exc.problem.message
+        message = (
+            f"the body is not valid JSON ({where}: {reason})" if where else f"the body is not valid JSON: {reason}"
+        )
+        problem = {"location": where, "message": reason}
         raise ApiError(400, "invalid_json", message, problems=[problem]) from None
 
 

@@ -107,7 +107,10 @@ def _from_http(request: web.Request, exc: web.HTTPException) -> ApiError:
     if isinstance(exc, web.HTTPNotFound):
         return ApiError(404, code, f"nothing at {request.path}", headers=headers)
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
-        return ApiError(413, code, "request body is too large", headers=headers)
+        limit = request.app._client_max_size
+        return ApiError(
+            413, code, f"request body is too large; the limit is {limit} bytes", headers=headers, limit=limit
+        )
     message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
     return ApiError(exc.status, code, message, headers=headers)
 
@@ -138,4 +141,5 @@ def _has_token(request: web.Request, token: str) -> bool:
     if scheme.lower() != "bearer":
         return False
     # Constant-time comparison, so the token cannot be guessed from response times.
-    return hmac.compare_digest(given.strip().encode(), token.encode())
+    # surrogateescape: a header of non-UTF-8 bytes is just a wrong token, not an error.
+    return hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), token.encode())

@@ -9,7 +9,7 @@
   const runId = root.dataset.runId;
   const liveStatus = document.getElementById("live-status");
   const REFRESH_DELAY_MS = 120; // gathers a burst of events into one fetch
-  const SAFETY_POLL_MS = 5000; // in case a stream silently stalls
+  const SAFETY_POLL_MS = 5000;
 
   let settled = root.dataset.finished === "1";
   let source = null;
@@ -47,6 +47,7 @@
     const log = document.getElementById("log-text");
     if (log && follow) log.scrollTop = log.scrollHeight;
     if (data.finished) settle();
+    else if (settled) revive(); // the run was started again (a re-run) while the page was open
   }
 
   async function refresh() {
@@ -88,6 +89,12 @@
     setLive("ended", "ended");
   }
 
+  function revive() {
+    settled = false;
+    root.dataset.finished = "0";
+    connect();
+  }
+
   function onRunEvent(e) {
     const data = JSON.parse(e.data);
     if (data.final && source) {
@@ -113,11 +120,7 @@
     });
   }
 
-  if (!settled) {
-    connect();
-    const poll = setInterval(function () {
-      if (settled) clearInterval(poll);
-      else schedule();
-    }, SAFETY_POLL_MS);
-  }
+  if (!settled) connect();
+  // While the run goes on, in case a stream silently stalls; once it ended, to notice a re-run.
+  setInterval(schedule, SAFETY_POLL_MS);
 })();

@@ -504,8 +504,17 @@ async def test_start_site_warns_when_open_without_token(
         runner = await start_site(create_app(settings, orch, library), settings)
         await runner.cleanup()
     assert any(r.levelno == logging.WARNING and "TASKFLOW_API_TOKEN" in r.getMessage() for r in caplog.records)
+    assert any(r.levelno == logging.WARNING and "TASKFLOW_PUBLIC_URL" in r.getMessage() for r in caplog.records)
 
     caplog.clear()
+    settings.public_url_setting = "https://taskflow.example.org"  # links are fine: only the token is missing
+    with caplog.at_level(logging.WARNING, logger="taskflow.web"):
+        runner = await start_site(create_app(settings, orch, library), settings)
+        await runner.cleanup()
+    assert not any("TASKFLOW_PUBLIC_URL" in r.getMessage() for r in caplog.records)
+
+    caplog.clear()
+    settings.public_url_setting = None
     settings.host = "127.0.0.1"
     with caplog.at_level(logging.WARNING, logger="taskflow.web"):
         runner = await start_site(create_app(settings, orch, library), settings)

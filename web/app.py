@@ -94,6 +94,12 @@ async def start_site(app: web.Application, settings: Settings) -> web.AppRunner:
     if settings.public_url_setting is None and settings.port == 0:
         state.public_url = f"http://{_url_host(settings.host)}:{port}"  # links must name the real port
     log.info("web server listening on %s:%d (links: %s)", settings.host, port, state.public_url)
+    if settings.public_url_setting is None and settings.host in _WILDCARD_HOSTS:
+        log.warning(
+            "links handed out (the bot's, POST /api/web's) say %s, which no browser can open: "
+            "set TASKFLOW_PUBLIC_URL to the address people reach this server at",
+            state.public_url,
+        )
     if not is_loopback(settings.host) and not settings.api_token:
         log.warning(
             "the web server listens on %s, beyond this machine, and TASKFLOW_API_TOKEN is not set: "
@@ -101,6 +107,9 @@ async def start_site(app: web.Application, settings: Settings) -> web.AppRunner:
             settings.host,
         )
     return runner
+
+
+_WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})  # every interface: a place to listen, not to link to
 
 
 def bound_port(runner: web.AppRunner) -> int:

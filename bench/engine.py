@@ -250,7 +250,7 @@ def profile_case() -> None:
         wall = await engine_once(config, WORKERS)
         profiler.disable()
         print(f"profiled run: {wall:.3f} s (slower than unprofiled: cProfile adds overhead to every call)")
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(10)
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(int(os.environ.get("PROFILE_TOP", "10")))
 
     asyncio.run(main())
 

@@ -4,19 +4,27 @@ from __future__ import annotations
 
 from aiogram.types import CallbackQuery, User
 
-from orchestrator.errors import TaskFlowError
+from bot.texts import cut
+from orchestrator.errors import NotFoundError, TaskFlowError
+
+MAX_ID = 2**63 - 1  # SQLite's largest integer: no row can have a larger id
 
 
 class UsageError(TaskFlowError):
     """A command used the wrong way; the message (HTML) says how to use it."""
 
 
-def parse_id(args: str | None, usage: str) -> int:
-    """The single positive integer argument of a command (``UsageError`` otherwise)."""
+def parse_id(args: str | None, usage: str, kind: str) -> int:
+    """The single id argument of a command (``UsageError`` otherwise), a ``kind`` such as "run"."""
     text = (args or "").strip().lstrip("#")
-    if not text.isdigit():
+    # ASCII only: str.isdigit() also takes "²" or "٣", which int() refuses or reads unexpectedly.
+    if not (text.isascii() and text.isdigit()):
         raise UsageError(usage)
-    return int(text)
+    digits = text.lstrip("0") or "0"
+    # Compared by length first: int() refuses more than 4300 digits, and SQLite would overflow anyway.
+    if len(digits) > len(str(MAX_ID)) or int(digits) > MAX_ID:
+        raise NotFoundError(f"{kind} {cut(digits, 40)} does not exist")
+    return int(digits)
 
 
 def owner_of(user: User | None) -> str:

@@ -9,6 +9,8 @@
 
 One subscription to the orchestrator's event bus drives all of it. Its loop never waits on Telegram:
 sends and edits run as named background tasks, so a slow chat never makes the loop drop events.
+Telegram's 429s are waited out by the bot's session (``bot.ratelimit``); any edit that still fails
+is logged and skipped, so a run's final message is always sent.
 """
 
 from __future__ import annotations
@@ -116,10 +118,13 @@ class Notifier:
         progress.load(await self.orch.report(progress.run_id))
         text = progress.render()
         markup = None if progress.run_state in RUN_TERMINAL else progress_buttons(progress.run_id)
-        message = await self.bot.send_message(progress.chat_id, text, reply_markup=markup)
+        try:
+            message = await self.bot.send_message(progress.chat_id, text, reply_markup=markup)
+        finally:
+            # Sent or not, the final message need not wait for it any longer.
+            progress.attached.set()
         progress.message_id, progress.shown = message.message_id, text
         progress.last_edit = asyncio.get_running_loop().time()
-        progress.attached.set()
         self._changed(progress)  # events that came while it was being sent
         return message
 
@@ -171,18 +176,23 @@ class Notifier:
             progress.editor = None
 
     async def _edit(self, progress: Progress, text: str, markup: InlineKeyboardMarkup | None) -> None:
+        """Show ``text``; a failure is logged, never raised (the next change, or the final message, follows)."""
         assert progress.message_id is not None
         loop = asyncio.get_running_loop()
         try:
             await self.bot.edit_message_text(
                 text=text, chat_id=progress.chat_id, message_id=progress.message_id, reply_markup=markup
             )
-        except TelegramRetryAfter as exc:  # too many edits: wait as long as Telegram asks
+        except TelegramRetryAfter as exc:  # longer than the session waits: edit again once Telegram allows
+            log.warning("status message of run %d: rate limited for %ss", progress.run_id, exc.retry_after)
             progress.last_edit = loop.time() + exc.retry_after - self.edit_interval
             return
         except TelegramBadRequest as exc:
             if "not modified" not in exc.message:
                 log.warning("could not edit the status message of run %d: %s", progress.run_id, exc.message)
+        except TelegramAPIError as exc:  # blocked, server error, network: nothing a retry right now would fix
+            log.warning("could not edit the status message of run %d: %s", progress.run_id, exc)
+            return
         progress.shown, progress.last_edit = text, loop.time()
 
     # -- final messages ---------------------------------------------------------------------
@@ -192,7 +202,10 @@ class Notifier:
         chat_id = report.run.notify_chat
         if progress is not None:
             chat_id = progress.chat_id
-            await self._close_progress(progress, report)
+            try:
+                await self._close_progress(progress, report)
+            except Exception:  # whatever went wrong with the status message, the outcome must still be told
+                log.exception("could not close the status message of run %d", run_id)
         if chat_id is not None:
             await self.deliver(chat_id, *final_message(report, self.settings.public_url))
 
@@ -208,17 +221,17 @@ class Notifier:
             await self._edit(progress, progress.render(), None)
 
     async def deliver(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None = None) -> bool:
-        """Send a notification; a chat that cannot be reached is logged, never raised."""
-        for _ in range(2):
-            try:
-                await send_long(self.bot, chat_id, text, reply_markup=markup)
-                return True
-            except TelegramRetryAfter as exc:
-                await asyncio.sleep(exc.retry_after)
-            except TelegramAPIError as exc:
-                log.warning("could not notify chat %s: %s", chat_id, exc.message)
-                return False
-        return False
+        """Send a notification; a chat that cannot be reached is logged, never raised.
+
+        Rate limits are already waited out by the session, within its bound; one that outlasts it
+        is logged like any other refusal rather than waited out a second time, unboundedly.
+        """
+        try:
+            await send_long(self.bot, chat_id, text, reply_markup=markup)
+        except TelegramAPIError as exc:
+            log.warning("could not notify chat %s: %s", chat_id, exc)
+            return False
+        return True
 
     async def schedule_failed(self, record: ScheduleRecord, message: str) -> None:
         """Tell whoever made a schedule that it came due but could not start a run."""

@@ -4,8 +4,14 @@ A ``@username`` is looked up among the users who have started the bot (Telegram 
 to find a user by name). The text goes as plain text, exactly as the task produced it, in pieces of
 at most 4096 characters; a file goes as a document, with the text as its caption when it fits.
 Telegram's refusals become clear task errors: a blocked bot or an unknown chat cannot be fixed by
-retrying (``PermanentOperationError``); a rate limit is waited out a few times, then left to the
-task's own retries (``OperationError``).
+retrying (``PermanentOperationError``). Rate limits are waited out by the bot's session
+(``bot.ratelimit``), for this as for every other call; one that reaches the sender asked for a
+longer wait than that allows, so it is left to the task's own retries (``OperationError``), rather
+than waited out a second time here.
+
+Delivery is at least once: a task attempt that fails after some pieces of a long text went out
+sends them again when the task is retried (and Telegram has no idempotency key, so a request that
+timed out after it arrived is sent twice as well).
 """
 
 from __future__ import annotations
@@ -35,31 +41,15 @@ log = logging.getLogger("taskflow.bot")
 T = TypeVar("T")
 
 MAX_FILE_BYTES = 50 * 1024 * 1024  # the Bot API's upload limit
-MAX_ATTEMPTS = 4  # per message, when Telegram says "retry after"
-MAX_RETRY_WAIT_S = 60.0  # a longer wait is left to the task's own retries
 SHUTDOWN_GRACE_S = 30.0
-
-Sleep = Callable[[float], Awaitable[Any]]
 
 
 class TelegramSender:
     """Sends ``telegram_send``'s messages through the service's bot."""
 
-    def __init__(
-        self,
-        bot: Bot,
-        store: Store,
-        *,
-        max_attempts: int = MAX_ATTEMPTS,
-        max_wait: float = MAX_RETRY_WAIT_S,
-        sleep: Sleep = asyncio.sleep,
-        shutdown_grace: float = SHUTDOWN_GRACE_S,
-    ) -> None:
+    def __init__(self, bot: Bot, store: Store, *, shutdown_grace: float = SHUTDOWN_GRACE_S) -> None:
         self.bot = bot
         self.store = store
-        self.max_attempts = max_attempts
-        self.max_wait = max_wait
-        self._sleep = sleep
         self.shutdown_grace = shutdown_grace
         self.closed = False
 
@@ -106,21 +96,16 @@ class TelegramSender:
         return await self.bot.send_document(chat_id, document, caption=caption or None, parse_mode=None)
 
     async def _call(self, who: str, request: Callable[[], Awaitable[T]]) -> T:
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                return await request()
-            except TelegramRetryAfter as exc:
-                if attempt == self.max_attempts or exc.retry_after > self.max_wait:
-                    raise OperationError(f"Telegram rate limit for {who}: retry after {exc.retry_after}s") from None
-                log.info("Telegram asks to wait %ss before sending to %s", exc.retry_after, who)
-                await self._sleep(exc.retry_after)
-            except TelegramForbiddenError as exc:
-                raise PermanentOperationError(f"cannot send to {who}: {_reason(exc)}") from None
-            except TelegramBadRequest as exc:
-                raise PermanentOperationError(f"Telegram refused the message to {who}: {_reason(exc)}") from None
-            except TelegramAPIError as exc:  # network trouble, server errors: worth the task's retries
-                raise OperationError(f"could not reach Telegram to send to {who}: {exc.message}") from None
-        raise AssertionError("unreachable")
+        try:
+            return await request()
+        except TelegramRetryAfter as exc:  # the session has waited what it waits: the task's retries take over
+            raise OperationError(f"Telegram rate limit for {who}: retry after {exc.retry_after}s") from None
+        except TelegramForbiddenError as exc:
+            raise PermanentOperationError(f"cannot send to {who}: {_reason(exc)}") from None
+        except TelegramBadRequest as exc:
+            raise PermanentOperationError(f"Telegram refused the message to {who}: {_reason(exc)}") from None
+        except TelegramAPIError as exc:  # network trouble, server errors: worth the task's retries
+            raise OperationError(f"could not reach Telegram to send to {who}: {exc.message}") from None
 
 
 def _reason(exc: TelegramAPIError) -> str:

@@ -4,7 +4,8 @@
 webhook, registers the command list and long-polls the Bot API at ``TELEGRAM_API_BASE``. If the API
 cannot be reached it keeps trying with a growing delay; the rest of the service runs meanwhile.
 ``stop()`` stops polling, lets updates being handled finish (briefly), stops every background task
-and closes the HTTP session.
+and closes the HTTP session. Every request goes through ``RetryAfter`` (Telegram's 429s waited out,
+within a bound), and each user's updates are handled one after the other (``OrderedDispatcher``).
 """
 
 from __future__ import annotations
@@ -12,17 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from aiogram import BaseMiddleware, Bot, Dispatcher
+from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import AiogramError, TelegramUnauthorizedError
 from aiogram.fsm.storage.memory import MemoryStorage
-from aiogram.types import BotCommand, TelegramObject
+from aiogram.types import BotCommand
 from aiogram.utils.token import TokenValidationError
 
 from bot import texts
@@ -30,6 +30,8 @@ from bot.access import UsersMiddleware
 from bot.background import TaskSet
 from bot.handlers import build_router
 from bot.notifier import Notifier
+from bot.ordering import OrderedDispatcher
+from bot.ratelimit import RetryAfter
 from bot.sender import TelegramSender
 from orchestrator.engine import Orchestrator
 from orchestrator.library import DagLibrary
@@ -42,39 +44,6 @@ POLLING_TIMEOUT_S = 10
 EDIT_INTERVAL_S = 1.5  # Telegram allows about one edit of a message per second
 DRAIN_TIMEOUT_S = 5.0
 MAX_RETRY_DELAY_S = 60.0
-
-
-class InFlight(BaseMiddleware):
-    """Remembers the tasks handling updates, so ``stop()`` can let them finish instead of leaking them."""
-
-    def __init__(self) -> None:
-        self.tasks: set[asyncio.Task[Any]] = set()
-
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
-        """Run the handler, tracked."""
-        task = asyncio.current_task()
-        if task is None:
-            return await handler(event, data)
-        self.tasks.add(task)
-        try:
-            return await handler(event, data)
-        finally:
-            self.tasks.discard(task)
-
-    async def drain(self, grace: float) -> None:
-        """Wait up to ``grace`` seconds for handlers still going, then cancel the rest."""
-        tasks = [t for t in self.tasks if t is not asyncio.current_task()]
-        if not tasks:
-            return
-        _, pending = await asyncio.wait(tasks, timeout=grace)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
 
 
 class TaskFlowBot:
@@ -97,6 +66,9 @@ class TaskFlowBot:
         self.scheduler = scheduler
         self.polling_timeout = polling_timeout
         session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base.rstrip("/")))
+        # On the session, so every call waits out a 429: handler replies, edits, notifications, telegram_send.
+        self.rate_limits = RetryAfter()
+        session.middleware(self.rate_limits)
         defaults = DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True)
         try:
             self.bot = Bot(settings.telegram_bot_token, session=session, default=defaults)
@@ -106,13 +78,12 @@ class TaskFlowBot:
         self.sender = TelegramSender(self.bot, orch.store)
         self.ready = asyncio.Event()  # set while long polling runs
         self.polling_task: asyncio.Task[None] | None = None  # ends when polling stops for good
-        self._inflight = InFlight()
         self._tasks = TaskSet()
         self._digested: set[int] = set()  # resumed runs the admins have been told about
         self.dispatcher = self._build_dispatcher(library)
 
-    def _build_dispatcher(self, library: DagLibrary) -> Dispatcher:
-        dispatcher = Dispatcher(
+    def _build_dispatcher(self, library: DagLibrary) -> OrderedDispatcher:
+        dispatcher = OrderedDispatcher(
             storage=MemoryStorage(),
             name="taskflow",
             settings=self.settings,
@@ -121,7 +92,6 @@ class TaskFlowBot:
             scheduler=self.scheduler,
             notifier=self.notifier,
         )
-        dispatcher.update.outer_middleware(self._inflight)
         dispatcher.update.outer_middleware(UsersMiddleware(self.orch.store, self.settings))
         dispatcher.include_router(build_router())
         dispatcher.startup.register(self._on_startup)
@@ -156,7 +126,7 @@ class TaskFlowBot:
         if self.ready.is_set():
             with contextlib.suppress(RuntimeError, TimeoutError):
                 await asyncio.wait_for(self.dispatcher.stop_polling(), DRAIN_TIMEOUT_S)
-        await self._inflight.drain(DRAIN_TIMEOUT_S)
+        await self.dispatcher.drain(DRAIN_TIMEOUT_S)
         await self._tasks.close()
         await self.notifier.stop()
         await self.bot.session.close()

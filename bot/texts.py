@@ -444,7 +444,7 @@ def ask_filename(dag_id: str, task_id: str, current: str | None) -> str:
     now = code(current) if current else "the default"
     return (
         f"Task {code(task_id)} of {code(dag_id)} saves its output as {now}.\n"
-        "Send the new file name (a plain name like <code>report.json</code>), or tap Cancel."
+        "Send the new file name (a plain name like <code>report.json</code>), or tap Cancel (or send /cancel)."
     )
 
 

@@ -90,6 +90,7 @@ class FakeTelegram:
         self.files: dict[str, tuple[str, bytes]] = {}
         self.failures: dict[int, ApiError] = {}
         self.rate_limits: dict[int, list[int]] = {}
+        self.method_failures: dict[str, list[ApiError]] = {}
         self._taken: set[int] = set()
         self._updates: list[Json] = []
         self._update_ids = itertools.count(1)
@@ -191,6 +192,10 @@ class FakeTelegram:
         """The next ``times`` sends to ``chat_id`` get 429 with ``retry_after``."""
         self.rate_limits.setdefault(chat_id, []).extend([retry_after] * times)
 
+    def fail_next(self, method: str, code: int, description: str, **parameters: Any) -> None:
+        """The next call of ``method`` gets this error; code 0 drops the connection without an answer."""
+        self.method_failures.setdefault(method, []).append(ApiError(code, description, parameters or None))
+
     async def expect(
         self,
         chat_id: int | None = None,
@@ -251,8 +256,14 @@ class FakeTelegram:
         if handler is None:
             return _error(ApiError(404, "Not Found: method not found"))
         try:
+            if self.method_failures.get(method):
+                raise self.method_failures[method].pop(0)
             result = await handler(params)
         except ApiError as exc:
+            if exc.code == 0:  # a network failure: the connection closes before any answer
+                assert request.transport is not None
+                request.transport.close()
+                return web.Response(status=500)
             return _error(exc)
         finally:
             async with self._changed:

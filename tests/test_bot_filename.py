@@ -91,3 +91,35 @@ async def test_shortcuts_and_cancel(tg: BotHarness, library: DagLibrary) -> None
     assert "nothing changed" in edited.text
     assert "Send a command" in (await tg.say("x.txt")).text
     assert await _filename(library, "fetch") is None
+
+
+async def test_any_other_command_ends_the_wait_for_a_name(tg: BotHarness, library: DagLibrary) -> None:
+    question = await tg.say("/filename report render")
+    assert "tap Cancel (or send /cancel)" in question.text, "the question says how to leave"
+    assert "<code>report</code>" in (await tg.say("/dags")).text
+    assert "No runs yet" in (await tg.say("/runs")).text
+    assert "Send a command" in (await tg.say("notes for later")).text, "not taken for a name"
+    assert await _filename(library, "render") == "old.txt"
+
+
+async def test_a_bare_cancel_ends_the_wait_and_cancel_with_an_id_is_still_for_runs(
+    tg: BotHarness, library: DagLibrary
+) -> None:
+    await tg.say("/filename report render")
+    assert "nothing changed" in (await tg.say("/cancel")).text
+    assert "Send a command" in (await tg.say("x.txt")).text
+    assert "Give a run id" in (await tg.say("/cancel")).text, "outside the conversation /cancel is for runs"
+
+    await tg.say("/filename report render")
+    assert "run 7 does not exist" in (await tg.say("/cancel 7")).text, "a run id goes to /cancel as usual"
+    assert "Send a command" in (await tg.say("y.txt")).text
+    assert await _filename(library, "render") == "old.txt"
+
+
+async def test_a_button_of_another_feature_ends_the_wait_for_a_name(tg: BotHarness, library: DagLibrary) -> None:
+    listing = await tg.say("/dags")
+    await tg.say("/filename report render")
+    status = await tg.tap(listing, "report")
+    assert "Run <b>#1</b> of <code>report</code>" in status.text
+    assert "Send a command" in (await tg.say("late.txt", contains="Send a command")).text
+    assert await _filename(library, "render") == "old.txt"

@@ -189,3 +189,83 @@ async def test_an_unexpected_error_is_logged_not_shown(
     assert "secret" not in reply.text
     assert "Traceback" not in reply.text
     assert "secret internals" in caplog.text
+
+
+def _record_waits(tg: BotHarness) -> list[float]:
+    """The waits the bot's session makes for 429s, recorded instead of made."""
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    tg.bot.rate_limits.sleep = sleep
+    return waits
+
+
+@pytest.mark.parametrize(
+    ("code", "description"),
+    [(500, "Internal Server Error"), (403, "Forbidden: bot was blocked by the user"), (0, "network")],
+)
+async def test_a_failed_last_edit_is_logged_and_the_final_message_still_sent(
+    settings: Settings,
+    orch: Orchestrator,
+    library: DagLibrary,
+    caplog: pytest.LogCaptureFixture,
+    code: int,
+    description: str,
+) -> None:
+    await library.add_json(json.dumps(SLOW), source="test")
+    async with BotHarness(settings, orch, library, edit_interval=3600) as tg:  # only the last edit is made
+        await tg.say("/run slow")
+        tg.tg.fail_next("editMessageText", code, description)
+        await orch.cancel(1)
+        final = await _final(tg, 1)
+        assert "was cancelled" in final.text
+        assert "could not edit the status message of run 1" in caplog.text
+        assert tg.tg.called("editMessageText"), "the edit was tried"
+
+
+async def test_a_429_on_the_last_edit_is_waited_out_and_the_edit_made(
+    settings: Settings, orch: Orchestrator, library: DagLibrary
+) -> None:
+    await library.add_json(json.dumps(SLOW), source="test")
+    async with BotHarness(settings, orch, library, edit_interval=3600) as tg:
+        waits = _record_waits(tg)
+        status = await tg.say("/run slow")
+        tg.tg.fail_next("editMessageText", 429, "Too Many Requests: retry after 2", retry_after=2)
+        await orch.cancel(1)
+        await _final(tg, 1)
+        assert waits == [2]
+        shown = tg.tg.messages[(status.chat_id, status.message_id)]
+        assert "— cancelled" in shown["text"], "the status message does not keep saying running"
+        assert "reply_markup" not in shown
+
+
+async def test_a_429_on_a_reply_is_waited_out_not_reported_as_a_failure(tg: BotHarness, orch: Orchestrator) -> None:
+    waits = _record_waits(tg)
+    tg.tg.rate_limit(ALICE["id"], retry_after=3)
+    status = await tg.say("/run hello")
+    assert "Run <b>#1</b> of <code>hello</code>" in status.text, "the status message, not 'Something went wrong'"
+    assert waits == [3]
+    assert "succeeded" in (await _final(tg, 1)).text
+    assert len(await orch.store.list_runs()) == 1
+    assert [s.text for s in tg.tg.sent_to(ALICE["id"]) if "went wrong" in s.text] == []
+
+
+async def test_a_status_message_that_cannot_be_sent_does_not_hold_up_the_final_message(
+    tg: BotHarness, orch: Orchestrator
+) -> None:
+    tg.tg.rate_limit(ALICE["id"], retry_after=3600)  # more than the bot waits: the status message is lost
+    tg.tg.send_text("/run hello")
+    final = await _final(tg, 1)  # well before the 30 s the final message would wait for the status message
+    assert "succeeded" in final.text
+
+
+async def test_ids_must_be_plain_numbers_and_a_huge_one_does_not_exist(tg: BotHarness) -> None:
+    assert "Give a run id" in (await tg.say("/status ²")).text
+    assert "Give a run id" in (await tg.say("/cancel ٣")).text, "not read as run 3"
+    assert "run 99999999999999999999 does not exist" in (await tg.say("/status 99999999999999999999")).text
+    assert f"run {2**63 - 1} does not exist" in (await tg.say(f"/archive #{2**63 - 1}")).text
+    assert "run 9223372036854775808 does not exist" in (await tg.say("/cancel 009223372036854775808")).text
+    assert "schedule 99999999999999999999 does not exist" in (await tg.say("/pause 99999999999999999999")).text
+    assert "Give a schedule id" in (await tg.say("/unschedule ²")).text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 from collections.abc import AsyncIterator
@@ -14,7 +15,7 @@ from orchestrator.errors import NotFoundError
 from orchestrator.library import DagLibrary
 from orchestrator.limits import MAX_CONFIG_BYTES
 from orchestrator.settings import Settings
-from tests.fake_telegram import ALICE, EVE, BotHarness
+from tests.fake_telegram import ALICE, EVE, WAIT_S, BotHarness
 
 FOURDIAC = Path(__file__).parent / "data" / "4diac"
 HELLO = {"dag_name": "hello", "tasks": [{"id": "a", "operation": "noop"}]}
@@ -113,3 +114,24 @@ async def test_an_oversized_file_is_refused_before_it_is_downloaded(tg: BotHarne
     assert "big.json is too big" in text
     assert tg.tg.called("getFile") == [], "not even fetched"
     assert await library.list() == []
+
+
+async def test_a_users_updates_are_handled_in_the_order_sent(tg: BotHarness, orch: Orchestrator) -> None:
+    new = {"dag_name": "newdag", "tasks": [{"id": "a", "operation": "noop"}]}
+    tg.tg.send_document("new.json", json.dumps(new).encode())
+    tg.tg.send_text("/run newdag")  # at once: both arrive in one getUpdates answer
+    added = await tg.tg.expect(ALICE["id"])
+    assert "DAG <code>newdag</code> added" in added.text
+    status = await tg.tg.expect(ALICE["id"])
+    assert "Run <b>#1</b> of <code>newdag</code>" in status.text, "the upload was saved before /run looked"
+
+    assert "succeeded" in (await tg.tg.expect(ALICE["id"], contains="Status page")).text
+
+    tg.tg.send_document("bad.json", b'{"dag_name": "bad", "tasks": []}')
+    tg.tg.send_text("/help")
+    report = await tg.tg.expect(ALICE["id"])
+    assert "❌" in report.text, "an error's reply keeps its place too"
+    assert "/dags" in (await tg.tg.expect(ALICE["id"])).text
+    async with asyncio.timeout(WAIT_S):  # no lock is kept for a user with nothing being handled
+        while len(tg.bot.dispatcher.locks):
+            await asyncio.sleep(0.01)

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from bot.sender import TelegramSender
 from orchestrator.engine import Orchestrator
 from orchestrator.errors import OperationError, PermanentOperationError
 from orchestrator.library import DagLibrary
@@ -91,40 +90,55 @@ async def test_an_unknown_chat_id_is_a_clear_permanent_failure(tg: BotHarness, o
     assert "no such chat" in error
 
 
-async def test_a_rate_limit_is_waited_out(tg: BotHarness) -> None:
+def _record_waits(tg: BotHarness) -> list[float]:
+    """The waits the bot's session makes for 429s, recorded instead of made."""
     waits: list[float] = []
 
     async def sleep(seconds: float) -> None:
         waits.append(seconds)
 
-    sender = TelegramSender(tg.bot.bot, tg.orch.store, sleep=sleep)
+    tg.bot.rate_limits.sleep = sleep
+    return waits
+
+
+async def test_a_rate_limit_is_waited_out(tg: BotHarness) -> None:
+    waits = _record_waits(tg)
     tg.tg.rate_limit(ALICE["id"], retry_after=7, times=2)
-    result = await sender.send(username="alice", chat_id=None, text="hi", file=None)
+    result = await tg.bot.sender.send(username="alice", chat_id=None, text="hi", file=None)
     assert waits == [7, 7]
     assert [s.text for s in tg.tg.sent_to(ALICE["id"])][-1] == "hi"
     assert len(result["message_ids"]) == 1
 
 
 async def test_a_rate_limit_that_lasts_is_left_to_the_task_retries(tg: BotHarness) -> None:
-    waits: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        waits.append(seconds)
-
-    sender = TelegramSender(tg.bot.bot, tg.orch.store, max_attempts=3, sleep=sleep)
+    waits = _record_waits(tg)
     tg.tg.rate_limit(ALICE["id"], retry_after=7, times=10)
     with pytest.raises(OperationError, match="rate limit") as info:
-        await sender.send(username=None, chat_id=ALICE["id"], text="hi", file=None)
+        await tg.bot.sender.send(username=None, chat_id=ALICE["id"], text="hi", file=None)
     assert not isinstance(info.value, PermanentOperationError), "worth a retry later"
-    assert waits == [7, 7], "bounded"
+    assert waits == [7, 7, 7, 7], "bounded: at most 30 s of waiting, and by the session only"
 
+    waits.clear()
+    tg.tg.rate_limits.clear()
+    tg.tg.rate_limit(ALICE["id"], retry_after=20, times=2)
+    with pytest.raises(OperationError, match="retry after 20s"):
+        await tg.bot.sender.send(username=None, chat_id=ALICE["id"], text="hi", file=None)
+    assert waits == [20], "20 s more would pass the bound; the sender does not wait again on its own"
+
+    waits.clear()
     tg.tg.rate_limits.clear()
     tg.tg.rate_limit(ALICE["id"], retry_after=3600)
     with pytest.raises(OperationError, match="retry after 3600s"):
-        await TelegramSender(tg.bot.bot, tg.orch.store, sleep=sleep).send(
-            username=None, chat_id=ALICE["id"], text="hi", file=None
-        )
-    assert waits == [7, 7], "a wait longer than max_wait is left to the task's retries"
+        await tg.bot.sender.send(username=None, chat_id=ALICE["id"], text="hi", file=None)
+    assert waits == [], "a wait longer than the bound is left to the task's retries at once"
+
+
+async def test_a_rate_limited_task_is_retried_and_then_sends(tg: BotHarness, orch: Orchestrator) -> None:
+    tg.tg.rate_limit(ALICE["id"], retry_after=3600)
+    report = await orch.run(_dag({"username": "alice"}, retry_delay=0))
+    task = report.tasks["send"]
+    assert (task.state, task.attempts) == (TaskState.SUCCESS, 2)
+    assert [s.text for s in tg.tg.sent_to(ALICE["id"])][-1] == "Stars: 5 <b>&</b>"
 
 
 async def test_a_long_text_is_split_and_a_long_caption_goes_separately(tg: BotHarness, tmp_path: Path) -> None:

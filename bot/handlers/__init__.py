@@ -16,6 +16,10 @@ from bot.handlers import dags, errors, fallback, filenames, runs, schedules, sta
 def build_router() -> Router:
     """A fresh tree of every router of the bot."""
     root = Router(name="taskflow")
+    # On the root, before any handler: a command ends a filename conversation whoever answers it.
+    end_flow = filenames.EndFlowOnCommand()
+    root.message.outer_middleware(end_flow)
+    root.callback_query.outer_middleware(end_flow)
     root.include_router(errors.router())
     root.include_router(start.public_router())
     allowed = Router(name="allowed")

@@ -2,16 +2,21 @@
 
 ``/filename <dag_id> <task_id> <new_name>`` does it at once. With fewer arguments a short
 conversation (aiogram FSM) asks for the rest: the DAG (buttons), the task (buttons) and the name
-(typed). A name the core refuses is explained and asked for again.
+(typed). A name the core refuses is explained and asked for again. The Cancel button, a bare
+``/cancel``, or any other command (or a button of another feature) ends the conversation, so text
+typed later is never taken for a name.
 """
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware, F, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, Message, TelegramObject
 
 from bot import texts
 from bot.keyboards import AbortFlow, PickDag, PickTask, abort_only, dag_buttons, resolve, task_buttons
@@ -26,6 +31,48 @@ class FilenameFlow(StatesGroup):
     dag = State()
     task = State()
     name = State()
+
+
+FLOW_BUTTONS = frozenset({PickDag.__prefix__, PickTask.__prefix__, AbortFlow.__prefix__})
+
+
+class EndFlowOnCommand(BaseMiddleware):
+    """Ends a waiting filename conversation when a command or another feature's button arrives.
+
+    Without it, "/filename report render", then "/dags", then "notes for later" would rename the
+    output to "notes for later". A bare ``/cancel`` (``/cancel <run_id>`` is for runs) only ends it.
+    """
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        """Clear the conversation first when ``event`` leaves it, then handle ``event``."""
+        state: FSMContext | None = data.get("state")
+        if state is None or data.get("raw_state") not in FilenameFlow or not _leaves_flow(event):
+            return await handler(event, data)
+        await state.clear()
+        data["raw_state"] = None  # the state filters of the handlers read this copy
+        if isinstance(event, Message) and _command_of(event) == ("/cancel", False):
+            await event.answer(texts.FILENAME_ABORTED)
+            return None
+        return await handler(event, data)
+
+
+def _leaves_flow(event: TelegramObject) -> bool:
+    if isinstance(event, CallbackQuery):
+        return (event.data or "").split(":", 1)[0] not in FLOW_BUTTONS
+    return isinstance(event, Message) and _command_of(event) is not None
+
+
+def _command_of(message: Message) -> tuple[str, bool] | None:
+    """(``/command`` without a @bot suffix, whether it has arguments) of a command message, else None."""
+    words = (message.text or "").split()
+    if not words or not words[0].startswith("/"):
+        return None
+    return words[0].split("@", 1)[0].lower(), len(words) > 1
 
 
 def router() -> Router:

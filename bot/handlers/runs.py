@@ -37,7 +37,7 @@ async def status(message: Message, command: CommandObject, orch: Orchestrator, s
         runs = await orch.store.list_runs(limit=LATEST_RUNS)
         await answer_long(message, texts.run_list(runs, settings.tz, "Latest runs"))
         return
-    run_id = parse_id(command.args, texts.usage_run_id("status"))
+    run_id = parse_id(command.args, texts.usage_run_id("status"), "run")
     report = await orch.report(run_id)
     tasks = list(report.tasks.values())
     link = texts.run_link(settings.public_url, run_id)
@@ -52,14 +52,14 @@ async def recent_runs(message: Message, orch: Orchestrator, settings: Settings) 
 
 async def cancel(message: Message, command: CommandObject, orch: Orchestrator) -> None:
     """/cancel <run_id>."""
-    run_id = parse_id(command.args, texts.usage_run_id("cancel"))
+    run_id = parse_id(command.args, texts.usage_run_id("cancel"), "run")
     await orch.cancel(run_id)
     await message.answer(texts.cancelling(run_id))
 
 
 async def archive(message: Message, command: CommandObject, bot: Bot, orch: Orchestrator, settings: Settings) -> None:
     """/archive <run_id>: the run's ZIP as a document."""
-    run_id = parse_id(command.args, texts.usage_run_id("archive"))
+    run_id = parse_id(command.args, texts.usage_run_id("archive"), "run")
     await send_archive(bot, message.chat.id, run_id, orch, settings)
 
 

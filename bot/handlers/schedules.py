@@ -43,20 +43,20 @@ async def list_schedules(message: Message, scheduler: Scheduler, settings: Setti
 
 async def unschedule(message: Message, command: CommandObject, scheduler: Scheduler) -> None:
     """/unschedule <id>."""
-    schedule_id = parse_id(command.args, texts.usage_schedule_id("unschedule"))
+    schedule_id = parse_id(command.args, texts.usage_schedule_id("unschedule"), "schedule")
     await scheduler.remove(schedule_id)
     await message.answer(texts.schedule_removed(schedule_id))
 
 
 async def pause(message: Message, command: CommandObject, scheduler: Scheduler) -> None:
     """/pause <id>."""
-    schedule_id = parse_id(command.args, texts.usage_schedule_id("pause"))
+    schedule_id = parse_id(command.args, texts.usage_schedule_id("pause"), "schedule")
     await scheduler.pause(schedule_id)
     await message.answer(texts.schedule_paused(schedule_id))
 
 
 async def resume(message: Message, command: CommandObject, scheduler: Scheduler, settings: Settings) -> None:
     """/resume <id>."""
-    schedule_id = parse_id(command.args, texts.usage_schedule_id("resume"))
+    schedule_id = parse_id(command.args, texts.usage_schedule_id("resume"), "schedule")
     record = await scheduler.resume(schedule_id)
     await message.answer(texts.schedule_resumed(record, scheduler.upcoming(record, 1), settings.tz))

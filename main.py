@@ -169,14 +169,20 @@ async def cmd_rerun(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_import_4diac(settings: Settings, args: argparse.Namespace) -> int:
     """Turn a 4diac file into a DAG config (printed, or written with -o)."""
-    from orchestrator.fourdiac import import_4diac, load_mapping
+    from orchestrator.fourdiac import AppChoiceError, import_4diac, load_mapping
 
     mapping = load_mapping(args.map) if args.map else None
     data = _read(args.file, MAX_XML_BYTES)
-    result = import_4diac(data, filename=Path(args.file).name, app=args.app, mapping=mapping)
+    try:
+        result = import_4diac(data, filename=Path(args.file).name, app=args.app, mapping=mapping)
+    except AppChoiceError as exc:
+        raise exc.with_hint("pass --app NAME") from None
     text = json.dumps(result.config.model_dump(mode="json", exclude_defaults=True), indent=2, ensure_ascii=False)
     if args.output:
-        await asyncio.to_thread(Path(args.output).write_text, text + "\n", encoding="utf-8")
+        try:
+            await asyncio.to_thread(Path(args.output).write_text, text + "\n", encoding="utf-8")
+        except OSError as exc:  # a missing folder, no permission: the user's to fix, not a traceback
+            raise TaskFlowError(f"cannot write {args.output}: {exc.strerror or exc}") from None
         print(f"wrote {args.output}: DAG {result.config.dag_id!r} with {len(result.config.tasks)} task(s)")
     else:
         print(text)

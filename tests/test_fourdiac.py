@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import time
 import zipfile
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
 from orchestrator.engine import Orchestrator
 from orchestrator.errors import ConfigError, Problem
-from orchestrator.fourdiac import ImportResult, iec_literal, import_4diac, load_mapping
+from orchestrator.fourdiac import AppChoiceError, ImportResult, iec_literal, import_4diac, load_mapping
+from orchestrator.fourdiac.flow import Flow
+from orchestrator.library import DagLibrary
 from orchestrator.limits import MAX_XML_BYTES
+from orchestrator.settings import Settings
 from orchestrator.states import RunState, TaskState
+from tests.fake_telegram import ALICE, BotHarness
 
 DATA = Path(__file__).parent / "data" / "4diac"
 # Real files from eclipse-4diac/4diac-examples (EPL-2.0); read where they are, never copied here.
@@ -169,7 +177,10 @@ def test_parameter_literals_become_json(literals: dict[str, Any], block: str, ex
 
 
 def test_a_value_that_is_no_literal_is_kept_as_text_with_a_note(literals: dict[str, Any]) -> None:
-    assert any("NotALiteral.V" in note and "kept as text" in note for note in literals["notes"])
+    assert any(
+        note.startswith("FB 'NotALiteral': parameter 'V' = 'virtuals::local' kept as text: not an IEC 61131-3 literal")
+        for note in literals["notes"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -186,6 +197,11 @@ def test_a_value_that_is_no_literal_is_kept_as_text_with_a_note(literals: dict[s
         "(a = 1)",
         "[100000000(0)]",
         "1e999",
+        "16#1" + "0" * 16,  # 2**64: wider than any IEC 61131-3 integer
+        "-18446744073709551616",
+        "1" * 5000,
+        '"$D800"',  # half of a UTF-16 pair: no character, and would make the text invalid Unicode
+        '"a$DFFFb"',
     ],
 )
 def test_bad_literals_are_refused(text: str) -> None:
@@ -283,15 +299,17 @@ def test_composite_fb_type_starts_at_its_interface_events() -> None:
 def test_several_applications_need_a_choice() -> None:
     data = (DATA / "multi_app.sys").read_bytes()
     problems = _problems(data, filename="multi_app.sys")
-    assert problems[0].location == "System 'Plant'"
-    assert "'First'" in problems[0].message
-    assert "'Second'" in problems[0].message
+    # Worded for every interface: the CLI, the API and the bot each add how to choose there.
+    assert _messages(problems) == ["System 'Plant': has 2 applications; choose one of: 'First', 'Second'"]
     result = import_4diac(data, app="Second")
     assert [t.id for t in result.config.tasks] == ["B", "C"]
     assert any("entry tasks: B" in note for note in result.notes)  # START into First.A is not this app's
-    unknown = _problems(data, app="Third")
-    assert "no application 'Third'" in unknown[0].message
-    assert "'Second'" in unknown[0].message
+    with pytest.raises(AppChoiceError) as choice:
+        import_4diac(data, app="Third")
+    assert choice.value.apps == ["First", "Second"]
+    assert _messages(choice.value.with_hint("pass --app NAME").problems) == [
+        "System 'Plant': has no application 'Third'; choose one of: 'First', 'Second' (pass --app NAME)"
+    ]
 
 
 def test_user_mapping_renames_fixes_and_points_into_outputs() -> None:
@@ -316,7 +334,39 @@ def test_user_mapping_renames_fixes_and_points_into_outputs() -> None:
 def test_params_the_operation_lacks_are_reported_by_the_validator() -> None:
     network = "<FB Name='Job' Type='MYTYPE'><Parameter Name='SPEED' Value='3'/></FB>"
     problems = _problems(_system(network), mapping={"MYTYPE": "noop"})
-    assert _messages(problems) == ["tasks[0].independent_params.SPEED: operation 'noop' has no param 'SPEED'"]
+    assert _messages(problems) == ["FB 'Job': param 'SPEED': operation 'noop' has no param 'SPEED'"]
+
+
+def test_validator_findings_name_the_block_not_the_task_index() -> None:
+    network = (
+        "<FB Name='My Block' Type='NOOP'/><FB Name='Switch' Type='E_SWITCH'/>"
+        "<FB Name='Job' Type='MYTYPE'><Parameter Name='QI' Value='1'/></FB>"
+        "<FB Name='Nap' Type='SLEEP'><Parameter Name='DT' Value='soon'/></FB>"
+    )
+    problems = _problems(_system(network), mapping={"MYTYPE": "noop"})
+    assert not [p for p in problems if p.location.startswith("tasks")]
+    by_location = {p.location: p.message for p in problems}
+    assert by_location["FB 'My Block'"].startswith("its name cannot be a task id: a task id is 1-64 letters")
+    assert by_location["FB 'Job'"] == "param 'QI': operation 'noop' has no param 'QI'"
+    # The mapping renamed DT to seconds: the message says both.
+    assert by_location["FB 'Nap'"].startswith("param 'seconds' (from DT): ")
+    assert len(problems) == 4  # and the branch
+
+
+def test_a_parameter_without_a_name_is_its_own_problem() -> None:
+    problems = _problems(_system("<FB Name='A' Type='NOOP'><Parameter Value='1'/></FB>"))
+    assert _messages(problems) == ["FB 'A': a Parameter (Value '1') has no Name"]
+
+
+def test_a_parameter_given_twice_is_refused() -> None:
+    network = "<FB Name='A' Type='NOOP'><Parameter Name='VALUE' Value='1'/><Parameter Name='VALUE' Value='2'/></FB>"
+    problems = _problems(_system(network))
+    assert _messages(problems) == ["FB 'A': parameter 'VALUE' is given twice (Values '1' and '2'); keep one"]
+    sub = (
+        "<SubApp Name='S'><Parameter Name='P' Value='1'/><Parameter Name='P' Value='1'/>"
+        "<SubAppNetwork><FB Name='A' Type='NOOP'/></SubAppNetwork></SubApp>"
+    )
+    assert [p.location for p in _problems(_system(sub))] == ["SubApp 'S'"]
 
 
 # -- what cannot be mapped -------------------------------------------------------------------
@@ -391,6 +441,98 @@ def test_sub_apps_nested_too_deep_are_refused() -> None:
     assert any("nest deeper than" in p.message for p in problems)
 
 
+# -- one test per rule, so that dropping the rule fails it -------------------------------------
+
+
+def _events(*pairs: str) -> str:
+    return "<EventConnections>" + "".join(_connection(p) for p in pairs) + "</EventConnections>"
+
+
+def _data(*pairs: str) -> str:
+    return "<DataConnections>" + "".join(_connection(p) for p in pairs) + "</DataConnections>"
+
+
+def _connection(pair: str) -> str:
+    src, dst = pair.split(" > ")
+    return f"<Connection Source='{src}' Destination='{dst}'/>"
+
+
+def test_blocks_inside_groups_are_imported() -> None:
+    network = (
+        "<Group Name='Outer'><FB Name='A' Type='NOOP'/><Group Name='Inner'><FB Name='B' Type='NOOP'/></Group></Group>"
+        + _events("A.CNF > B.REQ")
+    )
+    tasks = import_4diac(_system(network)).config.tasks
+    assert [(t.id, t.dependencies) for t in tasks] == [("A", []), ("B", ["A"])]
+
+
+def test_a_loop_through_a_data_connection_is_refused() -> None:
+    network = (
+        "<FB Name='A' Type='NOOP'/><FB Name='B' Type='NOOP'/>" + _events("A.CNF > B.REQ") + _data("B.OUT > A.VALUE")
+    )
+    problems = _problems(_system(network))
+    assert [p.location for p in problems] == ["DataConnections"]
+    assert problems[0].message.startswith("loop through data connections: ")
+    assert {"A", "B"} <= set(problems[0].message.split(";")[0].split(": ")[1].split(" → "))
+
+
+def test_a_connected_input_drops_its_parameter() -> None:
+    network = "<FB Name='A' Type='NOOP'/><FB Name='B' Type='NOOP'><Parameter Name='VALUE' Value='1'/></FB>" + _data(
+        "A.OUT > B.VALUE"
+    )
+    b = import_4diac(_system(network)).config.tasks[1]
+    assert (b.independent_params, b.dependent_params, b.dependencies) == ({}, {"value": "A"}, ["A"])
+
+
+def test_events_the_mapping_ignores_make_no_dependency() -> None:
+    network = (
+        "<FB Name='Go' Type='NOOP'/><FB Name='Halt' Type='NOOP'/>"
+        "<FB Name='Wait' Type='E_DELAY'><Parameter Name='DT' Value='T#1s'/></FB>"
+        + _events("Go.CNF > Wait.START", "Halt.CNF > Wait.STOP")
+    )
+    result = import_4diac(_system(network))
+    wait = result.config.tasks[2]
+    assert (wait.id, wait.dependencies) == ("Wait", ["Go"])  # E_DELAY's table entry ignores STOP
+    assert any("ignored: the mapping of E_DELAY ignores event input STOP" in note for note in result.notes)
+
+
+def test_resetting_an_e_rend_makes_no_dependency() -> None:
+    network = (
+        "<FB Name='A' Type='NOOP'/><FB Name='B' Type='NOOP'/><FB Name='Reset' Type='NOOP'/>"
+        "<FB Name='Join' Type='E_REND'/><FB Name='D' Type='NOOP'/>"
+        + _events("A.CNF > Join.EI1", "B.CNF > Join.EI2", "Reset.CNF > Join.R", "Join.EO > D.REQ")
+    )
+    result = import_4diac(_system(network))
+    assert result.config.tasks[-1].dependencies == ["A", "B"]
+    assert any("ignored: resetting an E_REND has no DAG equivalent" in note for note in result.notes)
+
+
+def test_type_names_are_looked_up_ignoring_case() -> None:
+    network = (
+        "<FB Name='A' Type='iec61499::mine::Noop'/><FB Name='B' Type='sleep'><Parameter Name='DT' Value='T#1s'/></FB>"
+    )
+    tasks = import_4diac(_system(network)).config.tasks
+    assert [t.operation for t in tasks] == ["noop", "sleep"]
+
+
+def test_an_event_input_with_several_sources_gets_a_note() -> None:
+    network = "<FB Name='A' Type='NOOP'/><FB Name='B' Type='NOOP'/><FB Name='C' Type='NOOP'/>" + _events(
+        "A.CNF > C.REQ", "B.CNF > C.REQ"
+    )
+    result = import_4diac(_system(network))
+    assert result.config.tasks[2].dependencies == ["A", "B"]
+    assert any(note.startswith("event input 'C.REQ' has 2 sources (A.CNF, B.CNF)") for note in result.notes)
+
+
+@pytest.mark.parametrize(("opening", "closing"), [("[", "]"), ("(a := ", ")")])
+def test_literals_nest_at_most_16_deep(opening: str, closing: str) -> None:
+    assert iec_literal(opening * 16 + "1" + closing * 16) is not None
+    with pytest.raises(ValueError, match="nested deeper than 16"):
+        iec_literal(opening * 17 + "1" + closing * 17)
+    with pytest.raises(ValueError, match="nested deeper than 16"):  # not a RecursionError
+        iec_literal(opening * 5000 + "1" + closing * 5000)
+
+
 # -- hostile or broken XML -------------------------------------------------------------------
 
 
@@ -427,6 +569,42 @@ def test_external_dtd_is_not_fetched() -> None:
     assert [t.id for t in import_4diac(data).config.tasks] == ["A"]
 
 
+def test_groups_nested_too_deep_are_refused_without_a_traceback() -> None:
+    depth = 20_000  # deeper than Python's stack: the groups are read with a loop
+    network = "<Group Name='G'>" * depth + "<FB Name='A' Type='NOOP'/>" + "</Group>" * depth
+    problems = _problems(_system(network + "<FB Name='B' Type='NOOP'/>"))
+    assert _messages(problems) == ["Group 'G': groups nest deeper than 32; the blocks in it were not read"]
+
+
+def test_an_integer_too_wide_for_json_is_kept_as_text_with_a_short_note() -> None:
+    huge = "16#" + "F" * 20_000
+    result = import_4diac(_system(f"<FB Name='A' Type='NOOP'><Parameter Name='VALUE' Value='{huge}'/></FB>"))
+    assert result.config.tasks[0].independent_params == {"value": huge}
+    json.dumps(result.config.model_dump(mode="json"))  # an unbounded int failed here
+    [note] = result.notes
+    assert note.startswith("FB 'A': parameter 'VALUE' = '16#FFFF")
+    assert "(20003 characters) kept as text: integer wider than 64 bits" in note
+    assert len(note) < 300  # the value is not repeated in full
+
+
+def test_the_widest_iec_integers_are_read() -> None:
+    assert iec_literal("16#" + "F" * 16) == 2**64 - 1
+    assert iec_literal("2#" + "0" * 100 + "1") == 1  # leading zeros add no width
+    assert iec_literal("LINT#-9223372036854775808") == -(2**63)
+    assert iec_literal("REAL#" + "1" + "0" * 30) == 1e30  # a REAL is no integer: not bound to 64 bits
+
+
+def test_a_surrogate_escape_is_kept_as_text_with_a_note_naming_the_block() -> None:
+    network = "<FB Name='A' Type='NOOP'><Parameter Name='VALUE' Value='&quot;x$D800&quot;'/></FB>"
+    result = import_4diac(_system(network))
+    value = result.config.tasks[0].independent_params["value"]
+    assert value == '"x$D800"'
+    value.encode("utf-8")  # valid Unicode, unlike chr(0xD800)
+    assert result.notes == [
+        "FB 'A': parameter 'VALUE' = '\"x$D800\"' kept as text: escape '$D800' is a UTF-16 surrogate, not a character"
+    ]
+
+
 def test_oversized_file_is_refused_before_parsing() -> None:
     data = b"<System>" + b" " * MAX_XML_BYTES + b"</System>"
     problems = _problems(data)
@@ -437,6 +615,56 @@ def test_other_xml_is_refused() -> None:
     problems = _problems(b"<html><body/></html>")
     assert problems[0].location == "<html>"
     assert "not a 4diac system" in problems[0].message
+
+
+# -- scale -----------------------------------------------------------------------------------
+
+
+class _CountingDict(dict[Any, Any]):
+    """A dict that counts lookups: how much walking an import did."""
+
+    lookups = 0
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        _CountingDict.lookups += 1
+        return super().get(key, default)
+
+    def __getitem__(self, key: Any) -> Any:
+        _CountingDict.lookups += 1
+        return super().__getitem__(key)
+
+
+def _split_chain(length: int) -> bytes:
+    """Head → E_SPLIT × ``length`` → ``length`` tasks, all hanging off the last E_SPLIT."""
+    blocks = ["<FB Name='Head' Type='NOOP'/>"]
+    blocks += [f"<FB Name='S{i}' Type='E_SPLIT'/>" for i in range(length)]
+    blocks += [f"<FB Name='T{i}' Type='NOOP'/>" for i in range(length)]
+    events = ["<Connection Source='Head.CNF' Destination='S0.EI'/>"]
+    events += [f"<Connection Source='S{i}.EO1' Destination='S{i + 1}.EI'/>" for i in range(length - 1)]
+    events += [f"<Connection Source='S{length - 1}.EO{i}' Destination='T{i}.REQ'/>" for i in range(length)]
+    return _system("".join(blocks) + "<EventConnections>" + "".join(events) + "</EventConnections>")
+
+
+def test_a_long_chain_of_splits_is_walked_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    length = 3000
+    original_init = Flow.__init__
+
+    def counting_init(self: Flow, net: Any) -> None:
+        original_init(self, net)
+        self.ev_in = _CountingDict(self.ev_in)
+
+    monkeypatch.setattr(Flow, "__init__", counting_init)
+    monkeypatch.setattr(_CountingDict, "lookups", 0)
+    started = time.perf_counter()
+    result = import_4diac(_split_chain(length))
+    elapsed = time.perf_counter() - started
+    tasks = result.config.tasks
+    assert len(tasks) == length + 1
+    assert all(t.dependencies == ["Head"] for t in tasks[1:])
+    assert "START" not in " ".join(result.notes)
+    # Walking the chain again for each task (and again for START) looked edges up ~length² times.
+    assert _CountingDict.lookups < 10 * length
+    assert elapsed < 5  # a guard only: it takes well under a second
 
 
 # -- the mapping file ------------------------------------------------------------------------
@@ -478,6 +706,102 @@ def test_a_bad_mapping_passed_to_the_importer_is_reported() -> None:
     assert info.value.problems[0].location == "NOOP.operation"
 
 
+# -- the edges: CLI, API and bot ---------------------------------------------------------------
+
+
+Cli = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
+    """``main.py`` called in-process: its exit code, stdout and stderr."""
+    import main
+
+    monkeypatch.chdir(tmp_path)  # no stray .env is read
+    monkeypatch.setenv("TASKFLOW_DATA_DIR", str(tmp_path))
+    for name in ("TELEGRAM_BOT_TOKEN", "TASKFLOW_API_TOKEN", "TELEGRAM_ALLOWED_USERS"):
+        monkeypatch.delenv(name, raising=False)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main.main(["import-4diac", *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def test_cli_writes_the_config_of_the_chosen_app(cli: Cli, tmp_path: Path) -> None:
+    out_file = tmp_path / "second.json"
+    code, out, err = cli(str(DATA / "multi_app.sys"), "--app", "Second", "-o", str(out_file))
+    assert code == 0, err
+    assert out == f"wrote {out_file}: DAG 'Second' with 2 task(s)\n"
+    config = json.loads(out_file.read_text(encoding="utf-8"))
+    assert [t["id"] for t in config["tasks"]] == ["B", "C"]
+
+
+def test_cli_says_how_to_choose_an_app(cli: Cli) -> None:
+    code, out, err = cli(str(DATA / "multi_app.sys"))
+    assert code == 1
+    assert out == ""
+    assert "System 'Plant': has 2 applications; choose one of: 'First', 'Second' (pass --app NAME)" in err
+
+
+def test_cli_reads_a_mapping_file(cli: Cli) -> None:
+    code, out, err = cli(str(DATA / "literals.sys"), "--map", str(DATA / "literals_map.json"))
+    assert code == 0, err
+    values = {t["id"]: t.get("independent_params", {}).get("value") for t in json.loads(out)["tasks"]}
+    assert values["Compound"] == 90.0
+    assert "note: FB 'NotALiteral'" in err
+    code, _, err = cli(str(DATA / "literals.sys"))
+    assert code == 1
+    assert "type 'LIT' has no operation mapping" in err
+
+
+def test_cli_output_into_a_missing_folder_is_one_line_of_error(cli: Cli, tmp_path: Path) -> None:
+    target = tmp_path / "no" / "such" / "x.json"
+    code, out, err = cli(str(DATA / "pipeline.sys"), "-o", str(target))
+    assert code == 1
+    assert err == f"error: cannot write {target}: No such file or directory\n"
+    assert out == ""
+
+
+@pytest.fixture
+async def client(settings: Settings, orch: Orchestrator, library: DagLibrary) -> AsyncIterator[TestClient[Any, Any]]:
+    from web import create_app
+
+    async with TestClient(TestServer(create_app(settings, orch, library))) as test_client:
+        yield test_client
+
+
+async def test_api_says_how_to_choose_an_app(client: TestClient[Any, Any]) -> None:
+    data = (DATA / "multi_app.sys").read_bytes()
+    refused = await client.post("/api/import/4diac?filename=multi_app.sys", data=data)
+    assert refused.status == 422
+    [problem] = (await refused.json())["problems"]
+    assert problem["message"].endswith("choose one of: 'First', 'Second' (add ?app=NAME to the URL)")
+    chosen = await client.post("/api/import/4diac?filename=multi_app.sys&app=Second&dry_run=1", data=data)
+    assert chosen.status == 200
+    assert [t["id"] for t in (await chosen.json())["config"]["tasks"]] == ["B", "C"]
+
+
+@pytest.fixture
+async def tg(settings: Settings, orch: Orchestrator, library: DagLibrary) -> AsyncIterator[BotHarness]:
+    async with BotHarness(settings, orch, library) as harness:
+        yield harness
+
+
+async def test_bot_caption_chooses_the_app(tg: BotHarness, library: DagLibrary) -> None:
+    data = (DATA / "multi_app.sys").read_bytes()
+    tg.tg.send_document("multi_app.sys", data)
+    refused = (await tg.tg.expect(ALICE["id"])).text
+    assert "choose one of: 'First', 'Second' (send the file again with the caption app=NAME)" in refused
+    tg.tg.send_document("multi_app.sys", data, caption="app=Second")
+    added = (await tg.tg.expect(ALICE["id"])).text
+    assert "DAG <code>Second</code> added from multi_app.sys: 2 task(s)" in added
+    assert [t.id for t in (await library.get("Second")).tasks] == ["B", "C"]
+
+
 # -- the real 4diac examples -----------------------------------------------------------------
 
 
@@ -506,7 +830,8 @@ def test_wait_for_connection_e_switch_is_refused_and_e_delay_maps() -> None:
     assert "FB 'E_DELAY_2'" not in locations  # E_DELAY maps to sleep
     # With the communication blocks mapped, only the branch (and noop's unknown params) is left.
     mapped = _problems(data, mapping={"SUBSCRIBE_1": "noop", "STRING2STRING": "noop"})
-    assert [p.location for p in mapped if p.location.startswith("FB")] == ["FB 'E_SWITCH_2'"]
+    assert [p.location for p in mapped if "has no param" not in p.message] == ["FB 'E_SWITCH_2'"]
+    assert all(p.location.startswith("FB '") for p in mapped)  # the validator's findings too, by block
 
 
 # -- end to end ------------------------------------------------------------------------------

@@ -68,8 +68,9 @@ def _saved(request: web.Request, record: DagRecord, *, status: int, **extra: Any
 
 async def import_4diac(request: web.Request) -> web.Response:
     """``POST /api/import/4diac[?app=NAME&filename=F&dry_run=1]``: turn 4diac XML into a DAG and save it."""
-    try:
-        from orchestrator.fourdiac import import_4diac as convert  # optional: loaded on first use
+    try:  # optional: loaded on first use
+        from orchestrator.fourdiac import AppChoiceError
+        from orchestrator.fourdiac import import_4diac as convert
     except ImportError:
         raise ApiError(501, "not_available", "4diac import is not available in this build") from None
     filename = (request.query.get("filename") or "upload.sys")[:MAX_UPLOAD_NAME]
@@ -77,7 +78,10 @@ async def import_4diac(request: web.Request) -> web.Response:
     dry_run = request.query.get("dry_run", "").lower() in ("1", "true", "yes")
     data = await read_body(request, MAX_XML_BYTES)
     # Parsing XML is CPU work: keep it off the event loop.
-    result = await asyncio.to_thread(convert, data, filename=filename, app=app_name)
+    try:
+        result = await asyncio.to_thread(convert, data, filename=filename, app=app_name)
+    except AppChoiceError as exc:
+        raise exc.with_hint("add ?app=NAME to the URL") from None
     extra = {"schedule": result.schedule, "notes": result.notes}
     if dry_run:
         dumped = result.config.model_dump(mode="json", exclude_defaults=True)

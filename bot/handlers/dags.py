@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import io
+import re
 from pathlib import PurePath
 
 from aiogram import Bot, F, Router
@@ -23,6 +24,7 @@ from orchestrator.limits import MAX_CONFIG_BYTES, MAX_XML_BYTES
 from orchestrator.validation import parse_config
 
 FOURDIAC_SUFFIXES = frozenset({".sys", ".fbt", ".sub", ".xml"})
+_CAPTION_APP = re.compile(r"(?:^|\s)app\s*=\s*(\S+)", re.IGNORECASE)
 
 
 def router() -> Router:
@@ -121,8 +123,20 @@ async def _import_4diac(message: Message, library: DagLibrary, data: bytes, name
     except ImportError:
         await message.answer(texts.FOURDIAC_MISSING)
         return
-    # Parsing a large XML file takes a while: keep the event loop free.
-    result = await asyncio.to_thread(fourdiac.import_4diac, data, filename=name)
+    app = _caption_app(message.caption)
+    try:
+        # Parsing a large XML file takes a while: keep the event loop free.
+        result = await asyncio.to_thread(fourdiac.import_4diac, data, filename=name, app=app)
+    except fourdiac.AppChoiceError as exc:
+        raise exc.with_hint("send the file again with the caption app=NAME") from None
     record = await library.save(result.config, source=source)
     text = texts.imported(record, name, result.schedule, result.notes)
     await answer_long(message, text, reply_markup=dag_buttons([record.dag_id], RunDag))
+
+
+def _caption_app(caption: str | None) -> str | None:
+    """The application a caption like ``app=Plant`` chooses (a document has no other place for options)."""
+    match = _CAPTION_APP.search(caption or "")
+    if match is None:
+        return None
+    return match[1].strip("'\"") or None

@@ -23,8 +23,12 @@ What becomes what:
 
 Everything that cannot be mapped (unmapped types, branching or any-of blocks, adapter connections,
 loops, data inputs with two sources, dangling connections, empty networks, basic FB types) is
-collected and raised at once as one ``ConfigError``. The XML is untrusted: its size is capped and it
-is parsed with defusedxml, which refuses entity declarations and external references.
+collected and raised at once as one ``ConfigError``, each problem naming the block as 4diac does (the
+validator's findings too, not ``tasks[2]``). A system with several applications and none chosen
+raises ``AppChoiceError``, whose ``with_hint`` lets each interface say how to choose. The XML is
+untrusted: its size is capped, it is parsed with defusedxml, which refuses entity declarations and
+external references; nesting and literals are bounded and the walks over the network linear, so no
+file can exhaust the stack or the CPU.
 
 The modules, in the order an import runs through them:
 
@@ -43,5 +47,6 @@ The modules, in the order an import runs through them:
 from orchestrator.fourdiac.build import ImportResult, import_4diac
 from orchestrator.fourdiac.literals import iec_literal as iec_literal  # for tests and callers: a literal alone
 from orchestrator.fourdiac.mapping import TypeMapping, load_mapping
+from orchestrator.fourdiac.network import AppChoiceError
 
-__all__ = ["ImportResult", "TypeMapping", "import_4diac", "load_mapping"]
+__all__ = ["AppChoiceError", "ImportResult", "TypeMapping", "import_4diac", "load_mapping"]

@@ -11,7 +11,7 @@ from orchestrator.errors import ConfigError, Problem
 from orchestrator.fourdiac.blocks import Kind
 from orchestrator.fourdiac.flow import Flow
 from orchestrator.fourdiac.mapping import type_table
-from orchestrator.fourdiac.model import Info, Network
+from orchestrator.fourdiac.model import Info, Network, Node
 from orchestrator.fourdiac.network import read_network
 from orchestrator.fourdiac.schedule import suggested_schedule
 from orchestrator.fourdiac.tasks import task_dict
@@ -21,6 +21,8 @@ from orchestrator.models import DagConfig
 from orchestrator.validation import parse_config
 
 _NOT_DAG_ID = re.compile(r"[^A-Za-z0-9_.\-]+")
+# tasks[3].independent_params.QI[0] → 3, "independent_params", "QI[0]"
+_TASK_LOCATION = re.compile(r"tasks\[(\d+)\](?:\.([A-Za-z_]+))?(?:\.(.*))?\Z", re.S)
 
 
 @dataclass(frozen=True)
@@ -52,9 +54,7 @@ def import_4diac(
     net, info = read_network(root, app, table, filename)
     tasks, schedule = _build(net, info)
     config = _config_dict(info, tasks, schedule, filename, dag_name)
-    if net.problems:
-        raise ConfigError(net.problems + _validator_problems(config, filename), source=filename)
-    return ImportResult(parse_config(config, source=filename), schedule, net.notes)
+    return ImportResult(_validated(config, net, filename), schedule, net.notes)
 
 
 def _build(net: Network, info: Info) -> tuple[list[dict[str, Any]], str | None]:
@@ -91,11 +91,45 @@ def _config_dict(
     }
 
 
-def _validator_problems(config: dict[str, Any], filename: str) -> list[Problem]:
-    """The validator's findings on a partial import, minus what the import reported its own way."""
+def _validated(config: dict[str, Any], net: Network, filename: str) -> DagConfig:
+    """The config once the validator passed it; otherwise every problem, each naming its block."""
     try:
-        parse_config(config, source=filename)
+        parsed = parse_config(config, source=filename)
     except ConfigError as exc:
+        found = exc.problems
+    else:
+        if not net.problems:
+            return parsed
+        found = []
+    if net.problems:
         # "tasks" holds the empty-list and cycle findings, already reported by block name.
-        return [p for p in exc.problems if p.location != "tasks"]
-    return []
+        found = [p for p in found if p.location != "tasks"]
+    blocks = [net.nodes[("fb", task["id"])] for task in config["tasks"]]
+    raise ConfigError(net.problems + [_by_block(p, blocks) for p in found], source=filename)
+
+
+def _by_block(problem: Problem, blocks: list[Node]) -> Problem:
+    """A validator finding about ``tasks[i]…`` said of the block that task came from, as 4diac names it."""
+    match = _TASK_LOCATION.match(problem.location)
+    if match is None:
+        return problem  # about the DAG as a whole (its name, say)
+    block = blocks[int(match[1])]
+    field, name = match[2] or "", match[3] or ""
+    if field == "id" and "pattern" in problem.message:
+        message = (
+            f"its name cannot be a task id: a task id is 1-{MAX_ID_LENGTH} letters, digits, '_', '-' or '.' "
+            f"(not first); rename the {'block or its sub-app' if '.' in block.label else 'block'}"
+        )
+        return Problem(block.where, message)
+    if field in ("independent_params", "dependent_params") and name:
+        return Problem(block.where, f"param {name!r}{_pins_of(block, name)}: {problem.message}")
+    where = ".".join(part for part in (field, name) if part)
+    return Problem(block.where, f"{where}: {problem.message}" if where else problem.message)
+
+
+def _pins_of(block: Node, param: str) -> str:
+    """Which of the block's parameters set ``param``, when the mapping renamed them (" (from DT)")."""
+    renames = block.mapping.params if block.mapping is not None else {}
+    top = re.split(r"[.\[]", param, maxsplit=1)[0]  # "headers.Accept" is set by the pin of "headers"
+    pins = [pin for pin in block.params if renames.get(pin, pin) == top and pin != top]
+    return f" (from {', '.join(pins)})" if pins else ""

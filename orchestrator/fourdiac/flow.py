@@ -8,13 +8,18 @@ several sources, event inputs fired from several places (a note), and loops.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Container
+from collections.abc import Container, Iterator
 
 from orchestrator.fourdiac.blocks import ENTRY_KINDS, Kind
 from orchestrator.fourdiac.model import Edge, Network, NodeKey, Source
 from orchestrator.graph import find_cycle
 
 _MAX_LOOPS_REPORTED = 5
+_WALK_ENDS = ENTRY_KINDS | {Kind.TASK}  # a walk back stops at these; it passes through the rest
+
+_Reach = tuple[frozenset[str], frozenset[NodeKey]]  # the tasks and the entry nodes a walk back reaches
+_NO_TASKS: frozenset[str] = frozenset()
+_NO_ENTRIES: frozenset[NodeKey] = frozenset()
 
 
 class Flow:
@@ -28,6 +33,7 @@ class Flow:
         self.data_pins: dict[NodeKey, list[str]] = defaultdict(list)
         tasks = [node.label for node in self.nodes.values() if node.kind is Kind.TASK]
         self.rank = {label: i for i, label in enumerate(tasks)}
+        self._reach: dict[NodeKey, _Reach] = {}  # per pass-through node, filled by the walks
         for edge in net.events:
             reason = self._ignored(edge)
             if reason:
@@ -54,29 +60,96 @@ class Flow:
     # -- walks -----------------------------------------------------------------------------
 
     def walk_events(self, key: NodeKey, pins: Container[str] | None = None) -> tuple[set[str], set[NodeKey]]:
-        """The tasks and entry nodes found walking back over events from ``key``, through pass-throughs."""
+        """The tasks and entry nodes found walking back over events from ``key``, through pass-throughs.
+
+        ``key`` is a task or an E_CYCLE; ``pins`` limits the walk to some of its event inputs.
+        """
         tasks: set[str] = set()
         entries: set[NodeKey] = set()
-        seen = {key}
-        stack: list[tuple[NodeKey, Container[str] | None]] = [(key, pins)]
-        while stack:
-            current, only = stack.pop()
-            for edge in self.ev_in.get(current, ()):
-                src = self.nodes[edge.src]
-                if only is not None and edge.dst_pin not in only:
-                    continue
-                if src.kind is Kind.TASK:
-                    tasks.add(src.label)
-                elif src.kind in ENTRY_KINDS:
-                    entries.add(src.key)
-                elif src.key not in seen:
-                    seen.add(src.key)
-                    stack.append((src.key, None))
+        for edge in self.ev_in.get(key, ()):
+            if pins is None or edge.dst_pin in pins:
+                found_tasks, found_entries = self._reached_from(edge.src)
+                tasks |= found_tasks
+                entries |= found_entries
         return tasks, entries
 
     def started_by_start(self, label: str) -> bool:
         _, entries = self.walk_events(("fb", label))
         return any(self.nodes[k].kind is Kind.START for k in entries)
+
+    def _reached_from(self, key: NodeKey) -> _Reach:
+        """What an event from ``key`` stands for: the task itself, the entry itself, or what a pass-through reaches."""
+        node = self.nodes[key]
+        if node.kind is Kind.TASK:
+            return frozenset({node.label}), _NO_ENTRIES
+        if node.kind in ENTRY_KINDS:
+            return _NO_TASKS, frozenset({key})
+        if key not in self._reach:
+            self._settle_from(key)
+        return self._reach[key]
+
+    def _passed_through(self, key: NodeKey) -> list[NodeKey]:
+        """The pass-through nodes whose events reach ``key`` directly."""
+        nodes = self.nodes
+        return [e.src for e in self.ev_in.get(key, ()) if nodes[e.src].kind not in _WALK_ENDS]
+
+    def _settle_from(self, root: NodeKey) -> None:
+        """Fill ``_reach`` for ``root`` and every pass-through behind it, each once (Tarjan's SCCs).
+
+        Every walk back from a task used to re-walk the chain of E_SPLITs before it: quadratic on long
+        chains. The pass-throughs on one loop reach the same blocks, so each strongly connected group
+        is settled at once, after the groups behind it (Tarjan finds them in that order).
+        """
+        index: dict[NodeKey, int] = {}
+        low: dict[NodeKey, int] = {}
+        stack: list[NodeKey] = []
+        at: dict[NodeKey, int] = {}  # a node's place on the stack: list.index would rescan it
+        work: list[tuple[NodeKey, Iterator[NodeKey]]] = []
+
+        def visit(key: NodeKey) -> None:
+            index[key] = low[key] = len(index)
+            at[key] = len(stack)
+            stack.append(key)
+            work.append((key, iter(self._passed_through(key))))
+
+        visit(root)
+        while work:
+            key, behind = work[-1]
+            src = next(behind, None)
+            if src is not None:
+                if src not in index and src not in self._reach:
+                    visit(src)
+                elif src not in self._reach:  # on the stack: part of the group being explored
+                    low[key] = min(low[key], index[src])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[key])
+            if low[key] == index[key]:
+                cut = at[key]
+                self._settle_group(stack[cut:])
+                del stack[cut:]
+
+    def _settle_group(self, group: list[NodeKey]) -> None:
+        """Record what a strongly connected group of pass-throughs reaches (the groups behind it are settled)."""
+        inside = set(group)
+        parts = {
+            id(reach): reach
+            for key in group
+            for edge in self.ev_in.get(key, ())
+            if edge.src not in inside
+            for reach in (self._reached_from(edge.src),)
+        }
+        if len(parts) == 1:
+            reach = next(iter(parts.values()))  # shared, not copied: a chain of E_SPLITs stays linear
+        else:
+            reach = (
+                frozenset().union(*(tasks for tasks, _ in parts.values())),
+                frozenset().union(*(entries for _, entries in parts.values())),
+            )
+        for key in group:
+            self._reach[key] = reach
 
     def data_source(self, key: NodeKey, pin: str) -> Source | None:
         """Follow a data input back through sub-app pins to the task or value that feeds it."""

@@ -16,6 +16,9 @@ from typing import Any
 
 _MAX_LITERAL_ITEMS = 10_000
 _MAX_LITERAL_DEPTH = 16
+# LINT/ULINT/LWORD, the widest IEC 61131-3 integers. Python's digit limit guards decimals only:
+# 16#FFF… with 20,000 digits parses, then fails when the config is written as JSON.
+_MAX_INT_BITS = 64
 
 _TYPED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)#(.*)\Z", re.S)
 _BASED = re.compile(r"([+-]?)(2|8|16)#([0-9A-Fa-f][0-9A-Fa-f_]*)\Z")
@@ -57,28 +60,44 @@ def iec_literal(text: str, depth: int = 0) -> Any:
 def _iec_number(s: str) -> int | float:
     based = _BASED.match(s)
     if based:
-        value = int(based[3].replace("_", ""), int(based[2]))
+        value = _bounded_int(based[3], int(based[2]))
         return -value if based[1] == "-" else value
     if _DECIMAL.match(s):
-        return int(s.replace("_", ""))
+        value = _bounded_int(s.lstrip("+-"), 10)
+        return -value if s.startswith("-") else value
     if _REAL.match(s):
         value = float(s.replace("_", ""))
         if math.isfinite(value):
             return value
-    raise ValueError(f"{s!r} is not an IEC 61131-3 literal")
+    raise ValueError("not an IEC 61131-3 literal (a number, string, time, date, array or struct)")
+
+
+def _bounded_int(digits: str, base: int) -> int:
+    """The value of unsigned ``digits``, refused beyond ``_MAX_INT_BITS`` bits (checked before converting)."""
+    text = digits.replace("_", "").lstrip("0") or "0"
+    # No base-2 number of more than _MAX_INT_BITS digits fits, nor any in a larger base: skip the conversion.
+    value = int(text, base) if len(text) <= _MAX_INT_BITS else 1 << _MAX_INT_BITS
+    if value >= 1 << _MAX_INT_BITS:
+        raise ValueError(f"integer wider than {_MAX_INT_BITS} bits, the widest IEC 61131-3 integer (LINT, ULINT)")
+    return value
 
 
 def _iec_int(s: str) -> int:
     value = _iec_number(s)
     if not isinstance(value, int):
-        raise ValueError(f"{s!r} is not an integer")
+        raise ValueError(f"not an integer: {s[:40]!r}")
     return value
+
+
+def _iec_real(s: str) -> float:
+    # Plain digits are read as a float, not as a bounded integer: REAL#1e30 may be written out in full.
+    return float(_iec_number(f"{s}.0" if _DECIMAL.match(s) else s))
 
 
 def _iec_bool(s: str) -> bool:
     value = {"TRUE": True, "1": True, "FALSE": False, "0": False}.get(s.upper())
     if value is None:
-        raise ValueError(f"{s!r} is not a BOOL")
+        raise ValueError(f"not a BOOL (TRUE, FALSE, 1 or 0): {s[:40]!r}")
     return value
 
 
@@ -90,11 +109,11 @@ def _iec_text(s: str) -> str:
 def _iec_string(s: str) -> str:
     quote = s[0]
     if len(s) < 2 or s[-1] != quote:
-        raise ValueError(f"unterminated string {s!r}")
+        raise ValueError(f"unterminated string {s[:40]!r}")
     body, out, i = s[1:-1], [], 0
     while i < len(body):
         if body[i] == quote:
-            raise ValueError(f"unescaped {quote} inside {s!r} (write ${quote})")
+            raise ValueError(f"unescaped {quote} inside a string (write ${quote})")
         if body[i] != "$":
             out.append(body[i])
             i += 1
@@ -111,7 +130,10 @@ def _iec_escape(body: str, i: int, *, wide: bool) -> tuple[str, int]:
     width = 4 if wide else 2
     digits = body[i + 1 : i + 1 + width]
     if len(digits) == width and all(c in string.hexdigits for c in digits):
-        return chr(int(digits, 16)), i + 1 + width
+        code = int(digits, 16)
+        if 0xD800 <= code <= 0xDFFF:  # half of a UTF-16 pair: no character alone, and no valid Unicode text
+            raise ValueError(f"escape '${digits}' is a UTF-16 surrogate, not a character")
+        return chr(code), i + 1 + width
     raise ValueError(f"bad escape '${body[i + 1 : i + 2]}'")
 
 
@@ -126,14 +148,14 @@ def _iec_duration(s: str) -> float:
         total += float(part[1]) * _UNIT_SECONDS[part[2].lower()]
         pos = part.end()
     if pos == 0 or pos != len(text) or not math.isfinite(total):
-        raise ValueError(f"{s!r} is not a duration like 1h2m3s or 250ms")
+        raise ValueError(f"not a duration like 1h2m3s or 250ms: {s[:40]!r}")
     return round(sign * total, 9)  # 100 * 1e-3 should read 0.1, not 0.10000000000000002
 
 
 def _iec_date_time(s: str) -> str:
     match = _DATE_TIME.match(s)
     if not match:
-        raise ValueError(f"{s!r} is not a date and time like 2024-01-31-12:30:00")
+        raise ValueError(f"not a date and time like 2024-01-31-12:30:00: {s[:40]!r}")
     return datetime.fromisoformat(f"{match[1]}T{match[2]}").isoformat()
 
 
@@ -141,7 +163,7 @@ def _typed_parsers() -> dict[str, Callable[[str], Any]]:
     groups: list[tuple[tuple[str, ...], Callable[[str], Any]]] = [
         (("SINT", "INT", "DINT", "LINT", "USINT", "UINT", "UDINT", "ULINT"), _iec_int),
         (("BYTE", "WORD", "DWORD", "LWORD"), _iec_int),
-        (("REAL", "LREAL"), lambda s: float(_iec_number(s))),
+        (("REAL", "LREAL"), _iec_real),
         (("BOOL",), _iec_bool),
         (("STRING", "WSTRING", "CHAR", "WCHAR"), _iec_text),
         (("TIME", "T", "LTIME", "LT"), _iec_duration),
@@ -156,8 +178,9 @@ _TYPED_PARSERS = _typed_parsers()
 
 
 def _iec_array(s: str, depth: int) -> list[Any]:
-    if not s.endswith("]") or depth >= _MAX_LITERAL_DEPTH:
+    if not s.endswith("]"):
         raise ValueError(f"bad array {s[:40]!r}")
+    _check_depth(depth)
     items: list[Any] = []
     for part in _split_top(s[1:-1]):
         repeat = _REPEAT.match(part)
@@ -166,6 +189,12 @@ def _iec_array(s: str, depth: int) -> list[Any]:
             raise ValueError(f"array of more than {_MAX_LITERAL_ITEMS} items")
         items += values
     return items
+
+
+def _check_depth(depth: int) -> None:
+    # Each level is a recursive call: a hostile value could nest past Python's stack.
+    if depth >= _MAX_LITERAL_DEPTH:
+        raise ValueError(f"arrays and structs nested deeper than {_MAX_LITERAL_DEPTH}")
 
 
 def _iec_repeat(match: re.Match[str], depth: int) -> list[Any]:
@@ -178,8 +207,9 @@ def _iec_repeat(match: re.Match[str], depth: int) -> list[Any]:
 
 
 def _iec_struct(s: str, depth: int) -> dict[str, Any]:
-    if not s.endswith(")") or depth >= _MAX_LITERAL_DEPTH:
+    if not s.endswith(")"):
         raise ValueError(f"bad struct {s[:40]!r}")
+    _check_depth(depth)
     out: dict[str, Any] = {}
     for part in _split_top(s[1:-1]):
         match = _FIELD.match(part)

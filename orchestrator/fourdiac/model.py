@@ -72,3 +72,10 @@ class Network:
 
     def note(self, text: str) -> None:
         self.notes.append(text)
+
+
+def shown(text: str | None, limit: int = 60) -> str:
+    """``text`` quoted for a problem or note, and cut short: a value can be as long as the file."""
+    if text is None or len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}… ({len(text)} characters)"

@@ -6,15 +6,17 @@ A system (``.sys``) gives one application's network plus its resources' START co
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from xml.etree.ElementTree import Element
 
 from orchestrator.errors import ConfigError, Problem
 from orchestrator.fourdiac.blocks import Classifier, Kind, short_type
 from orchestrator.fourdiac.mapping import TypeMapping
-from orchestrator.fourdiac.model import START_KEY, Edge, Info, Network, Node, NodeKey
+from orchestrator.fourdiac.model import START_KEY, Edge, Info, Network, Node, NodeKey, shown
 from orchestrator.fourdiac.xmltree import child, interface, position, tag
 
 _MAX_SUBAPP_DEPTH = 32  # nesting deeper than this is hostile, not a drawing
+_MAX_GROUP_DEPTH = 32  # the same for groups, which hold nothing but blocks and other groups
 _BASIC_TYPES = {
     "BasicFB": "basic",
     "SimpleFB": "simple",
@@ -23,6 +25,19 @@ _BASIC_TYPES = {
 }
 _TYPE_ROOTS = {"FBType": "FB type", "SubAppType": "sub-app type", "ResourceType": "resource type"}
 _CONNECTION_LISTS = {"EventConnections": "event", "DataConnections": "data", "AdapterConnections": "adapter"}
+
+
+class AppChoiceError(ConfigError):
+    """A system with several applications and none chosen, or one it lacks; ``apps`` are its applications."""
+
+    def __init__(self, problems: list[Problem], *, source: str, apps: list[str]) -> None:
+        self.apps = apps
+        super().__init__(problems, source=source)
+
+    def with_hint(self, how: str) -> ConfigError:
+        """The same refusal, saying how to choose where the file came from (``"pass --app NAME"``)."""
+        *before, last = self.problems
+        return ConfigError([*before, Problem(last.location, f"{last.message} ({how})")], source=self.source)
 
 
 def read_network(root: Element, app: str | None, table: dict[str, TypeMapping], source: str) -> tuple[Network, Info]:
@@ -39,6 +54,11 @@ def _join(scope: str, name: str) -> str:
     return f"{scope}.{name}" if scope else name
 
 
+def _scope_where(scope: str) -> str:
+    """How problems name the network a nameless element is in."""
+    return f"sub-app '{scope}'" if scope else "the network"
+
+
 class _Reader:
     """Reads one network into nodes and edges."""
 
@@ -52,6 +72,12 @@ class _Reader:
     def fail(self, location: str, message: str) -> ConfigError:
         """A ConfigError for a problem that stops the import."""
         return ConfigError([*self.net.problems, Problem(location, message)], source=self.source)
+
+    def _choose(self, system: str, reason: str, apps: list[str]) -> AppChoiceError:
+        # Worded for any interface: each edge adds how to choose there (AppChoiceError.with_hint).
+        names = ", ".join(repr(n) for n in apps)
+        problems = [*self.net.problems, Problem(system, f"{reason}; choose one of: {names}")]
+        return AppChoiceError(problems, source=self.source, apps=apps)
 
     def load(self, root: Element, app: str | None) -> Info:
         root_tag = tag(root)
@@ -70,13 +96,13 @@ class _Reader:
     def _load_system(self, root: Element, app: str | None) -> Info:
         apps = {a.get("Name", ""): a for a in root if tag(a) == "Application"}
         system = f"System '{root.get('Name', '')}'"
-        names = ", ".join(repr(n) for n in apps) or "none"
-        if app is None and len(apps) != 1:
-            reason = "has no application" if not apps else f"has {len(apps)} applications ({names}); choose one (--app)"
-            raise self.fail(system, reason)
+        if not apps:
+            raise self.fail(system, "has no application")
+        if app is None and len(apps) > 1:
+            raise self._choose(system, f"has {len(apps)} applications", list(apps))
         name = app if app is not None else next(iter(apps))
         if name not in apps:
-            raise self.fail(system, f"has no application {name!r} (applications: {names})")
+            raise self._choose(system, f"has no application {name!r}", list(apps))
         info = Info(name, f"Application '{name}'")
         network = child(apps[name], "SubAppNetwork", "FBNetwork")
         if network is not None:
@@ -107,7 +133,7 @@ class _Reader:
 
     def _add_network(self, network: Element, scope: str, origin: tuple[float, float], depth: int) -> None:
         # Blocks first: connections may be written before the blocks they name.
-        for item in network:
+        for item in self._members(network, scope):
             self._add_element(item, scope, origin, depth)
         for item in network:
             kind = _CONNECTION_LISTS.get(tag(item))
@@ -115,22 +141,37 @@ class _Reader:
                 if tag(conn) == "Connection":
                     self._add_connection(kind or "", conn, scope)
 
+    def _members(self, network: Element, scope: str) -> Iterator[Element]:
+        """The network's elements, with the contents of its groups (visual only) in their place.
+
+        A loop, not recursion: a hostile file can nest groups deeper than Python's stack.
+        """
+        stack = [iter(network)]
+        while stack:
+            item = next(stack[-1], None)
+            if item is None:
+                stack.pop()
+            elif tag(item) != "Group":
+                yield item
+            elif len(stack) <= _MAX_GROUP_DEPTH:
+                stack.append(iter(item))
+            else:
+                name = (item.get("Name") or "").strip()
+                where = f"Group '{_join(scope, name)}'" if name else f"a Group in {_scope_where(scope)}"
+                self.net.problem(where, f"groups nest deeper than {_MAX_GROUP_DEPTH}; the blocks in it were not read")
+
     def _add_element(self, element: Element, scope: str, origin: tuple[float, float], depth: int) -> None:
         element_tag = tag(element)
         if element_tag == "FB":
             self._add_block(element, scope, origin)
         elif element_tag == "SubApp":
             self._add_subapp(element, scope, origin, depth)
-        elif element_tag == "Group":  # visual only; older files may nest their blocks in it
-            for item in element:
-                self._add_element(item, scope, origin, depth)
 
     def _claim_name(self, element: Element, scope: str, what: str) -> str | None:
         name = (element.get("Name") or "").strip()
         label = _join(scope, name)
         if not name:
-            where = f"sub-app '{scope}'" if scope else "the network"
-            self.net.problem(f"{what} in {where}", "has no Name")
+            self.net.problem(f"{what} in {_scope_where(scope)}", "has no Name")
             return None
         if ("fb", label) in self.nodes or label in self.subapps:
             self.net.problem(f"{what} '{label}'", "another block of the network has this name")
@@ -146,7 +187,7 @@ class _Reader:
         kind, mapping, problem = self.classifier.classify(full_type, short)
         if problem:
             self.net.problem(f"FB '{label}'", problem)
-        params = {p.get("Name", ""): p.get("Value", "") for p in element if tag(p) == "Parameter"}
+        params = {name: value or "" for name, value in self._parameters(element, f"FB '{label}'").items()}
         node = Node(("fb", label), kind, label, short, mapping, params, position(element, origin))
         node.comment = (element.get("Comment") or "").strip()
         self.nodes[node.key] = node
@@ -166,13 +207,31 @@ class _Reader:
             return
         self.subapps.add(label)
         pins = interface(child(element, "SubAppInterfaceList", "InterfaceList"))
-        pins.update({p.get("Name", ""): p.get("Value") for p in element if tag(p) == "Parameter"})
+        pins.update(self._parameters(element, f"SubApp '{label}'"))
         for pin, literal in pins.items():
             key = ("pin", f"{label}.{pin}")
             self.nodes[key] = Node(key, Kind.SUB_PIN, f"{label}.{pin}", literal=literal)
         at = position(element, origin)
         inner_origin = (at["x"], at["y"]) if at else origin
         self._add_network(network, label, inner_origin, depth + 1)
+
+    def _parameters(self, element: Element, where: str) -> dict[str, str | None]:
+        """The element's ``<Parameter>`` values by name; a nameless or repeated one is a problem."""
+        params: dict[str, str | None] = {}
+        for item in element:
+            if tag(item) != "Parameter":
+                continue
+            name, value = (item.get("Name") or "").strip(), item.get("Value")
+            if not name:
+                self.net.problem(where, f"a Parameter (Value {shown(value)}) has no Name")
+            elif name in params:
+                message = (
+                    f"parameter {name!r} is given twice (Values {shown(params[name])} and {shown(value)}); keep one"
+                )
+                self.net.problem(where, message)
+            else:
+                params[name] = value
+        return params
 
     # -- connections -----------------------------------------------------------------------
 

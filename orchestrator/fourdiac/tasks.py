@@ -7,7 +7,7 @@ from typing import Any
 from orchestrator.fourdiac.blocks import Kind
 from orchestrator.fourdiac.flow import Flow
 from orchestrator.fourdiac.literals import iec_literal
-from orchestrator.fourdiac.model import Node, Source
+from orchestrator.fourdiac.model import Node, Source, shown
 
 
 def task_dict(flow: Flow, node: Node) -> dict[str, Any]:
@@ -65,7 +65,7 @@ class _TaskBuilder:
         for pin, raw in self.node.params.items():
             name = self._param_name(pin) if raw.strip() else None  # Value="" is no value
             if name is not None:
-                params[name] = self._literal(raw, f"{self.node.label}.{pin}")
+                params[name] = self._literal(raw, pin)
         return params
 
     def _data_params(self, independent: dict[str, Any], deps: list[str]) -> dict[str, str]:
@@ -79,7 +79,7 @@ class _TaskBuilder:
                 independent.pop(name, None)  # 4diac ignores the parameter of a connected input
                 self._add_reference(pin, name, source, dependent, deps)
             elif source.literal is not None:
-                independent[name] = self._literal(source.literal, f"{self.node.label}.{pin}")
+                independent[name] = self._literal(source.literal, pin)
             elif source.origin is not None and source.origin.kind is not Kind.BLOCKED:
                 self._unmappable_source(pin, source.origin)
         return dependent
@@ -111,9 +111,9 @@ class _TaskBuilder:
         message = f"data input {pin!r} comes from {origin.where}, which has no output in a DAG"
         self.net.problem(self.node.where, message)
 
-    def _literal(self, raw: str, where: str) -> Any:
+    def _literal(self, raw: str, pin: str) -> Any:
         try:
             return iec_literal(raw)
-        except ValueError:
-            self.net.note(f"parameter {where} = {raw!r} is not an IEC 61131-3 literal; kept as text")
+        except ValueError as exc:
+            self.net.note(f"{self.node.where}: parameter {pin!r} = {shown(raw)} kept as text: {exc}")
             return raw

@@ -12,7 +12,9 @@ from typing import Any
 
 from orchestrator.records import RunRecord, TaskRecord
 
-_PRETTY_LIMIT = 256 * 1024
+# Above this, JSON files are written compact: the indenting encoder is pure Python, ~10x slower than
+# the C one, and a file this big is read by programs, not people.
+_PRETTY_LIMIT = 64 * 1024
 LOG_FORMAT = "%(asctime)s %(levelname)s %(task)s %(message)s"
 
 

@@ -1,0 +1,30 @@
+"""Process-wide tuning, in a fresh interpreter (freezing the heap of the test process would stick)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SCRIPT = """
+import gc
+from orchestrator.process import freeze_startup_heap
+
+assert gc.get_freeze_count() == 0
+freeze_startup_heap()
+frozen = gc.get_freeze_count()
+made_later = [[] for _ in range(1000)]
+freeze_startup_heap()  # a second start (another Orchestrator) must not pin what the process made since
+print(frozen, gc.get_freeze_count())
+"""
+
+
+def test_the_startup_heap_is_frozen_once() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split()
+    frozen, after = int(out[0]), int(out[1])
+    assert frozen > 1000, "start-up objects were moved to the permanent generation"
+    assert after == frozen

@@ -343,6 +343,9 @@ class Orchestrator:
     # -- outcomes ---------------------------------------------------------------------------
 
     async def _on_success(self, run: ActiveRun, slot: TaskSlot, output: Any) -> None:
+        if output is None:  # most operations return nothing: skip the encoder
+            self._succeed(run, slot, None, "null")
+            return
         try:
             encoded = json.dumps(output, ensure_ascii=False)
             encoded.encode()  # an unpaired surrogate: no file, database or chat could take it
@@ -353,13 +356,15 @@ class Orchestrator:
         except (TypeError, ValueError, RecursionError) as exc:
             self._on_failure(run, slot, PermanentOperationError(f"output is not JSON-serialisable: {exc}"))
             return
-        if output is not None:
-            name = run.folder.output_name(slot.task_id, slot.config.filename, output)
-            if len(encoded) > _INLINE_WRITE_BYTES:
-                await asyncio.to_thread(run.folder.write_output, name, output)
-            else:
-                run.folder.write_output(name, output)
-            slot.output_file = name
+        name = run.folder.output_name(slot.task_id, slot.config.filename, output)
+        if len(encoded) > _INLINE_WRITE_BYTES:
+            await asyncio.to_thread(run.folder.write_output, name, output)
+        else:
+            run.folder.write_output(name, output)
+        slot.output_file = name
+        self._succeed(run, slot, output, encoded)
+
+    def _succeed(self, run: ActiveRun, slot: TaskSlot, output: Any, encoded: str) -> None:
         run.outputs[slot.task_id] = output
         self._transition(run, slot, TaskState.SUCCESS, output=encoded)
         # Downstream tasks are queued only once this success is committed; the worker goes on.

@@ -25,6 +25,7 @@ class TaskSlot:
     """One task of an active run."""
 
     config: TaskConfig
+    task_id: str = field(init=False)  # the config's id, copied: it is read on every transition
     state: TaskState = TaskState.PENDING
     attempts: int = 0
     failures: int = 0
@@ -34,10 +35,8 @@ class TaskSlot:
     output_file: str | None = None
     waiting: int = 0  # dependencies not yet succeeded
 
-    @property
-    def task_id(self) -> str:
-        """The task's id."""
-        return self.config.id
+    def __post_init__(self) -> None:
+        self.task_id = self.config.id
 
     def record(self) -> TaskRecord:
         """A snapshot for the store."""

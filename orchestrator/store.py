@@ -175,7 +175,8 @@ class Store:
         """Buffer one task transition (``output`` is JSON text, kept unless a new one is given)."""
         self._rows.append(
             (
-                run_id, task.task_id, task.state.value, task.attempts, task.failures, task.started_at,
+                # The state as it is: a StrEnum is a str, and SQLite stores its text.
+                run_id, task.task_id, task.state, task.attempts, task.failures, task.started_at,
                 task.ended_at, task.error, output, task.output_file, time.time() if at is None else at,
             )
         )  # fmt: skip

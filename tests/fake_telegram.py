@@ -502,6 +502,16 @@ class BotHarness:
         await self.bot.stop()
         await self.tg.stop()
 
+    def record_waits(self) -> list[float]:
+        """The waits the bot's session makes for 429s, recorded instead of made."""
+        waits: list[float] = []
+
+        async def sleep(seconds: float) -> None:
+            waits.append(seconds)
+
+        self.bot.rate_limits.sleep = sleep
+        return waits
+
     async def say(self, text: str, user: Json = ALICE, **expect: Any) -> Sent:
         """``user`` sends ``text``; returns the bot's next message in their chat."""
         self.tg.send_text(text, user)

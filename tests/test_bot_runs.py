@@ -191,17 +191,6 @@ async def test_an_unexpected_error_is_logged_not_shown(
     assert "secret internals" in caplog.text
 
 
-def _record_waits(tg: BotHarness) -> list[float]:
-    """The waits the bot's session makes for 429s, recorded instead of made."""
-    waits: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        waits.append(seconds)
-
-    tg.bot.rate_limits.sleep = sleep
-    return waits
-
-
 @pytest.mark.parametrize(
     ("code", "description"),
     [(500, "Internal Server Error"), (403, "Forbidden: bot was blocked by the user"), (0, "network")],
@@ -230,7 +219,7 @@ async def test_a_429_on_the_last_edit_is_waited_out_and_the_edit_made(
 ) -> None:
     await library.add_json(json.dumps(SLOW), source="test")
     async with BotHarness(settings, orch, library, edit_interval=3600) as tg:
-        waits = _record_waits(tg)
+        waits = tg.record_waits()
         status = await tg.say("/run slow")
         tg.tg.fail_next("editMessageText", 429, "Too Many Requests: retry after 2", retry_after=2)
         await orch.cancel(1)
@@ -242,7 +231,7 @@ async def test_a_429_on_the_last_edit_is_waited_out_and_the_edit_made(
 
 
 async def test_a_429_on_a_reply_is_waited_out_not_reported_as_a_failure(tg: BotHarness, orch: Orchestrator) -> None:
-    waits = _record_waits(tg)
+    waits = tg.record_waits()
     tg.tg.rate_limit(ALICE["id"], retry_after=3)
     status = await tg.say("/run hello")
     assert "Run <b>#1</b> of <code>hello</code>" in status.text, "the status message, not 'Something went wrong'"

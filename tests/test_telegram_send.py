@@ -90,19 +90,8 @@ async def test_an_unknown_chat_id_is_a_clear_permanent_failure(tg: BotHarness, o
     assert "no such chat" in error
 
 
-def _record_waits(tg: BotHarness) -> list[float]:
-    """The waits the bot's session makes for 429s, recorded instead of made."""
-    waits: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        waits.append(seconds)
-
-    tg.bot.rate_limits.sleep = sleep
-    return waits
-
-
 async def test_a_rate_limit_is_waited_out(tg: BotHarness) -> None:
-    waits = _record_waits(tg)
+    waits = tg.record_waits()
     tg.tg.rate_limit(ALICE["id"], retry_after=7, times=2)
     result = await tg.bot.sender.send(username="alice", chat_id=None, text="hi", file=None)
     assert waits == [7, 7]
@@ -111,7 +100,7 @@ async def test_a_rate_limit_is_waited_out(tg: BotHarness) -> None:
 
 
 async def test_a_rate_limit_that_lasts_is_left_to_the_task_retries(tg: BotHarness) -> None:
-    waits = _record_waits(tg)
+    waits = tg.record_waits()
     tg.tg.rate_limit(ALICE["id"], retry_after=7, times=10)
     with pytest.raises(OperationError, match="rate limit") as info:
         await tg.bot.sender.send(username=None, chat_id=ALICE["id"], text="hi", file=None)

@@ -129,16 +129,16 @@ class Orchestrator:
     ) -> int:
         """Validate and start a run of ``config``; return its id at once."""
         check_config(config)
-        dumped = config.model_dump(mode="json", exclude_defaults=True)
+        text = config.model_dump_json(exclude_defaults=True)  # once, for the store and config.json
         run_id = await self.store.create_run(
             config.dag_id,
-            dumped,
+            text,
             [t.id for t in config.tasks],
             trigger=trigger,
             owner=owner,
             notify_chat=notify_chat,
         )
-        await self._start_or_fail(run_id, config, dumped, records=None)
+        await self._start_or_fail(run_id, config, text, records=None)
         return run_id
 
     async def run(self, config: DagConfig, **kwargs: Any) -> RunReport:
@@ -216,22 +216,22 @@ class Orchestrator:
     # -- starting runs ----------------------------------------------------------------------
 
     async def _resume(self, run_id: int) -> None:
-        dumped = await self.store.run_config(run_id)
+        text = await self.store.run_config_json(run_id)
         try:
-            config = DagConfig.model_validate(dumped)
+            config = DagConfig.model_validate_json(text)
         except ValidationError as exc:  # stored by an older version that accepted it
             problems = "; ".join(str(p) for p in pydantic_problems(exc))
             await self.store.set_run_state(run_id, RunState.FAILED, error=f"stored config is invalid: {problems}")
             return
         records = {t.task_id: t for t in await self.store.get_tasks(run_id)}
-        await self._start_or_fail(run_id, config, dumped, records=records)
+        await self._start_or_fail(run_id, config, text, records=records)
 
     async def _start_or_fail(
-        self, run_id: int, config: DagConfig, dumped: dict[str, Any], records: dict[str, TaskRecord] | None
+        self, run_id: int, config: DagConfig, config_json: str, records: dict[str, TaskRecord] | None
     ) -> None:
         """Start the run; if that fails (its folder cannot be written, ...) store it as failed, not stuck."""
         try:
-            await self._activate(run_id, config, dumped, records)
+            await self._activate(run_id, config, config_json, records)
         except Exception as exc:
             active = self._runs.pop(run_id, None)
             if active is not None:
@@ -241,10 +241,10 @@ class Orchestrator:
             raise
 
     async def _activate(
-        self, run_id: int, config: DagConfig, dumped: dict[str, Any], records: dict[str, TaskRecord] | None
+        self, run_id: int, config: DagConfig, config_json: str, records: dict[str, TaskRecord] | None
     ) -> None:
         folder = RunFolder(self.settings.runs_dir, run_id)
-        await asyncio.to_thread(folder.create, dumped)
+        await asyncio.to_thread(folder.create, config_json)
         run = ActiveRun.build(run_id, config, folder, _run_logger(run_id, folder), records)
         run.outputs = await self.store.get_outputs(run_id) if records else {}
         self._runs[run_id] = run

@@ -26,12 +26,13 @@ class RunFolder:
         self.path = runs_dir / f"dag_{run_id}"
         self.archive = runs_dir / f"dag_{run_id}.zip"
 
-    def create(self, config: dict[str, Any]) -> None:
-        """Make the folder and write ``config.json`` (kept if it exists: a resumed run)."""
+    def create(self, config_json: str) -> None:
+        """Make the folder and write ``config.json`` from the config's JSON text (kept if it exists: a resumed run)."""
         self.path.mkdir(parents=True, exist_ok=True)
         config_file = self.path / "config.json"
         if not config_file.exists():
-            _atomic_write(config_file, _to_json(config))
+            big = len(config_json) > _PRETTY_LIMIT
+            _atomic_write(config_file, config_json.encode() if big else _to_json(json.loads(config_json)))
 
     def output_name(self, task_id: str, filename: str | None, output: Any) -> str:
         """Where a task's output goes: its ``filename``, else ``<task_id>.txt`` or ``.json``."""

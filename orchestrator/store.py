@@ -274,7 +274,7 @@ class Store:
     async def create_run(
         self,
         dag_id: str,
-        config: dict[str, Any],
+        config_json: str,
         task_ids: Iterable[str],
         *,
         trigger: str,
@@ -287,7 +287,7 @@ class Store:
             cur = await db.execute(
                 "INSERT INTO runs (dag_id, state, trigger, owner, notify_chat, config, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (dag_id, RunState.QUEUED.value, trigger, owner, notify_chat, json.dumps(config), now),
+                (dag_id, RunState.QUEUED.value, trigger, owner, notify_chat, config_json, now),
             )
             run_id = cur.lastrowid
             assert run_id is not None
@@ -375,10 +375,14 @@ class Store:
 
     async def run_config(self, run_id: int) -> dict[str, Any]:
         """The config a run was started with."""
+        return json.loads(await self.run_config_json(run_id))  # type: ignore[no-any-return]
+
+    async def run_config_json(self, run_id: int) -> str:
+        """The config a run was started with, as the JSON text stored."""
         row = await self._one("SELECT config FROM runs WHERE run_id = ?", (run_id,))
         if row is None:
             raise NotFoundError(f"run {run_id} does not exist")
-        return json.loads(row[0])  # type: ignore[no-any-return]
+        return str(row[0])
 
     async def get_tasks(self, run_id: int) -> list[TaskRecord]:
         """The tasks of a run, in the order they were created."""

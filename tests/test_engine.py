@@ -414,7 +414,7 @@ async def test_two_reruns_at_once_start_the_run_once(orch: Orchestrator) -> None
 async def test_a_run_that_cannot_start_is_failed_not_left_queued(
     orch: Orchestrator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def no_disk(self: RunFolder, config: dict[str, Any]) -> None:
+    def no_disk(self: RunFolder, config_json: str) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(RunFolder, "create", no_disk)

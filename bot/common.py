@@ -6,8 +6,7 @@ from aiogram.types import CallbackQuery, User
 
 from bot.texts import cut
 from orchestrator.errors import NotFoundError, TaskFlowError
-
-MAX_ID = 2**63 - 1  # SQLite's largest integer: no row can have a larger id
+from orchestrator.limits import MAX_ROW_ID
 
 
 class UsageError(TaskFlowError):
@@ -22,7 +21,7 @@ def parse_id(args: str | None, usage: str, kind: str) -> int:
         raise UsageError(usage)
     digits = text.lstrip("0") or "0"
     # Compared by length first: int() refuses more than 4300 digits, and SQLite would overflow anyway.
-    if len(digits) > len(str(MAX_ID)) or int(digits) > MAX_ID:
+    if len(digits) > len(str(MAX_ROW_ID)) or int(digits) > MAX_ROW_ID:
         raise NotFoundError(f"{kind} {cut(digits, 40)} does not exist")
     return int(digits)
 

@@ -33,8 +33,8 @@ from orchestrator.events import EventBus, RunEvent
 from orchestrator.executor import Executor, make_executor
 from orchestrator.graph import downstream
 from orchestrator.models import DagConfig
-from orchestrator.records import RunReport, TaskRecord, count_states
-from orchestrator.rundir import RunFolder
+from orchestrator.records import RunReport, TaskRecord
+from orchestrator.rundir import PRETTY_LIMIT, RunFolder
 from orchestrator.runstate import ActiveRun, TaskSlot
 from orchestrator.settings import Settings
 from orchestrator.states import TASK_IN_FLIGHT, TASK_RERUNNABLE, TASK_TERMINAL, RunState, TaskState
@@ -43,8 +43,6 @@ from orchestrator.validation import check_config, pydantic_problems
 
 log = logging.getLogger("taskflow.engine")
 
-# Outputs larger than this are written from a thread so the event loop never stalls on disk.
-_INLINE_WRITE_BYTES = 64 * 1024
 # Pause before handing an attempt the executor lost back to it (see ExecutorUnavailableError).
 EXECUTOR_RETRY_S = 1.0
 
@@ -206,9 +204,12 @@ class Orchestrator:
             for run_id in await self.store.unfinished_run_ids():
                 if run_id in self._runs:
                     continue
-                with contextlib.suppress(Exception):  # stored as failed and logged: the others go on
+                try:
                     await self._resume(run_id)
-                    resumed.append(run_id)
+                except Exception:  # the others go on; this one is failed if it could be
+                    log.exception("run %d could not be resumed", run_id)
+                    continue
+                resumed.append(run_id)
         if resumed:
             log.info("resumed %d unfinished run(s): %s", len(resumed), resumed)
         return resumed
@@ -357,10 +358,10 @@ class Orchestrator:
             self._on_failure(run, slot, PermanentOperationError(f"output is not JSON-serialisable: {exc}"))
             return
         name = run.folder.output_name(slot.task_id, slot.config.filename, output)
-        if len(encoded) > _INLINE_WRITE_BYTES:
-            await asyncio.to_thread(run.folder.write_output, name, output)
+        if len(encoded) > PRETTY_LIMIT:  # a big file: written from a thread, so the loop never stalls on disk
+            await asyncio.to_thread(run.folder.write_output, name, output, encoded)
         else:
-            run.folder.write_output(name, output)
+            run.folder.write_output(name, output, encoded)
         slot.output_file = name
         self._succeed(run, slot, output, encoded)
 
@@ -454,7 +455,7 @@ class Orchestrator:
             await asyncio.to_thread(run.folder.write_report, ended, tasks)
             archive = str(await asyncio.to_thread(run.folder.make_archive))
             await self.store.set_run_state(run.run_id, final, error=error, archive=archive, at=ended.ended_at)
-            ended = dataclasses.replace(ended, archive=archive, counts=count_states(tasks))
+            ended = dataclasses.replace(ended, archive=archive)  # its counts were read with it: all final
             report = RunReport(ended, {t.task_id: t for t in tasks})
         except Exception:
             log.exception("run %d could not be closed; it is finished again at the next start", run.run_id)

@@ -29,29 +29,67 @@ def load_json(raw: str | bytes) -> Any:
         raise InvalidJsonError(Problem("", f"invalid JSON: {exc}")) from None
 
 
+# Where a value sits, as a linked list from the value up to the root: (key, parent) or None at the root.
+# Built per node and turned into text only for a problem, as most inputs have none.
+_Path = tuple[str | int, "_Path"] | None
+
+
 def value_problems(value: Any, location: str = "") -> list[Problem]:
     """Strings that are not valid Unicode and nesting deeper than ``MAX_JSON_DEPTH``, each located."""
+    if _storable(value):
+        return []  # the common case, checked fast; only a bad value is walked to say where
     problems: list[Problem] = []
-    stack: list[tuple[Any, str, int]] = [(value, location, 0)]
+    stack: list[tuple[Any, _Path, int]] = [(value, None, 0)]
     while stack:  # children are pushed in reverse, so problems come out in document order
-        item, where, depth = stack.pop()
+        item, path, depth = stack.pop()
         if isinstance(item, str):
             if not _encodable(item):
-                problems.append(Problem(where, "text holds an unpaired surrogate (\\ud800-\\udfff): not valid Unicode"))
+                message = "text holds an unpaired surrogate (\\ud800-\\udfff): not valid Unicode"
+                problems.append(Problem(_where(location, path), message))
             continue
         if not isinstance(item, dict | list):
             continue
         if depth >= MAX_JSON_DEPTH:
-            problems.append(Problem(where, f"nested deeper than {MAX_JSON_DEPTH} levels"))
+            problems.append(Problem(_where(location, path), f"nested deeper than {MAX_JSON_DEPTH} levels"))
             continue
         if isinstance(item, dict):
             if not all(_encodable(key) for key in item):
-                problems.append(Problem(where, "a key holds an unpaired surrogate: not valid Unicode"))
-            children = [(child, f"{where}.{key}" if where else str(key)) for key, child in item.items()]
+                problems.append(Problem(_where(location, path), "a key holds an unpaired surrogate: not valid Unicode"))
+            stack.extend((child, (key, path), depth + 1) for key, child in reversed(item.items()))
         else:
-            children = [(child, f"{where}[{i}]") for i, child in enumerate(item)]
-        stack.extend((child, child_where, depth + 1) for child, child_where in reversed(children))
+            stack.extend((item[i], (i, path), depth + 1) for i in range(len(item) - 1, -1, -1))
     return problems
+
+
+def _storable(value: Any) -> bool:
+    """Whether ``value`` has neither problem: the text check in C, the depth over containers only."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode()
+    except (UnicodeEncodeError, RecursionError, ValueError):
+        return False
+    # Level by level, so each container costs one type check: this runs on every config submitted.
+    level = [value] if isinstance(value, dict | list) else []
+    for _ in range(MAX_JSON_DEPTH):
+        below = []
+        for item in level:
+            for child in item.values() if isinstance(item, dict) else item:
+                if isinstance(child, dict | list):
+                    below.append(child)
+        if not below:
+            return True
+        level = below
+    return False
+
+
+def _where(location: str, path: _Path) -> str:
+    keys: list[str | int] = []
+    while path is not None:
+        key, path = path
+        keys.append(key)
+    out = location
+    for key in reversed(keys):
+        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
+    return out
 
 
 def _encodable(text: str) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 MAX_CONFIG_BYTES = 2 * 1024 * 1024
 MAX_TASKS = 10_000
 MAX_ID_LENGTH = 64
+# SQLite's largest integer: no run or schedule can have a larger id.
+MAX_ROW_ID = 2**63 - 1
 MAX_FILENAME_LENGTH = 128
 MAX_RETRIES = 100
 MAX_RETRY_DELAY_S = 24 * 3600.0

@@ -46,6 +46,12 @@ def check_filename(name: str) -> str:
     return name
 
 
+def is_dag_id(value: str) -> bool:
+    """Whether ``value`` could name a DAG (a text that could not is simply not one)."""
+    return _DAG_ID_RE.fullmatch(value) is not None
+
+
+_DAG_ID_RE = re.compile(_DAG_ID)
 Filename = Annotated[str, AfterValidator(check_filename)]
 DagId = Annotated[str, Field(pattern=_DAG_ID, description="1-64 of letters, digits, _ - .")]
 TaskId = Annotated[str, Field(pattern=_TASK_ID, description="1-64 of letters, digits, _ - .")]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -101,14 +100,6 @@ class RunReport:
     def archive(self) -> Path | None:
         """The run's ZIP, once it exists."""
         return Path(self.run.archive) if self.run.archive else None
-
-
-def count_states(tasks: Iterable[TaskRecord]) -> dict[str, int]:
-    """How many tasks are in each state, as ``RunRecord.counts`` holds it."""
-    counts: dict[str, int] = {}
-    for task in tasks:
-        counts[task.state.value] = counts.get(task.state.value, 0) + 1
-    return counts
 
 
 @dataclass(frozen=True, slots=True)

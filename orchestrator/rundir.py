@@ -14,7 +14,7 @@ from orchestrator.records import RunRecord, TaskRecord
 
 # Above this, JSON files are written compact: the indenting encoder is pure Python, ~10x slower than
 # the C one, and a file this big is read by programs, not people.
-_PRETTY_LIMIT = 64 * 1024
+PRETTY_LIMIT = 64 * 1024
 LOG_FORMAT = "%(asctime)s %(levelname)s %(task)s %(message)s"
 
 
@@ -31,16 +31,25 @@ class RunFolder:
         self.path.mkdir(parents=True, exist_ok=True)
         config_file = self.path / "config.json"
         if not config_file.exists():
-            big = len(config_json) > _PRETTY_LIMIT
+            big = len(config_json) > PRETTY_LIMIT
             _atomic_write(config_file, config_json.encode() if big else _to_json(json.loads(config_json)))
 
     def output_name(self, task_id: str, filename: str | None, output: Any) -> str:
         """Where a task's output goes: its ``filename``, else ``<task_id>.txt`` or ``.json``."""
         return filename or f"{task_id}.{'txt' if isinstance(output, str) else 'json'}"
 
-    def write_output(self, name: str, output: Any) -> None:
-        """Write an output: text as text, anything else as JSON. Atomic, so a crash leaves no half file."""
-        data = output if isinstance(output, str) else json.dumps(output, indent=2, ensure_ascii=False)
+    def write_output(self, name: str, output: Any, encoded: str) -> None:
+        """Write an output: text as text, anything else as JSON. Atomic, so a crash leaves no half file.
+
+        ``encoded`` is the output's compact JSON, which the caller has already made: a big output is
+        written as that, a small one indented for people.
+        """
+        if isinstance(output, str):
+            data = output
+        elif len(encoded) > PRETTY_LIMIT:
+            data = encoded
+        else:
+            data = json.dumps(output, indent=2, ensure_ascii=False)
         _atomic_write(self.path / name, data.encode())
 
     def open_log(self) -> logging.Handler:
@@ -94,7 +103,7 @@ class RunFolder:
 def _to_json(value: Any) -> bytes:
     """Indented JSON for people, unless it is big: indenting is done by the slow pure-Python encoder."""
     compact = json.dumps(value, ensure_ascii=False)
-    if len(compact) > _PRETTY_LIMIT:
+    if len(compact) > PRETTY_LIMIT:
         return compact.encode()
     return json.dumps(value, ensure_ascii=False, indent=2).encode()
 

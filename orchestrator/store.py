@@ -30,6 +30,7 @@ from typing import Any
 import aiosqlite
 
 from orchestrator.errors import NotFoundError
+from orchestrator.models import is_dag_id
 from orchestrator.records import (
     DagRecord,
     EventRecord,
@@ -433,8 +434,8 @@ class Store:
 
     async def get_dag(self, dag_id: str) -> DagRecord:
         """A known DAG; ``NotFoundError`` if there is none."""
-        if not dag_id.isprintable() or dag_id.encode("utf-8", "replace").decode() != dag_id:
-            raise NotFoundError(f"DAG {dag_id!r} does not exist")  # SQLite cannot even take it as a key
+        if not is_dag_id(dag_id):  # e.g. text SQLite could not even take as a key
+            raise NotFoundError(f"DAG {dag_id!r} does not exist")
         row = await self._one(
             "SELECT dag_id, config, source, version, updated_at FROM dags WHERE dag_id = ?", (dag_id,)
         )

@@ -27,7 +27,6 @@ from web.render.base import STATIC_DIR
 
 log = logging.getLogger("taskflow.web")
 
-# The largest body any route takes (a 4diac file); each route checks its own, smaller, limit.
 # Requests still in flight at shutdown get this long; live streams and /api/cli waits end at once.
 SHUTDOWN_TIMEOUT_S = 10.0
 
@@ -65,6 +64,7 @@ ROUTES = [
 
 def create_app(settings: Settings, orch: Orchestrator, library: DagLibrary) -> web.Application:
     """The web application over a started orchestrator and its DAG library (both owned by the caller)."""
+    # The largest body any route takes (a 4diac file); each route checks its own, smaller, limit.
     app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=MAX_HTTP_BODY_BYTES)
     app[SETTINGS] = settings
     app[ORCH] = orch

@@ -8,10 +8,8 @@ from aiohttp import web
 
 from orchestrator.errors import InvalidJsonError
 from orchestrator.jsontext import load_json
+from orchestrator.limits import MAX_ROW_ID
 from web.middlewares import ApiError
-
-# SQLite integers are 64-bit; a longer id can only be unknown.
-MAX_ID = 2**63 - 1
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
@@ -48,7 +46,7 @@ async def read_json(request: web.Request, limit: int) -> Any:
 def path_id(request: web.Request, name: str = "run_id") -> int:
     """An integer id from the URL path (the route's pattern already made it digits)."""
     value = int(request.match_info[name])
-    if value > MAX_ID:
+    if value > MAX_ROW_ID:
         raise ApiError(404, "not_found", f"{name.replace('_', ' ')} {value} does not exist")
     return value
 

@@ -16,6 +16,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from orchestrator.errors import ConfigError, ConflictError, NotFoundError, TaskFlowError
+from orchestrator.limits import MAX_HTTP_BODY_BYTES
 from web.keys import SETTINGS
 from web.render.base import error_page, html_headers
 from web.serialize import json_response
@@ -107,10 +108,8 @@ def _from_http(request: web.Request, exc: web.HTTPException) -> ApiError:
     if isinstance(exc, web.HTTPNotFound):
         return ApiError(404, code, f"nothing at {request.path}", headers=headers)
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
-        limit = request.app._client_max_size
-        return ApiError(
-            413, code, f"request body is too large; the limit is {limit} bytes", headers=headers, limit=limit
-        )
+        message = f"request body is too large; the limit is {MAX_HTTP_BODY_BYTES} bytes"
+        return ApiError(413, code, message, headers=headers, limit=MAX_HTTP_BODY_BYTES)
     message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
     return ApiError(exc.status, code, message, headers=headers)
 

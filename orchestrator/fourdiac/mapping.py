@@ -13,7 +13,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, model_validator
 
 from operations.registry import get_operation
-from orchestrator.errors import ConfigError, Problem
+from orchestrator.errors import ConfigError, InvalidJsonError, Problem
+from orchestrator.jsontext import load_json
 from orchestrator.limits import MAX_CONFIG_BYTES, MAX_ID_LENGTH
 from orchestrator.validation import pydantic_problems
 
@@ -63,12 +64,9 @@ def load_mapping(source: str | os.PathLike[str] | bytes) -> dict[str, dict[str, 
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError([Problem("", f"file is {len(raw)} bytes; the limit is {MAX_CONFIG_BYTES}")], source=name)
     try:
-        data = json.loads(raw)
-    except UnicodeDecodeError as exc:
-        raise ConfigError([Problem("", f"not UTF-8 text: {exc.reason} at byte {exc.start}")], source=name) from None
-    except json.JSONDecodeError as exc:
-        where = f"line {exc.lineno}, column {exc.colno}"
-        raise ConfigError([Problem(where, f"invalid JSON: {exc.msg}")], source=name) from None
+        data = load_json(raw)
+    except InvalidJsonError as exc:
+        raise ConfigError([exc.problem], source=name) from None
     table = _validate_table(data, name)
     return {key: entry.model_dump(exclude_defaults=True) for key, entry in table.items()}
 

@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from pydantic import ValidationError
 
 from operations.base import Operation, OperationContext, OperationParams, Resources
 from operations.registry import get_operation
@@ -50,10 +49,10 @@ from orchestrator.errors import (
     OperationError,
     PermanentOperationError,
     TaskFlowError,
+    describe,
 )
-from orchestrator.executor import LocalExecutor
+from orchestrator.executor import LocalExecutor, validate_params, with_timeout
 from orchestrator.settings import Settings
-from orchestrator.validation import pydantic_problems
 
 try:
     import distributed
@@ -170,7 +169,7 @@ def _failed(message: str, kind: str, lines: list[tuple[int, str]], worker: str, 
 
 async def _run_operation(task: RemoteTask, logger: logging.Logger, scratch_root: str | None) -> Any:
     op = _lookup(task)
-    params = _validate(op, task.params)
+    params = validate_params(op, task.params, "on the Dask worker")
     scratch = Path(tempfile.mkdtemp(prefix=f"taskflow-{task.run_id}-{task.task_id}-", dir=scratch_root))
     try:
         async with aiohttp.ClientSession() as http:
@@ -186,21 +185,10 @@ async def _run_operation(task: RemoteTask, logger: logging.Logger, scratch_root:
                 local=False,
                 timeout=task.timeout,
             )
-            return await _with_timeout(op, ctx, params)
+            # The engine's timeout only abandons the future; this one stops the coroutine on the worker.
+            return await with_timeout(op.fn(ctx, params), ctx.timeout)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-async def _with_timeout(op: Operation, ctx: OperationContext, params: OperationParams) -> Any:
-    # The engine's own timeout only abandons the future; this one stops the coroutine on the worker.
-    limit = asyncio.timeout(ctx.timeout)
-    try:
-        async with limit:
-            return await op.fn(ctx, params)
-    except TimeoutError:
-        if not limit.expired():
-            raise  # the operation's own TimeoutError
-        raise TimeoutError(f"timed out after {ctx.timeout}s") from None
 
 
 def _lookup(task: RemoteTask) -> Operation:
@@ -214,14 +202,6 @@ def _lookup(task: RemoteTask) -> Operation:
     if op is None:
         raise PermanentOperationError(f"operation {task.operation!r} is not installed on the Dask worker")
     return op
-
-
-def _validate(op: Operation, params: dict[str, Any]) -> OperationParams:
-    try:
-        return op.params_model.model_validate(params)
-    except ValidationError as exc:  # the worker runs another version of the operation than the service
-        problems = "; ".join(str(p) for p in pydantic_problems(exc, "params"))
-        raise PermanentOperationError(f"invalid params on the Dask worker: {problems}") from None
 
 
 def _worker_place() -> tuple[str, str | None]:
@@ -253,14 +233,11 @@ def _collecting_logger(task_id: str, lines: list[tuple[int, str]]) -> logging.Lo
 
 def _error_kind(exc: Exception) -> tuple[str, str]:
     """The error as (message, kind), worded as the engine words the same error from a local run."""
-    name, text = type(exc).__name__, str(exc)
     if isinstance(exc, TimeoutError):
-        return text or name, _TIMEOUT
+        return describe(exc), _TIMEOUT
     if isinstance(exc, PermanentOperationError):
-        return text or name, _PERMANENT
-    if isinstance(exc, TaskFlowError):
-        return text or name, _RETRYABLE
-    return (f"{name}: {text}" if text else name), _RETRYABLE
+        return describe(exc), _PERMANENT
+    return describe(exc), _RETRYABLE
 
 
 # -- the service side ---------------------------------------------------------------------------

@@ -27,10 +27,10 @@ from orchestrator.errors import (
     ConflictError,
     ExecutorUnavailableError,
     PermanentOperationError,
-    TaskFlowError,
+    describe,
 )
 from orchestrator.events import EventBus, RunEvent
-from orchestrator.executor import Executor, make_executor
+from orchestrator.executor import Executor, make_executor, validate_params, with_timeout
 from orchestrator.graph import downstream
 from orchestrator.models import DagConfig
 from orchestrator.records import RunReport, TaskRecord
@@ -238,7 +238,7 @@ class Orchestrator:
             if active is not None:
                 _close_log(active)
             log.exception("run %d could not start", run_id)
-            await self.store.set_run_state(run_id, RunState.FAILED, error=f"could not start: {_describe(exc)}")
+            await self.store.set_run_state(run_id, RunState.FAILED, error=f"could not start: {describe(exc)}")
             raise
 
     async def _activate(
@@ -318,11 +318,7 @@ class Orchestrator:
         op = get_operation(task.operation)
         if op is None:
             raise PermanentOperationError(f"unknown operation {task.operation!r}")
-        try:
-            params = op.params_model.model_validate(run.resolve_params(task))
-        except ValidationError as exc:
-            problems = "; ".join(str(p) for p in pydantic_problems(exc, "params"))
-            raise PermanentOperationError(f"invalid params at run time: {problems}") from None
+        params = validate_params(op, run.resolve_params(task), "at run time")
         async with operation_context(
             run_id=run.run_id,
             dag_id=run.config.dag_id,
@@ -333,13 +329,7 @@ class Orchestrator:
             resources=self.resources,
             timeout=task.timeout,
         ) as ctx:
-            if task.timeout is None:
-                return await self._executor.execute(op, params, ctx)
-            try:
-                async with asyncio.timeout(task.timeout):
-                    return await self._executor.execute(op, params, ctx)
-            except TimeoutError:
-                raise TimeoutError(f"timed out after {task.timeout}s") from None
+            return await with_timeout(self._executor.execute(op, params, ctx), task.timeout)
 
     # -- outcomes ---------------------------------------------------------------------------
 
@@ -382,7 +372,7 @@ class Orchestrator:
         self._maybe_finish(run)
 
     def _on_failure(self, run: ActiveRun, slot: TaskSlot, exc: BaseException) -> None:
-        message = _describe(exc)
+        message = describe(exc)
         if isinstance(exc, ExecutorUnavailableError) and not run.cancelled:
             self._retry_later(run, slot, message, EXECUTOR_RETRY_S)
             return
@@ -494,11 +484,3 @@ def _close_log(run: ActiveRun) -> None:
         run.logger.removeHandler(handler)
         with contextlib.suppress(Exception):
             handler.close()
-
-
-def _describe(exc: BaseException) -> str:
-    # An error may quote text that is not valid Unicode; the store, run.json and chats need it valid.
-    text = str(exc).encode("utf-8", "replace").decode()
-    if isinstance(exc, TaskFlowError | TimeoutError):  # our own messages say it all
-        return text or type(exc).__name__
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

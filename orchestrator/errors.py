@@ -77,3 +77,14 @@ class InvalidJsonError(TaskFlowError):
     def __init__(self, problem: Problem) -> None:
         self.problem = problem
         super().__init__(str(problem))
+
+
+def describe(exc: BaseException) -> str:
+    """An error as users see it: our own messages as they are, anything else with its type's name.
+
+    Made valid Unicode: an error may quote text that is not, and the store, run.json and chats need it.
+    """
+    text = str(exc).encode("utf-8", "replace").decode()
+    if isinstance(exc, TaskFlowError | TimeoutError):  # our own messages say it all
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import asyncio
+from collections.abc import Awaitable, Mapping
+from typing import Any, Protocol, TypeVar
+
+from pydantic import ValidationError
 
 from operations.base import Operation, OperationContext, OperationParams
-from orchestrator.errors import TaskFlowError
+from orchestrator.errors import PermanentOperationError, TaskFlowError
 from orchestrator.settings import Settings
+from orchestrator.validation import pydantic_problems
+
+T = TypeVar("T")
 
 
 class Executor(Protocol):
@@ -45,3 +52,26 @@ def make_executor(settings: Settings) -> Executor:
 
         return DaskExecutor(settings)
     raise TaskFlowError(f"TASKFLOW_EXECUTOR={settings.executor!r} is not known (use 'local' or 'dask')")
+
+
+def validate_params(op: Operation, raw: Mapping[str, Any], where: str) -> OperationParams:
+    """``raw`` as ``op``'s params model; a permanent failure naming each problem (``where``: when or where)."""
+    try:
+        return op.params_model.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(str(p) for p in pydantic_problems(exc, "params"))
+        raise PermanentOperationError(f"invalid params {where}: {problems}") from None
+
+
+async def with_timeout(attempt: Awaitable[T], seconds: float | None) -> T:
+    """Await ``attempt``; after ``seconds`` it fails with "timed out after Ns" (its own TimeoutError stays as is)."""
+    if seconds is None:
+        return await attempt
+    limit = asyncio.timeout(seconds)
+    try:
+        async with limit:
+            return await attempt
+    except TimeoutError:
+        if not limit.expired():
+            raise
+        raise TimeoutError(f"timed out after {seconds}s") from None

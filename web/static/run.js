@@ -10,6 +10,7 @@
   const liveStatus = document.getElementById("live-status");
   const REFRESH_DELAY_MS = 120; // gathers a burst of events into one fetch
   const SAFETY_POLL_MS = 5000;
+  const ENDED_POLL_MS = 30000;
 
   let settled = root.dataset.finished === "1";
   let source = null;
@@ -121,6 +122,11 @@
   }
 
   if (!settled) connect();
-  // While the run goes on, in case a stream silently stalls; once it ended, to notice a re-run.
-  setInterval(schedule, SAFETY_POLL_MS);
+  // While the run goes on, in case a stream silently stalls; once it ended, seldom, to notice a re-run.
+  (function poll() {
+    setTimeout(function () {
+      schedule();
+      poll();
+    }, settled ? ENDED_POLL_MS : SAFETY_POLL_MS);
+  })();
 })();

@@ -274,6 +274,7 @@ class DaskExecutor:
         self._reconnecting = asyncio.Lock()
         self._next_connect = 0.0
         self._stopping: set[asyncio.Task[None]] = set()
+        self._lost = False  # whether the loss of the scheduler has been logged
 
     @property
     def client(self) -> Any:
@@ -287,6 +288,8 @@ class DaskExecutor:
 
     async def start(self) -> None:
         """Start the LocalCluster if no address is set, and connect to the scheduler."""
+        if self._address is not None:
+            _check_address(self._address)
         if self._address is None:
             processes, slots = local_cluster_shape(self._workers)
             # Processes, not threads: a CPU-bound operation in one worker does not stall the others.
@@ -299,11 +302,10 @@ class DaskExecutor:
             )
         try:
             self._client = await self._connect(START_TIMEOUT_S)
-        except (OSError, TimeoutError) as exc:
+        except Exception as exc:  # a bad address (ValueError), no scheduler, or not a Dask port at all
             await self.close()
-            raise TaskFlowError(f"cannot reach the Dask scheduler at {self.target}: {exc}") from None
-        workers = len(self._client.scheduler_info().get("workers", {}))
-        log.info("Dask executor connected to %s (%d worker(s) now)", self._client.scheduler.address, workers)
+            raise TaskFlowError(f"cannot reach the Dask scheduler at {self.target}: {describe(exc)}") from None
+        log.info("Dask executor connected to %s", self._client.scheduler.address)
 
     async def execute(self, op: Operation, params: OperationParams, ctx: OperationContext) -> Any:
         """Run the attempt on a worker (or here, for the operations that must stay here)."""
@@ -343,11 +345,14 @@ class DaskExecutor:
         client = self._client
         if client is not None and client.status == "running":
             return client
+        if not self._lost:
+            self._lost = True
+            log.warning("lost the Dask scheduler at %s; tasks wait in the queue until it answers", self.target)
         # While the client reconnects by itself (for its connect timeout), or another attempt is
         # connecting, or the last try failed a moment ago: hand the attempt back to the engine.
         reconnecting = client is not None and client.status in ("connecting", "newly-created")
         if reconnecting or self._reconnecting.locked() or time.monotonic() < self._next_connect:
-            raise ExecutorUnavailableError(f"lost the Dask scheduler at {self.target}; reconnecting")
+            raise ExecutorUnavailableError(f"lost the Dask scheduler at {self.target}; reconnecting", started=False)
         async with self._reconnecting:
             return await self._reconnect()
 
@@ -360,7 +365,9 @@ class DaskExecutor:
             self._client = await self._connect(RECONNECT_TIMEOUT_S)
         except (OSError, TimeoutError) as exc:
             self._next_connect = time.monotonic() + RECONNECT_PAUSE_S
-            raise ExecutorUnavailableError(f"the Dask scheduler at {self.target} is unreachable: {exc}") from None
+            message = f"the Dask scheduler at {self.target} is unreachable: {describe(exc)}"
+            raise ExecutorUnavailableError(message, started=False) from None
+        self._lost = False
         log.info("Dask executor reconnected to %s", self.target)
         return self._client
 
@@ -370,6 +377,19 @@ class DaskExecutor:
         task = asyncio.create_task(_broadcast_stop(client, key), name=f"dask-stop-{key}")
         self._stopping.add(task)
         task.add_done_callback(self._stopping.discard)
+
+
+def _check_address(address: str) -> None:
+    """Refuse a malformed scheduler address before a client is made (one that fails half-built leaks)."""
+    from distributed.comm.registry import get_backend
+
+    try:
+        scheme, location = distributed.comm.parse_address(address)
+        get_backend(scheme)
+        if scheme in ("tcp", "tls"):
+            distributed.comm.parse_host_port(location)
+    except ValueError as exc:
+        raise TaskFlowError(f"cannot reach the Dask scheduler at {address}: ValueError: {exc}") from None
 
 
 async def _broadcast_stop(client: Any, key: str) -> None:

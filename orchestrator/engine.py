@@ -45,6 +45,7 @@ log = logging.getLogger("taskflow.engine")
 
 # Pause before handing an attempt the executor lost back to it (see ExecutorUnavailableError).
 EXECUTOR_RETRY_S = 1.0
+EXECUTOR_RETRY_MAX_S = 15.0  # doubled each time in a row up to this: an outage costs a few lines, not one a second
 
 
 class Orchestrator:
@@ -89,7 +90,11 @@ class Orchestrator:
         if self.resources.http is None:
             self.resources.http = aiohttp.ClientSession()
             self._owns_http = True
-        await self._executor.start()
+        try:
+            await self._executor.start()
+        except BaseException:
+            await self.close()  # what was opened is closed again: the process can exit
+            raise
         self._workers = [
             asyncio.create_task(self._worker(), name=f"taskflow-worker-{n}") for n in range(self.settings.workers)
         ]
@@ -374,8 +379,13 @@ class Orchestrator:
     def _on_failure(self, run: ActiveRun, slot: TaskSlot, exc: BaseException) -> None:
         message = describe(exc)
         if isinstance(exc, ExecutorUnavailableError) and not run.cancelled:
-            self._retry_later(run, slot, message, EXECUTOR_RETRY_S)
+            if not exc.started:
+                slot.attempts -= 1  # it never reached the executor: not an attempt of the task's
+            slot.unavailable += 1
+            delay = min(EXECUTOR_RETRY_S * 2 ** (slot.unavailable - 1), EXECUTOR_RETRY_MAX_S)
+            self._retry_later(run, slot, message, delay)
             return
+        slot.unavailable = 0
         slot.failures += 1
         if not isinstance(exc, PermanentOperationError) and run.retries_left(slot) and not run.cancelled:
             self._retry_later(run, slot, message, run.config.retry_delay_for(slot.config))

@@ -66,9 +66,14 @@ class PermanentOperationError(OperationError):
 class ExecutorUnavailableError(TaskFlowError):
     """The executor lost the attempt (e.g. a Dask scheduler went away); not the task's fault.
 
-    The engine puts the task back in the queue after a pause without counting a failure, so a
-    run survives its cluster restarting.
+    The engine puts the task back in the queue after a pause (longer each time in a row) without
+    counting a failure, so a run survives its cluster restarting. ``started`` is False when the
+    attempt never reached the executor at all: then it does not count as an attempt either.
     """
+
+    def __init__(self, message: str, *, started: bool = True) -> None:
+        super().__init__(message)
+        self.started = started
 
 
 class InvalidJsonError(TaskFlowError):

@@ -34,6 +34,7 @@ class TaskSlot:
     error: str | None = None
     output_file: str | None = None
     waiting: int = 0  # dependencies not yet succeeded
+    unavailable: int = 0  # times in a row the executor could not run it (see ExecutorUnavailableError)
 
     def __post_init__(self) -> None:
         self.task_id = self.config.id

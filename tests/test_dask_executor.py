@@ -181,6 +181,51 @@ async def test_an_unreachable_scheduler_fails_the_start_clearly(
         await executor.start()
 
 
+@pytest.mark.parametrize("address", ["foo", "bogus://127.0.0.1:1"])
+async def test_a_malformed_address_fails_the_start_clearly(settings: Settings, address: str) -> None:
+    executor = DaskExecutor(settings.model_copy(update={"executor": "dask", "dask_address": address}))
+    with pytest.raises(TaskFlowError, match=f"cannot reach the Dask scheduler at {address}: ValueError"):
+        await executor.start()
+
+
+async def test_a_service_that_cannot_reach_its_scheduler_exits(tmp_path: Path) -> None:
+    # The whole CLI, as a supervisor runs it: a clear line and an exit, not a hang on open resources.
+    env = {
+        **os.environ,
+        "TASKFLOW_EXECUTOR": "dask",
+        "TASKFLOW_DASK_ADDRESS": "not-an-address",
+        "TASKFLOW_DATA_DIR": str(tmp_path),
+    }
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "main.py", "run", "dags/offline_report.json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "error: cannot reach the Dask scheduler at not-an-address" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+async def test_a_permanent_error_on_a_worker_is_not_retried(dask_settings: Settings) -> None:
+    config = parse_config(
+        {
+            "dag_name": "no_shell",
+            "max_retries": 2,
+            "tasks": [{"id": "sh", "operation": "shell", "independent_params": {"command": "true"}}],
+        }
+    )
+    async with Orchestrator(dask_settings) as orch:  # shell is not allowed: refused on the worker
+        report = await asyncio.wait_for(orch.run(config), 30)
+    assert report.state == RunState.FAILED
+    assert report.tasks["sh"].attempts == 1
+    assert "the shell operation is disabled" in (report.tasks["sh"].error or "")
+    assert "ran on Dask worker" in run_log(report, dask_settings)
+
+
 async def test_a_dag_gives_the_same_results_on_a_local_cluster(settings: Settings, tmp_path: Path) -> None:
     reports: dict[str, RunReport] = {}
     runs: dict[str, Settings] = {}
@@ -344,7 +389,9 @@ async def test_a_killed_scheduler_does_not_lose_the_run(
             spawn("worker", address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1")
             report = await asyncio.wait_for(orch.wait(run_id), 40)
     assert report.state == RunState.SUCCESS
-    assert report.tasks["work"].attempts >= 2  # the lost attempt ran again, without counting as a failure
+    # The lost attempt and the one that ran; the refusals while no scheduler answered are no attempts.
+    assert report.tasks["work"].attempts == 2
+    assert report.tasks["work"].failures == 0
     log = run_log(report, settings.model_copy(update=update))
     assert "lost the attempt" in log
 

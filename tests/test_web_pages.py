@@ -24,7 +24,7 @@ from orchestrator.settings import Settings
 from orchestrator.validation import parse_config
 from web import create_app
 from web.render.graph import NODE_H, NODE_W, GraphTask, layout
-from web.render.timeline import build_timeline
+from web.render.timeline import build_timeline, timeline_html
 
 
 def dag(name: str = "d", seconds: float = 0.2) -> dict[str, Any]:
@@ -316,3 +316,12 @@ def test_timeline_shows_waits_runs_and_retries() -> None:
     assert timeline.rows["c"] == []
     assert timeline.start == t0
     assert timeline.end == t0 + 4.0
+    titles = re.findall(r"<title>([^<]*)</title>", timeline_html(timeline))
+    assert titles[:6] == [
+        "queued 0.20 s (attempt 1)",
+        "running 0.70 s (attempt 1)",
+        "up for retry 1.00 s (after attempt 1): boom",
+        "queued 0.10 s (attempt 2)",  # waiting for the next attempt, not the one that failed
+        "running 0.90 s (attempt 2)",
+        "success (attempt 2)",
+    ]

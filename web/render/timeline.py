@@ -112,8 +112,7 @@ def _bar(segment: Segment, timeline: Timeline) -> str:
     label = state_label(segment.state)
     if not final:
         label += f" {duration_text(segment.end - segment.start)}"
-    if segment.attempt:
-        label += f" (attempt {segment.attempt})"
+    label += _attempt_text(segment)
     if segment.error:
         label += f": {segment.error[:300]}"
     css = "seg end" if final else "seg"
@@ -121,3 +120,13 @@ def _bar(segment: Segment, timeline: Timeline) -> str:
         f'<rect class="{css}" data-state="{esc(segment.state)}" x="{x:.1f}" y="{0 if final else 2}" '
         f'width="{width:.1f}" height="{12 if final else 8}"><title>{esc(label)}</title></rect>'
     )
+
+
+def _attempt_text(segment: Segment) -> str:
+    # The journal counts attempts made so far: a queued task waits for the next one, a retry follows one.
+    made = segment.attempt or 0
+    if segment.state == TaskState.QUEUED:
+        return f" (attempt {made + 1})"
+    if segment.state == TaskState.UP_FOR_RETRY:
+        return f" (after attempt {made})" if made else ""
+    return f" (attempt {made})" if made else ""

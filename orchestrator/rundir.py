@@ -90,7 +90,9 @@ class RunFolder:
             for file in files:
                 arcname = file.relative_to(self.path).as_posix()
                 digest = hashlib.sha256()
-                with file.open("rb") as src, zf.open(arcname, "w") as dst:
+                info = zipfile.ZipInfo.from_file(file, arcname)  # keeps the file's time (not 1980)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                with file.open("rb") as src, zf.open(info, "w") as dst:
                     for chunk in iter(lambda: src.read(1 << 16), b""):
                         digest.update(chunk)
                         dst.write(chunk)

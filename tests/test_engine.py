@@ -308,6 +308,9 @@ async def test_run_folder_report_and_archive(orch: Orchestrator) -> None:
         assert set(manifest["files"]) == set(names)
         for name, entry in manifest["files"].items():
             assert hashlib.sha256(zf.read(name)).hexdigest() == entry["sha256"]
+        # Each file keeps its own time, as a person unzipping it expects (not zipfile's 1980 default).
+        assert all(info.date_time[0] >= 2020 for info in zf.infolist())
+        assert all(info.compress_type == zipfile.ZIP_DEFLATED for info in zf.infolist())
 
 
 async def test_every_transition_is_journaled(orch: Orchestrator) -> None:

@@ -86,20 +86,23 @@ class RunFolder:
         files = sorted(p for p in self.path.rglob("*") if p.is_file() and not p.name.endswith(".tmp"))
         manifest = {"run_id": self.run_id, "files": {}}
         tmp = self.archive.with_suffix(".zip.tmp")
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        # Level 1: about twice as fast as the default on run data (JSON, logs), for a few % more bytes.
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
             for file in files:
                 arcname = file.relative_to(self.path).as_posix()
-                digest = hashlib.sha256()
-                info = zipfile.ZipInfo.from_file(file, arcname)  # keeps the file's time (not 1980)
-                info.compress_type = zipfile.ZIP_DEFLATED
-                with file.open("rb") as src, zf.open(info, "w") as dst:
-                    for chunk in iter(lambda: src.read(1 << 16), b""):
-                        digest.update(chunk)
-                        dst.write(chunk)
-                manifest["files"][arcname] = {"sha256": digest.hexdigest(), "bytes": file.stat().st_size}
+                zf.write(file, arcname)  # with the file's own time, and the archive's compression
+                manifest["files"][arcname] = {"sha256": _sha256(file), "bytes": file.stat().st_size}
             zf.writestr("manifest.json", json.dumps(manifest, indent=2))
         os.replace(tmp, self.archive)
         return self.archive
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as src:
+        for chunk in iter(lambda: src.read(1 << 16), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _to_json(value: Any) -> bytes:

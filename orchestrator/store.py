@@ -1,8 +1,9 @@
 """All SQL lives here: DAGs, runs, task instances, the event journal, schedules and bot users.
 
-Writes about tasks are buffered and committed in groups: one transaction appends every state change
-to the ``events`` journal and updates each task's row once, to its latest state, so the journal
-cannot miss a transition and a task that moved three times in one batch costs one row update.
+Writes about tasks are buffered and committed in groups: one transaction appends the group's state
+changes to the journal (one row per run, the changes in order) and updates each task's row once, to
+its latest state, so the journal cannot miss a transition and a task that moved three times in one
+group costs one row update. The ``events`` view shows the journal one change a row.
 ``when_durable(callback)`` runs the callback once everything recorded before it is committed: the
 engine queues downstream tasks that way, and its workers go on meanwhile. Connections are in
 autocommit mode; every write holds one lock, so a transaction of several statements never takes in
@@ -62,10 +63,12 @@ CREATE TABLE IF NOT EXISTS task_instances (
     started_at REAL, ended_at REAL, error TEXT, output TEXT, output_file TEXT, updated_at REAL,
     position INTEGER NOT NULL DEFAULT 0,  -- the task's place in its config, for listing
     PRIMARY KEY (run_id, task_id)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL, task_id TEXT, state TEXT NOT NULL,
-    attempt INTEGER, at REAL NOT NULL, error TEXT);
-CREATE INDEX IF NOT EXISTS events_by_run ON events (run_id, id);
+-- Every state change, a row per commit group and run: ``entries`` is a JSON array of
+-- [task_id (null: the run itself), state, attempt, at, error] in the order they happened. One row
+-- for a group, not one per change: binding six values a change cost more than the rest of a commit.
+CREATE TABLE IF NOT EXISTS journal (
+    id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL, entries TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS journal_by_run ON journal (run_id, id);
 -- Databases of earlier versions journalled task rows by trigger; the store writes the journal now.
 DROP TRIGGER IF EXISTS journal_task_state;
 CREATE TABLE IF NOT EXISTS schedules (
@@ -79,6 +82,24 @@ CREATE TABLE IF NOT EXISTS users (
 CREATE INDEX IF NOT EXISTS users_by_name ON users (username);
 """
 
+# The journal one change a row, for people and ad-hoc SQL (``SELECT * FROM events WHERE ...``).
+EVENTS_VIEW = """
+CREATE VIEW IF NOT EXISTS events AS
+SELECT journal.id AS batch, e.key AS seq, journal.run_id AS run_id,
+       json_extract(e.value, '$[0]') AS task_id, json_extract(e.value, '$[1]') AS state,
+       json_extract(e.value, '$[2]') AS attempt, json_extract(e.value, '$[3]') AS at,
+       json_extract(e.value, '$[4]') AS error
+FROM journal, json_each(journal.entries) AS e;
+"""
+# Earlier versions kept an ``events`` table, one change a row: moved into the journal once.
+_MIGRATE_EVENTS = """
+BEGIN;
+INSERT INTO journal (run_id, entries)
+SELECT run_id, json_array(json_array(task_id, state, attempt, at, error)) FROM events ORDER BY id;
+DROP TABLE events;
+COMMIT;
+"""
+
 # Rows of one batch go in one multi-row statement: one round trip to the database thread.
 _UPSERT_TASKS = """
 INSERT INTO task_instances (run_id, task_id, state, attempts, failures, started_at, ended_at,
@@ -90,8 +111,7 @@ ON CONFLICT (run_id, task_id) DO UPDATE SET state = excluded.state, attempts = e
     output_file = excluded.output_file, updated_at = excluded.updated_at
 """
 _ROW_PLACEHOLDERS = "(?,?,?,?,?,?,?,?,?,?,?)"
-_JOURNAL_TASKS = "INSERT INTO events (run_id, task_id, state, attempt, at, error) VALUES {values}"
-_EVENT_PLACEHOLDERS = "(?,?,?,?,?,?)"
+_JOURNAL = "INSERT INTO journal (run_id, entries) VALUES (?, ?)"
 _ROWS_PER_STATEMENT = 2000
 _INLINE_ROWS = 1000  # larger batches are written from a thread so the event loop does not stall
 _PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=5000")
@@ -142,6 +162,10 @@ class Store:
         for pragma in _PRAGMAS:
             await self._db.execute(f"PRAGMA {pragma}")
         await self._db.executescript(SCHEMA)
+        old_events = await self._one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'")
+        if old_events:
+            await self._db.executescript(_MIGRATE_EVENTS)
+        await self._db.executescript(EVENTS_VIEW)
         # Used only under the write lock, from the loop or from one thread at a time.
         self._rows_db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         for pragma in _PRAGMAS:
@@ -218,10 +242,12 @@ class Store:
         db = self._rows_db
         if db is None:
             raise RuntimeError("store is not open")
-        events = [(row[0], row[1], row[2], row[3], row[10], row[7]) for row in rows]
+        entries: dict[int, list[tuple[Any, ...]]] = {}
+        for row in rows:
+            entries.setdefault(row[0], []).append((row[1], row[2], row[3], row[10], row[7]))
         db.execute("BEGIN")
         try:
-            _insert_many(db, _JOURNAL_TASKS, _EVENT_PLACEHOLDERS, events)
+            db.executemany(_JOURNAL, [(run_id, json.dumps(items)) for run_id, items in entries.items()])
             _insert_many(db, _UPSERT_TASKS, _ROW_PLACEHOLDERS, _latest_per_task(rows))
         except BaseException:
             db.execute("ROLLBACK")
@@ -296,9 +322,7 @@ class Store:
                 "INSERT INTO task_instances (run_id, task_id, state, updated_at, position) VALUES (?, ?, ?, ?, ?)",
                 ((run_id, t, TaskState.PENDING.value, now, n) for n, t in enumerate(task_ids)),
             )
-            await db.execute(
-                "INSERT INTO events (run_id, state, at) VALUES (?, ?, ?)", (run_id, RunState.QUEUED.value, now)
-            )
+            await db.execute(_JOURNAL, (run_id, _run_entry(RunState.QUEUED, now, None)))
         return run_id
 
     async def set_run_state(
@@ -323,9 +347,7 @@ class Store:
                 "archive = CASE WHEN ? IS NULL THEN NULL ELSE COALESCE(?, archive) END WHERE run_id = ?",
                 (state.value, started, ended, ended, error, ended, archive, run_id),
             )
-            await db.execute(
-                "INSERT INTO events (run_id, state, at, error) VALUES (?, ?, ?, ?)", (run_id, state.value, now, error)
-            )
+            await db.execute(_JOURNAL, (run_id, _run_entry(state, now, error)))
 
     async def get_run(self, run_id: int) -> RunRecord:
         """One run with its task counts by state; ``NotFoundError`` if there is none."""
@@ -402,14 +424,11 @@ class Store:
         )
         return {task_id: (None if out is None else json.loads(out)) for task_id, out in rows}
 
-    async def get_events(self, run_id: int, *, after_id: int = 0) -> list[EventRecord]:
+    async def get_events(self, run_id: int) -> list[EventRecord]:
         """The journal of a run's state changes, oldest first."""
         await self.flush()
-        rows = await self._all(
-            "SELECT run_id, task_id, state, attempt, at, error FROM events WHERE run_id = ? AND id > ? ORDER BY id",
-            (run_id, after_id),
-        )
-        return [EventRecord(*r) for r in rows]
+        rows = await self._all("SELECT entries FROM journal WHERE run_id = ? ORDER BY id", (run_id,))
+        return [EventRecord(run_id, *entry) for (entries,) in rows for entry in json.loads(entries)]
 
     async def unfinished_run_ids(self) -> list[int]:
         """Runs that had not ended when the service stopped."""
@@ -537,6 +556,11 @@ class Store:
             (user_id,),
         )
         return UserRecord(*row) if row else None
+
+
+def _run_entry(state: RunState, at: float, error: str | None) -> str:
+    """A journal row's entries for a change of the run itself."""
+    return json.dumps([[None, state, None, at, error]])
 
 
 def _insert_many(db: sqlite3.Connection, sql: str, placeholders: str, rows: list[tuple[Any, ...]]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from orchestrator.records import TaskRecord
@@ -44,3 +45,34 @@ async def test_a_run_going_again_has_no_archive_until_it_ends(tmp_path: Path) ->
         assert (await store.get_run(run_id)).archive is None
         await store.set_run_state(run_id, RunState.SUCCESS, archive="dag/dag_1.zip")
         assert (await store.get_run(run_id)).archive == "dag/dag_1.zip"
+
+
+async def test_the_journal_reads_one_change_a_row_in_sql(tmp_path: Path) -> None:
+    async with Store(tmp_path / "t.db") as store:
+        run_id = await store.create_run("d", '{"dag_name": "d"}', ["a"], trigger="test")
+        store.record_task(run_id, TaskRecord("a", TaskState.QUEUED))
+        store.record_task(run_id, TaskRecord("a", TaskState.RUNNING, attempts=1))
+        await store.flush()
+        rows = await store.db.execute_fetchall(
+            "SELECT task_id, state, attempt FROM events WHERE run_id = ? ORDER BY batch, seq", (run_id,)
+        )
+    assert [tuple(r) for r in rows] == [(None, "queued", None), ("a", "queued", 0), ("a", "running", 1)]
+
+
+async def test_an_older_events_table_is_moved_into_the_journal(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "t.db")
+    db.executescript(
+        """
+        CREATE TABLE events (id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL, task_id TEXT, state TEXT NOT NULL,
+                             attempt INTEGER, at REAL NOT NULL, error TEXT);
+        INSERT INTO events (run_id, task_id, state, attempt, at, error) VALUES
+            (1, NULL, 'queued', NULL, 1.0, NULL), (1, 'a', 'failed', 1, 2.0, 'boom');
+        """
+    )
+    db.close()
+    async with Store(tmp_path / "t.db") as store:
+        events = await store.get_events(1)
+    assert [(e.task_id, e.state, e.attempt, e.at, e.error) for e in events] == [
+        (None, "queued", None, 1.0, None),
+        ("a", "failed", 1, 2.0, "boom"),
+    ]

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -44,6 +45,7 @@ from orchestrator.records import (
 from orchestrator.states import RUN_ACTIVE, RunState, TaskState
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FLUSH_INTERVAL_S = 0.02
 
@@ -223,7 +225,7 @@ class Store:
             rows, callbacks, seq = self._rows, self._callbacks, self._seq
             self._rows, self._callbacks = [], []
             try:
-                await self._write_rows(rows)
+                await self._commit_locked(functools.partial(_write_task_rows, rows=rows), rows=len(rows))
             except BaseException:
                 # Put the batch back so a later flush retries it; nothing recorded is dropped.
                 self._rows, self._callbacks = rows + self._rows, callbacks + self._callbacks
@@ -231,28 +233,6 @@ class Store:
             self._durable = seq
         for callback in callbacks:
             callback()
-
-    async def _write_rows(self, rows: list[TaskRow]) -> None:
-        if len(rows) <= _INLINE_ROWS:
-            self._write_rows_now(rows)
-        else:
-            await asyncio.to_thread(self._write_rows_now, rows)
-
-    def _write_rows_now(self, rows: list[TaskRow]) -> None:
-        db = self._rows_db
-        if db is None:
-            raise RuntimeError("store is not open")
-        entries: dict[int, list[tuple[Any, ...]]] = {}
-        for row in rows:
-            entries.setdefault(row[0], []).append((row[1], row[2], row[3], row[10], row[7]))
-        db.execute("BEGIN")
-        try:
-            db.executemany(_JOURNAL, [(run_id, json.dumps(items)) for run_id, items in entries.items()])
-            _insert_many(db, _UPSERT_TASKS, _ROW_PLACEHOLDERS, _latest_per_task(rows))
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
 
     async def _flush_loop(self) -> None:
         while True:
@@ -270,17 +250,24 @@ class Store:
                 self._dirty.set()
                 await asyncio.sleep(FLUSH_INTERVAL_S)
 
-    @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """Several statements as one transaction, holding the write lock."""
+    async def _commit(self, work: Callable[[sqlite3.Connection], T], *, rows: int = 0) -> T:
+        """``work`` as one transaction on the plain connection, holding the write lock.
+
+        In place when small (as task rows are, see the module's docstring: a few statements cost less
+        than one hop to aiosqlite's thread), from a thread when it writes more than ``_INLINE_ROWS``.
+        """
         async with self._lock:
-            await self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.db
-            except BaseException:
-                await self.db.execute("ROLLBACK")
-                raise
-            await self.db.execute("COMMIT")
+            return await self._commit_locked(work, rows=rows)
+
+    async def _commit_locked(self, work: Callable[[sqlite3.Connection], T], *, rows: int) -> T:
+        if rows <= _INLINE_ROWS:
+            return _in_transaction(self._plain(), work)
+        return await asyncio.to_thread(_in_transaction, self._plain(), work)
+
+    def _plain(self) -> sqlite3.Connection:
+        if self._rows_db is None:
+            raise RuntimeError("store is not open")
+        return self._rows_db
 
     async def _one(self, sql: str, args: Iterable[Any] = ()) -> Any:
         """The first row of a query, or None. Reads never leave a cursor (and its snapshot) open."""
@@ -310,20 +297,24 @@ class Store:
     ) -> int:
         """Insert a queued run and its pending tasks; returns the new run id."""
         now = time.time()
-        async with self._transaction() as db:
-            cur = await db.execute(
+        ids = list(task_ids)
+
+        def insert(db: sqlite3.Connection) -> int:
+            cur = db.execute(
                 "INSERT INTO runs (dag_id, state, trigger, owner, notify_chat, config, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (dag_id, RunState.QUEUED.value, trigger, owner, notify_chat, config_json, now),
             )
             run_id = cur.lastrowid
             assert run_id is not None
-            await db.executemany(
+            db.executemany(
                 "INSERT INTO task_instances (run_id, task_id, state, updated_at, position) VALUES (?, ?, ?, ?, ?)",
-                ((run_id, t, TaskState.PENDING.value, now, n) for n, t in enumerate(task_ids)),
+                ((run_id, t, TaskState.PENDING.value, now, n) for n, t in enumerate(ids)),
             )
-            await db.execute(_JOURNAL, (run_id, _run_entry(RunState.QUEUED, now, None)))
-        return run_id
+            db.execute(_JOURNAL, (run_id, _run_entry(RunState.QUEUED, now, None)))
+            return run_id
+
+        return await self._commit(insert, rows=len(ids))
 
     async def set_run_state(
         self,
@@ -339,15 +330,18 @@ class Store:
         now = time.time() if at is None else at
         started = now if state == RunState.RUNNING else None
         ended = None if state in RUN_ACTIVE else now
-        async with self._transaction() as db:
-            await db.execute(
+
+        def update(db: sqlite3.Connection) -> None:
+            db.execute(
                 # A run going again (a re-run) has no archive until it ends: the old ZIP is out of date.
                 "UPDATE runs SET state = ?, started_at = COALESCE(started_at, ?), "
                 "ended_at = CASE WHEN ? IS NULL THEN NULL ELSE ? END, error = ?, "
                 "archive = CASE WHEN ? IS NULL THEN NULL ELSE COALESCE(?, archive) END WHERE run_id = ?",
                 (state.value, started, ended, ended, error, ended, archive, run_id),
             )
-            await db.execute(_JOURNAL, (run_id, _run_entry(state, now, error)))
+            db.execute(_JOURNAL, (run_id, _run_entry(state, now, error)))
+
+        await self._commit(update)
 
     async def get_run(self, run_id: int) -> RunRecord:
         """One run with its task counts by state; ``NotFoundError`` if there is none."""
@@ -556,6 +550,26 @@ class Store:
             (user_id,),
         )
         return UserRecord(*row) if row else None
+
+
+def _write_task_rows(db: sqlite3.Connection, rows: list[TaskRow]) -> None:
+    """A batch of task transitions: the journal (a row per run) and each task's row, once."""
+    entries: dict[int, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        entries.setdefault(row[0], []).append((row[1], row[2], row[3], row[10], row[7]))
+    db.executemany(_JOURNAL, [(run_id, json.dumps(items)) for run_id, items in entries.items()])
+    _insert_many(db, _UPSERT_TASKS, _ROW_PLACEHOLDERS, _latest_per_task(rows))
+
+
+def _in_transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(db)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return result
 
 
 def _run_entry(state: RunState, at: float, error: str | None) -> str:

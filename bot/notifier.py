@@ -27,9 +27,9 @@ from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramRet
 from aiogram.types import InlineKeyboardMarkup, Message
 
 from bot import texts
-from bot.background import TaskSet
 from bot.chat import send_long
 from bot.keyboards import final_buttons, progress_buttons
+from orchestrator.background import TaskSet
 from orchestrator.engine import Orchestrator, RunReport
 from orchestrator.errors import NotFoundError
 from orchestrator.events import RunEvent, Subscription

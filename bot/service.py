@@ -27,12 +27,12 @@ from aiogram.utils.token import TokenValidationError
 
 from bot import texts
 from bot.access import UsersMiddleware
-from bot.background import TaskSet
 from bot.handlers import build_router
 from bot.notifier import Notifier
 from bot.ordering import OrderedDispatcher
 from bot.ratelimit import RetryAfter
 from bot.sender import TelegramSender
+from orchestrator.background import TaskSet
 from orchestrator.engine import Orchestrator
 from orchestrator.library import DagLibrary
 from orchestrator.scheduler import Scheduler

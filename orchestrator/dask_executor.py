@@ -44,6 +44,7 @@ import aiohttp
 
 from operations.base import Operation, OperationContext, OperationParams, Resources
 from operations.registry import get_operation
+from orchestrator.background import TaskSet
 from orchestrator.errors import (
     ExecutorUnavailableError,
     OperationError,
@@ -273,7 +274,7 @@ class DaskExecutor:
         self._token = uuid.uuid4().hex[:8]  # keeps the keys of two services sharing a cluster apart
         self._reconnecting = asyncio.Lock()
         self._next_connect = 0.0
-        self._stopping: set[asyncio.Task[None]] = set()
+        self._stopping = TaskSet()  # requests to stop abandoned attempts on the workers
         self._lost = False  # whether the loss of the scheduler has been logged
 
     @property
@@ -327,8 +328,7 @@ class DaskExecutor:
 
     async def close(self) -> None:
         """Let pending stop requests go out, disconnect, then stop the LocalCluster this executor started."""
-        if self._stopping:
-            await asyncio.gather(*self._stopping, return_exceptions=True)
+        await self._stopping.close(cancel=False)
         client, self._client = self._client, None
         if client is not None:
             await client.close()
@@ -374,9 +374,7 @@ class DaskExecutor:
     def _stop_remote(self, client: Any, key: str) -> None:
         # Releasing the future does not stop a coroutine already running on a worker: ask them all
         # (the one running it is not known here), in the background, as this attempt is being cancelled.
-        task = asyncio.create_task(_broadcast_stop(client, key), name=f"dask-stop-{key}")
-        self._stopping.add(task)
-        task.add_done_callback(self._stopping.discard)
+        self._stopping.spawn(_broadcast_stop(client, key), name=f"dask-stop-{key}")
 
 
 def _check_address(address: str) -> None:

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from operations.base import Resources
 from operations.registry import get_operation
+from orchestrator.background import TaskSet
 from orchestrator.context import operation_context
 from orchestrator.errors import (
     ConflictError,
@@ -70,7 +71,7 @@ class Orchestrator:
         self._seq = itertools.count()
         self._runs: dict[int, ActiveRun] = {}
         self._workers: list[asyncio.Task[None]] = []
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background = TaskSet()  # runs being closed (report, archive)
         self._owns_http = False
         self._activation = asyncio.Lock()  # resume and re-run check-then-start runs
 
@@ -106,10 +107,10 @@ class Orchestrator:
         for run in self._runs.values():
             for timer in run.timers.values():
                 timer.cancel()
-        tasks = self._workers + list(self._background)
-        for task in tasks:
+        for task in self._workers:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        await self._background.close()
         for run in self._runs.values():
             _close_log(run)
             if not run.done.done():
@@ -437,9 +438,7 @@ class Orchestrator:
         if run.finishing or run.running or run.timers or run.releasing or run.unfinished:
             return
         run.finishing = True
-        task = asyncio.create_task(self._finish(run), name=f"finish-run-{run.run_id}")
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._background.spawn(self._finish(run), name=f"finish-run-{run.run_id}")
 
     async def _finish(self, run: ActiveRun) -> None:
         final, error = _outcome(run)

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
-log = logging.getLogger("taskflow.bot")
+log = logging.getLogger("taskflow")
 
 
 class TaskSet:
@@ -39,10 +39,11 @@ class TaskSet:
         """Names of the tasks still going (for tests and logs)."""
         return sorted(t.get_name() for t in self._tasks)
 
-    async def close(self) -> None:
-        """Cancel every task and wait for them to end."""
+    async def close(self, *, cancel: bool = True) -> None:
+        """Cancel every task (or, with ``cancel=False``, let them finish) and wait for them to end."""
         self._closed = True
         tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
+        if cancel:
+            for task in tasks:
+                task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -67,4 +67,5 @@ class Classifier:
             return Kind.BLOCKED, None, _UNSUPPORTED[short]
         if not short:
             return Kind.BLOCKED, None, "has no Type"
-        return Kind.BLOCKED, None, f"type {short!r} has no operation mapping; add it to a mapping file (--map)"
+        hint = "add it to a type mapping (main.py import-4diac --map FILE.json)"
+        return Kind.BLOCKED, None, f"type {short!r} has no operation mapping; {hint}"

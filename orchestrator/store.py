@@ -9,11 +9,12 @@ engine queues downstream tasks that way, and its workers go on meanwhile. Connec
 autocommit mode; every write holds one lock, so a transaction of several statements never takes in
 another coroutine's write, and writers never wait on each other.
 
-Task rows take a short path: aiosqlite's hop to its thread costs ~340 µs a commit on this machine
+Runs take a short path: aiosqlite's hop to its thread costs ~340 µs a commit on this machine
 against ~50 µs for the same statement run in place (bench/engine.py), and a chain of tasks pays
-that on every step. So batches of task rows are written by a second, plain sqlite3 connection:
-small batches in the event loop (WAL with synchronous=NORMAL does not fsync on commit), large
-ones in a thread. Everything else goes through aiosqlite.
+that on every step. So batches of task rows, a run's creation and its state changes are written by
+a second, plain sqlite3 connection (``_commit``): small transactions in the event loop (WAL with
+synchronous=NORMAL does not fsync on commit), large ones in a thread. Reads, and the writes of
+DAGs, schedules and users, go through aiosqlite.
 """
 
 from __future__ import annotations

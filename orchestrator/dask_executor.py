@@ -278,19 +278,12 @@ class DaskExecutor:
         self._lost = False  # whether the loss of the scheduler has been logged
 
     @property
-    def client(self) -> Any:
-        """The ``distributed.Client`` in use (None before ``start``)."""
-        return self._client
-
-    @property
     def target(self) -> str:
         """Where attempts go, for messages."""
         return self._address or "a LocalCluster"
 
     async def start(self) -> None:
         """Start the LocalCluster if no address is set, and connect to the scheduler."""
-        if self._address is not None:
-            _check_address(self._address)
         if self._address is None:
             processes, slots = local_cluster_shape(self._workers)
             # Processes, not threads: a CPU-bound operation in one worker does not stall the others.
@@ -302,8 +295,10 @@ class DaskExecutor:
                 dashboard_address=LOCAL_CLUSTER_HTTP,
             )
         try:
+            if self._address is not None:
+                _check_address(self._address)
             self._client = await self._connect(START_TIMEOUT_S)
-        except Exception as exc:  # a bad address (ValueError), no scheduler, or not a Dask port at all
+        except Exception as exc:  # a malformed address (ValueError), no scheduler, or not a Dask port at all
             await self.close()
             raise TaskFlowError(f"cannot reach the Dask scheduler at {self.target}: {describe(exc)}") from None
         log.info("Dask executor connected to %s", self._client.scheduler.address)
@@ -378,16 +373,13 @@ class DaskExecutor:
 
 
 def _check_address(address: str) -> None:
-    """Refuse a malformed scheduler address before a client is made (one that fails half-built leaks)."""
+    """``ValueError`` for a malformed scheduler address, before a client is made (one that fails half-built leaks)."""
     from distributed.comm.registry import get_backend
 
-    try:
-        scheme, location = distributed.comm.parse_address(address)
-        get_backend(scheme)
-        if scheme in ("tcp", "tls"):
-            distributed.comm.parse_host_port(location)
-    except ValueError as exc:
-        raise TaskFlowError(f"cannot reach the Dask scheduler at {address}: ValueError: {exc}") from None
+    scheme, location = distributed.comm.parse_address(address)
+    get_backend(scheme)
+    if scheme in ("tcp", "tls"):
+        distributed.comm.parse_host_port(location)
 
 
 async def _broadcast_stop(client: Any, key: str) -> None:

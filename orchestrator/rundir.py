@@ -98,11 +98,8 @@ class RunFolder:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as src:
-        for chunk in iter(lambda: src.read(1 << 16), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(src, "sha256").hexdigest()
 
 
 def _to_json(value: Any) -> bytes:

@@ -103,7 +103,7 @@ DROP TABLE events;
 COMMIT;
 """
 
-# Rows of one batch go in one multi-row statement: one round trip to the database thread.
+# The task rows of a batch go in multi-row statements: one call into SQLite per chunk, not per row.
 _UPSERT_TASKS = """
 INSERT INTO task_instances (run_id, task_id, state, attempts, failures, started_at, ended_at,
                             error, output, output_file, updated_at)
@@ -134,7 +134,7 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: aiosqlite.Connection | None = None
-        self._rows_db: sqlite3.Connection | None = None
+        self._plain_db: sqlite3.Connection | None = None
         self._rows: list[TaskRow] = []
         self._callbacks: list[Callable[[], None]] = []
         self._lock = asyncio.Lock()
@@ -170,9 +170,9 @@ class Store:
             await self._db.executescript(_MIGRATE_EVENTS)
         await self._db.executescript(EVENTS_VIEW)
         # Used only under the write lock, from the loop or from one thread at a time.
-        self._rows_db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._plain_db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         for pragma in _PRAGMAS:
-            self._rows_db.execute(f"PRAGMA {pragma}")
+            self._plain_db.execute(f"PRAGMA {pragma}")
         self._flusher = asyncio.create_task(self._flush_loop(), name="store-flusher")
 
     async def close(self) -> None:
@@ -184,9 +184,9 @@ class Store:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
         await self.flush()
-        if self._rows_db is not None:
-            self._rows_db.close()
-            self._rows_db = None
+        if self._plain_db is not None:
+            self._plain_db.close()
+            self._plain_db = None
         await self._db.close()
         self._db = None
 
@@ -266,9 +266,9 @@ class Store:
         return await asyncio.to_thread(_in_transaction, self._plain(), work)
 
     def _plain(self) -> sqlite3.Connection:
-        if self._rows_db is None:
+        if self._plain_db is None:
             raise RuntimeError("store is not open")
-        return self._rows_db
+        return self._plain_db
 
     async def _one(self, sql: str, args: Iterable[Any] = ()) -> Any:
         """The first row of a query, or None. Reads never leave a cursor (and its snapshot) open."""

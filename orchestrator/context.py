@@ -2,7 +2,7 @@
 
 It hands the operation its run folder (``ctx.path`` refuses any path outside it), a logger into the
 run's ``run.log`` and the shared resources, and records how the attempt ended, whatever happens.
-A class rather than ``@asynccontextmanager``: it is entered once per task, on the hot path.
+A plain (not async) class: it is entered once per attempt, on the hot path, and waits for nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from operations.base import OperationContext, Resources
 
 
 class operation_context:
-    """``async with operation_context(...) as ctx``: the context of one attempt."""
+    """``with operation_context(...) as ctx``: the context of one attempt."""
 
     __slots__ = ("_ctx", "_started")
 
@@ -36,11 +36,11 @@ class operation_context:
         self._ctx = OperationContext(run_id, dag_id, task_id, attempt, folder, logger, resources, timeout=timeout)
         self._started = 0.0
 
-    async def __aenter__(self) -> OperationContext:
+    def __enter__(self) -> OperationContext:
         self._started = time.perf_counter()
         return self._ctx
 
-    async def __aexit__(
+    def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if exc is not None:

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
-import json
 import logging
 import time
 from typing import Any
@@ -21,7 +20,6 @@ import aiohttp
 from pydantic import ValidationError
 
 from operations.base import Resources
-from operations.registry import get_operation
 from orchestrator.background import TaskSet
 from orchestrator.context import operation_context
 from orchestrator.errors import (
@@ -33,9 +31,10 @@ from orchestrator.errors import (
 from orchestrator.events import EventBus, RunEvent
 from orchestrator.executor import Executor, make_executor, validate_params, with_timeout
 from orchestrator.graph import downstream
+from orchestrator.jsontext import dump_json
 from orchestrator.models import DagConfig
 from orchestrator.records import RunReport, TaskRecord
-from orchestrator.rundir import PRETTY_LIMIT, RunFolder
+from orchestrator.rundir import BIG_OUTPUT, RunFolder
 from orchestrator.runstate import ActiveRun, TaskSlot
 from orchestrator.settings import Settings
 from orchestrator.states import TASK_IN_FLIGHT, TASK_RERUNNABLE, TASK_TERMINAL, RunState, TaskState
@@ -67,7 +66,7 @@ class Orchestrator:
         self.resumed: list[int] = []  # runs picked up again at start, for the admins' digest
         self._executor = executor or make_executor(settings)
         self._resume_on_start = resume
-        self._queue: asyncio.PriorityQueue[tuple[int, int, ActiveRun, str]] = asyncio.PriorityQueue()
+        self._queue: asyncio.PriorityQueue[tuple[int, int, ActiveRun, TaskSlot]] = asyncio.PriorityQueue()
         self._seq = itertools.count()
         self._runs: dict[int, ActiveRun] = {}
         self._workers: list[asyncio.Task[None]] = []
@@ -271,7 +270,7 @@ class Orchestrator:
 
     def _enqueue(self, run: ActiveRun, slot: TaskSlot) -> None:
         self._transition(run, slot, TaskState.QUEUED)
-        self._queue.put_nowait((slot.config.priority.rank, next(self._seq), run, slot.task_id))
+        self._queue.put_nowait((slot.rank, next(self._seq), run, slot))
 
     def _requeue(self, run: ActiveRun, task_id: str) -> None:
         run.timers.pop(task_id, None)
@@ -279,53 +278,49 @@ class Orchestrator:
             self._enqueue(run, run.slots[task_id])
 
     async def _worker(self) -> None:
+        worker = asyncio.current_task()
+        assert worker is not None
         while True:
-            _, _, run, task_id = await self._queue.get()
+            _, _, run, slot = await self._queue.get()
             try:
-                await self._execute(run, run.slots[task_id])
+                await self._execute(run, slot, worker)
             except Exception:  # a bug in the engine must not kill the worker or hang the run
-                log.exception("internal error running task %r of run %d", task_id, run.run_id)
-                slot = run.slots[task_id]
+                log.exception("internal error running task %r of run %d", slot.task_id, run.run_id)
                 if slot.state not in TASK_TERMINAL:
                     self._finish_failed(run, slot, "internal error in TaskFlow (see the service log)")
-            finally:
-                self._queue.task_done()
 
-    async def _execute(self, run: ActiveRun, slot: TaskSlot) -> None:
+    async def _execute(self, run: ActiveRun, slot: TaskSlot, worker: asyncio.Task[None]) -> None:
         if run.cancelled or slot.state != TaskState.QUEUED:
             return  # cancelled while it waited in the queue
         slot.attempts += 1
-        slot.started_at = slot.started_at or time.time()
+        if slot.started_at is None:
+            slot.started_at = time.time()
         self._transition(run, slot, TaskState.RUNNING)
         # The attempt runs in the worker's own task (no task per attempt: this is the hot path);
         # cancelling the run cancels the worker and ``_interrupted`` tells the two cancels apart.
-        worker = asyncio.current_task()
-        assert worker is not None
         run.running[slot.task_id] = worker
         try:
-            output, error = await self._attempt(run, slot), None
+            output = await self._attempt(run, slot)
         except Exception as exc:
-            output, error = None, exc
+            del run.running[slot.task_id]
+            self._on_failure(run, slot, exc)
+            return
         except asyncio.CancelledError:
-            run.running.pop(slot.task_id, None)
+            del run.running[slot.task_id]
             if not _interrupted(run, worker):
                 raise  # the service is stopping: leave the task to be resumed
             self._transition(run, slot, TaskState.CANCELLED, error="run cancelled")
             self._maybe_finish(run)
             return
-        run.running.pop(slot.task_id, None)
-        if error is not None:
-            self._on_failure(run, slot, error)
-        else:
-            await self._on_success(run, slot, output)
+        del run.running[slot.task_id]
+        await self._on_success(run, slot, output)
 
     async def _attempt(self, run: ActiveRun, slot: TaskSlot) -> Any:
-        task = slot.config
-        op = get_operation(task.operation)
+        task, op = slot.config, slot.op
         if op is None:
             raise PermanentOperationError(f"unknown operation {task.operation!r}")
         params = validate_params(op, run.resolve_params(task), "at run time")
-        async with operation_context(
+        with operation_context(
             run_id=run.run_id,
             dag_id=run.config.dag_id,
             task_id=task.id,
@@ -335,18 +330,18 @@ class Orchestrator:
             resources=self.resources,
             timeout=task.timeout,
         ) as ctx:
-            return await with_timeout(self._executor.execute(op, params, ctx), task.timeout)
+            attempt = self._executor.execute(op, params, ctx)
+            return await (attempt if task.timeout is None else with_timeout(attempt, task.timeout))
 
     # -- outcomes ---------------------------------------------------------------------------
 
     async def _on_success(self, run: ActiveRun, slot: TaskSlot, output: Any) -> None:
-        if output is None:  # most operations return nothing: skip the encoder
+        if output is None:  # most operations return nothing: no file to write
             self._succeed(run, slot, None, "null")
             return
         try:
-            encoded = json.dumps(output, ensure_ascii=False)
-            encoded.encode()  # an unpaired surrogate: no file, database or chat could take it
-        except UnicodeEncodeError:
+            encoded = dump_json(output).decode()
+        except UnicodeEncodeError:  # no file, database or chat could take it
             message = "output is not valid Unicode text (it holds an unpaired surrogate, \\ud800-\\udfff)"
             self._on_failure(run, slot, PermanentOperationError(message))
             return
@@ -354,10 +349,10 @@ class Orchestrator:
             self._on_failure(run, slot, PermanentOperationError(f"output is not JSON-serialisable: {exc}"))
             return
         name = run.folder.output_name(slot.task_id, slot.config.filename, output)
-        if len(encoded) > PRETTY_LIMIT:  # a big file: written from a thread, so the loop never stalls on disk
-            await asyncio.to_thread(run.folder.write_output, name, output, encoded)
+        if len(encoded) > BIG_OUTPUT:
+            await asyncio.to_thread(run.folder.write_output, name, output)
         else:
-            run.folder.write_output(name, output, encoded)
+            run.folder.write_output(name, output)
         slot.output_file = name
         self._succeed(run, slot, output, encoded)
 
@@ -366,16 +361,22 @@ class Orchestrator:
         self._transition(run, slot, TaskState.SUCCESS, output=encoded)
         # Downstream tasks are queued only once this success is committed; the worker goes on.
         run.releasing += 1
-        self.store.when_durable(lambda: self._release_children(run, slot))
+        self.store.when_durable(self._release_children, (run, slot))
 
-    def _release_children(self, run: ActiveRun, slot: TaskSlot) -> None:
-        run.releasing -= 1
-        for child_id in run.children.get(slot.task_id, ()):
-            child = run.slots[child_id]
-            child.waiting -= 1
-            if child.waiting == 0 and child.state == TaskState.PENDING and not run.cancelled:
-                self._enqueue(run, child)
-        self._maybe_finish(run)
+    def _release_children(self, succeeded: list[tuple[ActiveRun, TaskSlot]]) -> None:
+        """Queue the tasks that waited only for these successes, now committed."""
+        runs: dict[ActiveRun, None] = {}
+        for run, slot in succeeded:
+            run.releasing -= 1
+            runs[run] = None
+            slots = run.slots
+            for child_id in run.children[slot.task_id]:
+                child = slots[child_id]
+                child.waiting -= 1
+                if child.waiting == 0 and child.state == TaskState.PENDING and not run.cancelled:
+                    self._enqueue(run, child)
+        for run in runs:
+            self._maybe_finish(run)
 
     def _on_failure(self, run: ActiveRun, slot: TaskSlot, exc: BaseException) -> None:
         message = describe(exc)

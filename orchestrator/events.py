@@ -38,11 +38,9 @@ class EventBus:
 
     def __init__(self) -> None:
         self._subs: set[Subscription] = set()
-
-    @property
-    def watched(self) -> bool:
-        """Whether anyone is watching (so a publisher can skip building events nobody reads)."""
-        return bool(self._subs)
+        # Whether anyone is watching, so a publisher can skip building events nobody reads. An
+        # attribute, kept current by ``subscribe``: it is read on every task transition.
+        self.watched = False
 
     def publish(self, event: RunEvent) -> None:
         """Hand ``event`` to every matching subscription without waiting."""
@@ -58,7 +56,9 @@ class EventBus:
         """Watch one run's events (or every run's, with ``run_id=None``) inside the block."""
         sub = Subscription(run_id)
         self._subs.add(sub)
+        self.watched = True
         try:
             yield sub
         finally:
             self._subs.discard(sub)
+            self.watched = bool(self._subs)

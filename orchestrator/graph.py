@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from graphlib import CycleError, TopologicalSorter
 
 
-def find_cycle(deps: Mapping[str, Iterable[str]]) -> list[str] | None:
+def find_cycle(deps: Mapping[str, Collection[str]]) -> list[str] | None:
     """A cycle as ``[a, b, …, a]`` if the graph has one, else None."""
+    if _acyclic(deps):
+        return None  # the common case; graphlib's check builds a node object per task, ~5x the cost
     try:
         TopologicalSorter(deps).prepare()
     except CycleError as exc:
         cycle: list[str] = list(exc.args[1])
         return cycle[::-1]  # graphlib lists it against the edges; show it along them
     return None
+
+
+def _acyclic(deps: Mapping[str, Collection[str]]) -> bool:
+    """Kahn's algorithm: every task can be taken once all of its dependencies have been."""
+    children = dependents(deps)
+    waiting = dict.fromkeys(children, 0)  # tasks and whatever they name
+    waiting.update((task, len(parents)) for task, parents in deps.items())
+    taken = [task for task, count in waiting.items() if not count]
+    append = taken.append
+    for task in taken:  # grows while it is walked
+        for child in children[task]:
+            count = waiting[child] - 1
+            waiting[child] = count
+            if not count:
+                append(child)
+    return len(taken) == len(waiting)
 
 
 def topological_order(deps: Mapping[str, Iterable[str]]) -> list[str]:

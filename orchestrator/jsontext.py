@@ -3,12 +3,15 @@
 ``json.loads`` accepts more than the rest of TaskFlow can keep: ``"\\ud800"`` (an unpaired surrogate)
 cannot be encoded as UTF-8, so SQLite, the run folder and Telegram would all refuse it later, and
 values nested thousands deep overflow encoders. Both are refused here, at the edge, with a message.
+What TaskFlow writes itself (outputs, the journal, run files) is encoded by ``dump_json``.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
+
+import orjson
 
 from orchestrator.errors import InvalidJsonError, Problem
 from orchestrator.limits import MAX_JSON_DEPTH
@@ -27,6 +30,19 @@ def load_json(raw: str | bytes) -> Any:
         raise InvalidJsonError(Problem("", f"JSON nested too deeply (at most {MAX_JSON_DEPTH} levels)")) from None
     except ValueError as exc:  # e.g. an integer beyond Python's digit limit
         raise InvalidJsonError(Problem("", f"invalid JSON: {exc}")) from None
+
+
+def dump_json(value: Any, *, indent: bool = False) -> bytes:
+    """``value`` as UTF-8 JSON; ``UnicodeEncodeError``, ``TypeError``, ``ValueError`` or ``RecursionError`` if none.
+
+    orjson does it (5-10x the standard encoder, and indenting costs it nothing); what orjson refuses
+    but the standard library takes (integers past 64 bits, keys that are not strings, nesting past
+    254 levels) goes through ``json``, whose errors are the ones raised.
+    """
+    try:
+        return orjson.dumps(value, option=orjson.OPT_INDENT_2 if indent else 0)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, ensure_ascii=False, indent=2 if indent else None).encode()
 
 
 # Where a value sits, as a linked list from the value up to the root: (key, parent) or None at the root.

@@ -25,6 +25,13 @@ class TaskFields(Protocol):
     output_file: str | None
 
 
+def duration_s(started_at: float | None, ended_at: float | None) -> float | None:
+    """Seconds from ``started_at`` to ``ended_at``, if both are known."""
+    if started_at is None or ended_at is None:
+        return None
+    return round(ended_at - started_at, 6)
+
+
 @dataclass(frozen=True, slots=True)
 class TaskRecord:
     """One task of one run, as it stands."""
@@ -41,9 +48,7 @@ class TaskRecord:
     @property
     def duration_s(self) -> float | None:
         """Seconds from the first start to the end, if both are known."""
-        if self.started_at is None or self.ended_at is None:
-            return None
-        return round(self.ended_at - self.started_at, 6)
+        return duration_s(self.started_at, self.ended_at)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, with the duration."""
@@ -75,9 +80,7 @@ class RunRecord:
     @property
     def duration_s(self) -> float | None:
         """Seconds from start to end (or None while unknown)."""
-        if self.started_at is None or self.ended_at is None:
-            return None
-        return round(self.ended_at - self.started_at, 6)
+        return duration_s(self.started_at, self.ended_at)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, with the duration."""

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import zipfile
 from pathlib import Path
 from typing import Any
 
-from orchestrator.records import RunRecord, TaskRecord
+import orjson
 
-# Above this, JSON files are written compact: the indenting encoder is pure Python, ~10x slower than
-# the C one, and a file this big is read by programs, not people.
-PRETTY_LIMIT = 64 * 1024
+from orchestrator.jsontext import dump_json
+from orchestrator.records import RunRecord, TaskFields, duration_s
+
+# An output bigger than this (as JSON) is written from a thread, so the event loop never waits on disk.
+BIG_OUTPUT = 64 * 1024
 LOG_FORMAT = "%(asctime)s %(levelname)s %(task)s %(message)s"
 
 
@@ -31,26 +32,15 @@ class RunFolder:
         self.path.mkdir(parents=True, exist_ok=True)
         config_file = self.path / "config.json"
         if not config_file.exists():
-            big = len(config_json) > PRETTY_LIMIT
-            _atomic_write(config_file, config_json.encode() if big else _to_json(json.loads(config_json)))
+            _atomic_write(config_file, dump_json(orjson.loads(config_json), indent=True))
 
     def output_name(self, task_id: str, filename: str | None, output: Any) -> str:
         """Where a task's output goes: its ``filename``, else ``<task_id>.txt`` or ``.json``."""
         return filename or f"{task_id}.{'txt' if isinstance(output, str) else 'json'}"
 
-    def write_output(self, name: str, output: Any, encoded: str) -> None:
-        """Write an output: text as text, anything else as JSON. Atomic, so a crash leaves no half file.
-
-        ``encoded`` is the output's compact JSON, which the caller has already made: a big output is
-        written as that, a small one indented for people.
-        """
-        if isinstance(output, str):
-            data = output
-        elif len(encoded) > PRETTY_LIMIT:
-            data = encoded
-        else:
-            data = json.dumps(output, indent=2, ensure_ascii=False)
-        _atomic_write(self.path / name, data.encode())
+    def write_output(self, name: str, output: Any) -> None:
+        """Write an output: text as text, anything else as indented JSON. Atomic: a crash leaves no half file."""
+        _atomic_write(self.path / name, output.encode() if isinstance(output, str) else dump_json(output, indent=True))
 
     def open_log(self) -> logging.Handler:
         """A handler appending to ``run.log`` (the caller attaches and closes it)."""
@@ -58,7 +48,7 @@ class RunFolder:
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         return handler
 
-    def write_report(self, run: RunRecord, tasks: list[TaskRecord]) -> None:
+    def write_report(self, run: RunRecord, tasks: list[TaskFields]) -> None:
         """Write ``run.json`` (SPEC §2)."""
         report = {
             "run_id": run.run_id,
@@ -68,18 +58,18 @@ class RunFolder:
             "ended_at": run.ended_at,
             "tasks": {
                 t.task_id: {
-                    "state": t.state.value,
+                    "state": t.state,
                     "attempts": t.attempts,
                     "started_at": t.started_at,
                     "ended_at": t.ended_at,
-                    "duration_s": t.duration_s,
+                    "duration_s": duration_s(t.started_at, t.ended_at),
                     "error": t.error,
                     "output_file": t.output_file,
                 }
                 for t in tasks
             },
         }
-        _atomic_write(self.path / "run.json", _to_json(report))
+        _atomic_write(self.path / "run.json", dump_json(report, indent=True))
 
     def make_archive(self) -> Path:
         """Zip the folder to ``dag_<id>.zip`` with a ``manifest.json`` of sha256 sums (blocking)."""
@@ -92,7 +82,7 @@ class RunFolder:
                 arcname = file.relative_to(self.path).as_posix()
                 zf.write(file, arcname)  # with the file's own time, and the archive's compression
                 manifest["files"][arcname] = {"sha256": _sha256(file), "bytes": file.stat().st_size}
-            zf.writestr("manifest.json", json.dumps(manifest, indent=2))
+            zf.writestr("manifest.json", dump_json(manifest, indent=True))
         os.replace(tmp, self.archive)
         return self.archive
 
@@ -100,14 +90,6 @@ class RunFolder:
 def _sha256(path: Path) -> str:
     with path.open("rb") as src:
         return hashlib.file_digest(src, "sha256").hexdigest()
-
-
-def _to_json(value: Any) -> bytes:
-    """Indented JSON for people, unless it is big: indenting is done by the slow pure-Python encoder."""
-    compact = json.dumps(value, ensure_ascii=False)
-    if len(compact) > PRETTY_LIMIT:
-        return compact.encode()
-    return json.dumps(value, ensure_ascii=False, indent=2).encode()
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -8,9 +8,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from operations.base import Operation
+from operations.registry import get_operation
 from orchestrator.errors import PermanentOperationError
 from orchestrator.graph import dependents
 from orchestrator.models import DagConfig, TaskConfig
@@ -35,9 +38,14 @@ class TaskSlot:
     output_file: str | None = None
     waiting: int = 0  # dependencies not yet succeeded
     unavailable: int = 0  # times in a row the executor could not run it (see ExecutorUnavailableError)
+    # Read on every attempt, so looked up once: the operation (None if unknown) and the queue's sort key.
+    op: Operation | None = field(init=False)
+    rank: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.task_id = self.config.id
+        self.op = get_operation(self.config.operation)
+        self.rank = self.config.priority.rank
 
     def record(self) -> TaskRecord:
         """A snapshot for the store."""
@@ -93,9 +101,12 @@ class ActiveRun:
             slot.state, slot.started_at, slot.ended_at, slot.error = rec.state, rec.started_at, rec.ended_at, rec.error
         deps = {t.id: t.dependencies for t in config.tasks}
         for slot in slots.values():
-            slot.waiting = sum(slots[d].state != TaskState.SUCCESS for d in slot.config.dependencies)
+            if records:
+                slot.waiting = sum(slots[d].state != TaskState.SUCCESS for d in slot.config.dependencies)
+            else:  # a fresh run: nothing has succeeded yet
+                slot.waiting = len(slot.config.dependencies)
         done: asyncio.Future[RunReport | None] = asyncio.get_running_loop().create_future()
-        unfinished = sum(s.state not in TASK_TERMINAL for s in slots.values())
+        unfinished = sum(s.state not in TASK_TERMINAL for s in slots.values()) if records else len(slots)
         return cls(run_id, config, folder, logger, slots, done, unfinished, children=dependents(deps))
 
     def ready(self) -> list[TaskSlot]:
@@ -106,8 +117,10 @@ class ActiveRun:
         """Failed tasks, whose downstream must not run."""
         return [s.task_id for s in self.slots.values() if s.state == TaskState.FAILED]
 
-    def resolve_params(self, task: TaskConfig) -> dict[str, Any]:
+    def resolve_params(self, task: TaskConfig) -> Mapping[str, Any]:
         """Independent params overlaid with values taken from upstream outputs."""
+        if not task.dependent_params:
+            return task.independent_params  # read only: no copy
         params = dict(task.independent_params)
         for name, ref in task.dependent_params.items():
             split = split_reference(ref, self.slots)

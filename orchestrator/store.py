@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from orchestrator.errors import NotFoundError
+from orchestrator.jsontext import dump_json
 from orchestrator.models import is_dag_id
 from orchestrator.records import (
     DagRecord,
@@ -136,7 +137,7 @@ class Store:
         self._db: aiosqlite.Connection | None = None
         self._plain_db: sqlite3.Connection | None = None
         self._rows: list[TaskRow] = []
-        self._callbacks: list[Callable[[], None]] = []
+        self._callbacks: dict[Callable[[list[Any]], None], list[Any]] = {}
         self._lock = asyncio.Lock()
         self._dirty = asyncio.Event()
         self._urgent = asyncio.Event()
@@ -211,11 +212,19 @@ class Store:
         self._seq += 1
         self._dirty.set()
 
-    def when_durable(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` once everything recorded so far is committed (soon: it is urgent)."""
-        self._callbacks.append(callback)
-        self._urgent.set()
-        self._dirty.set()
+    def when_durable(self, callback: Callable[[list[T]], None], item: T) -> None:
+        """Call ``callback(items)`` once everything recorded so far is committed (soon: it is urgent).
+
+        The items given with one callback before one commit come in one call: the engine releases a
+        commit's successes together.
+        """
+        items = self._callbacks.get(callback)
+        if items is None:
+            self._callbacks[callback] = [item]
+            self._urgent.set()
+            self._dirty.set()
+        else:
+            items.append(item)
 
     async def flush(self) -> None:
         """Return once everything recorded before this call is committed."""
@@ -224,16 +233,19 @@ class Store:
             if self._durable >= target and not self._callbacks:
                 return  # another caller's commit already covered ours
             rows, callbacks, seq = self._rows, self._callbacks, self._seq
-            self._rows, self._callbacks = [], []
+            self._rows, self._callbacks = [], {}
             try:
                 await self._commit_locked(functools.partial(_write_task_rows, rows=rows), rows=len(rows))
             except BaseException:
                 # Put the batch back so a later flush retries it; nothing recorded is dropped.
-                self._rows, self._callbacks = rows + self._rows, callbacks + self._callbacks
+                self._rows = rows + self._rows
+                for callback, later in self._callbacks.items():
+                    callbacks.setdefault(callback, []).extend(later)
+                self._callbacks = callbacks
                 raise
             self._durable = seq
-        for callback in callbacks:
-            callback()
+        for callback, items in callbacks.items():
+            callback(items)
 
     async def _flush_loop(self) -> None:
         while True:
@@ -299,6 +311,7 @@ class Store:
         """Insert a queued run and its pending tasks; returns the new run id."""
         now = time.time()
         ids = list(task_ids)
+        ids_json = dump_json(ids).decode()
 
         def insert(db: sqlite3.Connection) -> int:
             cur = db.execute(
@@ -308,9 +321,10 @@ class Store:
             )
             run_id = cur.lastrowid
             assert run_id is not None
-            db.executemany(
-                "INSERT INTO task_instances (run_id, task_id, state, updated_at, position) VALUES (?, ?, ?, ?, ?)",
-                ((run_id, t, TaskState.PENDING.value, now, n) for n, t in enumerate(ids)),
+            db.execute(  # one statement for every task: SQLite walks the list, not Python
+                "INSERT INTO task_instances (run_id, task_id, state, updated_at, position) "
+                "SELECT ?, value, ?, ?, key FROM json_each(?)",
+                (run_id, TaskState.PENDING.value, now, ids_json),
             )
             db.execute(_JOURNAL, (run_id, _run_entry(RunState.QUEUED, now, None)))
             return run_id
@@ -558,7 +572,7 @@ def _write_task_rows(db: sqlite3.Connection, rows: list[TaskRow]) -> None:
     entries: dict[int, list[tuple[Any, ...]]] = {}
     for row in rows:
         entries.setdefault(row[0], []).append((row[1], row[2], row[3], row[10], row[7]))
-    db.executemany(_JOURNAL, [(run_id, json.dumps(items)) for run_id, items in entries.items()])
+    db.executemany(_JOURNAL, [(run_id, dump_json(items).decode()) for run_id, items in entries.items()])
     _insert_many(db, _UPSERT_TASKS, _ROW_PLACEHOLDERS, _latest_per_task(rows))
 
 
@@ -575,7 +589,7 @@ def _in_transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection],
 
 def _run_entry(state: RunState, at: float, error: str | None) -> str:
     """A journal row's entries for a change of the run itself."""
-    return json.dumps([[None, state, None, at, error]])
+    return dump_json([[None, state, None, at, error]]).decode()
 
 
 def _insert_many(db: sqlite3.Connection, sql: str, placeholders: str, rows: list[tuple[Any, ...]]) -> None:

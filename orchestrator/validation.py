@@ -163,19 +163,28 @@ def _reference_problems(
 def params_problems(config: DagConfig) -> list[Problem]:
     """Each task's params checked against its operation's own params model; filenames unique."""
     problems: list[Problem] = []
-    # A task without ``filename`` writes <id>.json or <id>.txt: nobody else may take those names.
-    seen_files = {f"{t.id}.{ext}": i for i, t in enumerate(config.tasks) if not t.filename for ext in ("json", "txt")}
+    chosen: list[tuple[int, str]] = []  # (index, filename) of the tasks that name their output
     for i, task in enumerate(config.tasks):
         problems += _task_params_problems(i, task)
-        name = task.filename or ""
-        if name and name in seen_files:
+        name = task.filename
+        if name:
+            chosen.append((i, name))
+    return problems + _filename_problems(config, chosen) if chosen else problems
+
+
+def _filename_problems(config: DagConfig, chosen: list[tuple[int, str]]) -> list[Problem]:
+    # A task without ``filename`` writes <id>.json or <id>.txt: nobody else may take those names.
+    seen = {f"{t.id}.{ext}": i for i, t in enumerate(config.tasks) if not t.filename for ext in ("json", "txt")}
+    problems = []
+    for i, name in chosen:
+        if name in seen:
             problems.append(
                 Problem(
                     f"tasks[{i}].independent_params.filename",
-                    f"{name!r} is also the output of tasks[{seen_files[name]}]",
+                    f"{name!r} is also the output of tasks[{seen[name]}]",
                 )
             )
-        seen_files.setdefault(name, i)
+        seen.setdefault(name, i)
     return problems
 
 
@@ -189,23 +198,20 @@ def _task_params_problems(index: int, task: TaskConfig) -> list[Problem]:
                 f"unknown operation {task.operation!r} (known: {known})",
             )
         ]
-    aliases = _param_names(op.params_model)
     problems = []
-    for name in task.dependent_params:
-        if name not in aliases:
-            problems.append(
-                Problem(
-                    f"tasks[{index}].dependent_params.{name}",
-                    f"operation {op.name!r} has no param {name!r}",
-                )
-            )
+    if task.dependent_params:
+        aliases = _param_names(op.params_model)
+        problems += [
+            Problem(f"tasks[{index}].dependent_params.{name}", f"operation {op.name!r} has no param {name!r}")
+            for name in task.dependent_params
+            if name not in aliases
+        ]
     try:
         op.params_model.model_validate(task.independent_params)
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
-            supplied_later = err["type"] == "missing" and err["loc"] and err["loc"][0] in task.dependent_params
-            if supplied_later or (err["loc"] and err["loc"][0] in task.dependent_params):
-                continue  # the dependent value overrides this one at run time
+            if err["loc"] and err["loc"][0] in task.dependent_params:
+                continue  # the dependent value overrides this one (or supplies it, if missing) at run time
             problems.append(_param_problem(index, op.name, err))
     return problems
 

@@ -9,6 +9,7 @@ task whose output a later task has already used.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import itertools
@@ -33,8 +34,8 @@ from orchestrator.executor import Executor, make_executor, validate_params, with
 from orchestrator.graph import downstream
 from orchestrator.jsontext import dump_json
 from orchestrator.models import DagConfig
-from orchestrator.records import RunReport, TaskRecord
-from orchestrator.rundir import BIG_OUTPUT, RunFolder
+from orchestrator.records import RunRecord, RunReport, TaskRecord
+from orchestrator.rundir import INLINE_WRITE_MAX, RunFolder
 from orchestrator.runstate import ActiveRun, TaskSlot
 from orchestrator.settings import Settings
 from orchestrator.states import TASK_IN_FLIGHT, TASK_RERUNNABLE, TASK_TERMINAL, RunState, TaskState
@@ -250,11 +251,14 @@ class Orchestrator:
         self, run_id: int, config: DagConfig, config_json: str, records: dict[str, TaskRecord] | None
     ) -> None:
         folder = RunFolder(self.settings.runs_dir, run_id)
-        await asyncio.to_thread(folder.create, config_json)
+        if len(config_json) > INLINE_WRITE_MAX:
+            await asyncio.to_thread(folder.create, config_json)
+        else:
+            folder.create(config_json)
         run = ActiveRun.build(run_id, config, folder, _run_logger(run_id, folder), records)
         run.outputs = await self.store.get_outputs(run_id) if records else {}
         self._runs[run_id] = run
-        await self.store.set_run_state(run_id, RunState.RUNNING)
+        run.record = await self.store.set_run_state(run_id, RunState.RUNNING)
         self.events.publish(RunEvent(run_id, None, RunState.RUNNING.value))
         run.logger.info("run %d of %r started (%d tasks)", run_id, config.dag_id, len(run.slots), extra={"task": "-"})
         for slot in run.slots.values():
@@ -349,7 +353,7 @@ class Orchestrator:
             self._on_failure(run, slot, PermanentOperationError(f"output is not JSON-serialisable: {exc}"))
             return
         name = run.folder.output_name(slot.task_id, slot.config.filename, output)
-        if len(encoded) > BIG_OUTPUT:
+        if len(encoded) > INLINE_WRITE_MAX:
             await asyncio.to_thread(run.folder.write_output, name, output)
         else:
             run.folder.write_output(name, output)
@@ -449,14 +453,13 @@ class Orchestrator:
         try:
             # The folder is archived before the end is stored: a crash in between leaves the run
             # unfinished in the store, so the next start finishes (and archives) it again.
-            stored = await self.store.get_run(run.run_id)
-            ended = dataclasses.replace(stored, state=final, ended_at=time.time(), error=error)
-            tasks = [slot.record() for slot in run.slots.values()]
-            await asyncio.to_thread(run.folder.write_report, ended, tasks)
-            archive = str(await asyncio.to_thread(run.folder.make_archive))
-            await self.store.set_run_state(run.run_id, final, error=error, archive=archive, at=ended.ended_at)
-            ended = dataclasses.replace(ended, archive=archive)  # its counts were read with it: all final
-            report = RunReport(ended, {t.task_id: t for t in tasks})
+            assert run.record is not None  # set when the run started
+            ended = dataclasses.replace(run.record, state=final, ended_at=time.time(), error=error)
+            closed = await asyncio.to_thread(_close_folder, run, ended)
+            await self.store.set_run_state(
+                run.run_id, final, error=error, archive=closed.run.archive, at=ended.ended_at
+            )
+            report = closed
         except Exception:
             log.exception("run %d could not be closed; it is finished again at the next start", run.run_id)
         finally:
@@ -475,6 +478,15 @@ def _outcome(run: ActiveRun) -> tuple[RunState, str | None]:
     if all(s.state == TaskState.SUCCESS for s in run.slots.values()):
         return RunState.SUCCESS, None
     return RunState.FAILED, error
+
+
+def _close_folder(run: ActiveRun, ended: RunRecord) -> RunReport:
+    """Write ``run.json`` and the ZIP (blocking, so from a thread); the report the run ends with."""
+    tasks = {slot.task_id: slot.record() for slot in run.slots.values()}
+    counts = dict(collections.Counter(t.state.value for t in tasks.values()))
+    run.folder.write_report(ended, list(tasks.values()))
+    archive = run.folder.make_archive()
+    return RunReport(dataclasses.replace(ended, counts=counts, archive=str(archive)), tasks)
 
 
 def _interrupted(run: ActiveRun, worker: asyncio.Task[Any]) -> bool:

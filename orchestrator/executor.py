@@ -22,8 +22,8 @@ class Executor(Protocol):
     async def start(self) -> None:
         """Acquire what the executor needs (a cluster connection, ...)."""
 
-    async def execute(self, op: Operation, params: OperationParams, ctx: OperationContext) -> Any:
-        """Run ``op`` with ``params`` in ``ctx``; raise what the operation raises."""
+    def execute(self, op: Operation, params: OperationParams, ctx: OperationContext) -> Awaitable[Any]:
+        """Run ``op`` with ``params`` in ``ctx``; raise what the operation raises (an ``async def`` will do)."""
 
     async def close(self) -> None:
         """Release what ``start`` acquired."""
@@ -35,9 +35,9 @@ class LocalExecutor:
     async def start(self) -> None:
         """Nothing to acquire."""
 
-    async def execute(self, op: Operation, params: OperationParams, ctx: OperationContext) -> Any:
-        """Await the operation directly."""
-        return await op.fn(ctx, params)
+    def execute(self, op: Operation, params: OperationParams, ctx: OperationContext) -> Awaitable[Any]:
+        """The operation's own coroutine: no wrapper frame, as every attempt passes through here."""
+        return op.fn(ctx, params)
 
     async def close(self) -> None:
         """Nothing to release."""

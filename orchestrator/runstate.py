@@ -18,7 +18,7 @@ from orchestrator.errors import PermanentOperationError
 from orchestrator.graph import dependents
 from orchestrator.models import DagConfig, TaskConfig
 from orchestrator.paths import PathError, split_reference, walk
-from orchestrator.records import RunReport, TaskRecord
+from orchestrator.records import RunRecord, RunReport, TaskRecord
 from orchestrator.rundir import RunFolder
 from orchestrator.states import TASK_TERMINAL, TaskState
 
@@ -81,6 +81,7 @@ class ActiveRun:
     running: dict[str, asyncio.Task[Any]] = field(default_factory=dict)  # task id → the worker running it
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     releasing: int = 0  # successes waiting for their commit before queuing downstream tasks
+    record: RunRecord | None = None  # the run as stored when it started
     cancelled: bool = False
     finishing: bool = False
 

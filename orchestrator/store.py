@@ -15,6 +15,10 @@ that on every step. So batches of task rows, a run's creation and its state chan
 a second, plain sqlite3 connection (``_commit``): small transactions in the event loop (WAL with
 synchronous=NORMAL does not fsync on commit), large ones in a thread. Reads, and the writes of
 DAGs, schedules and users, go through aiosqlite.
+
+SQLite's automatic checkpoints are off: one runs inside whichever commit crosses 1,000 WAL pages,
+which would copy pages (and fsync) in the event loop. ``_checkpoint_loop`` checkpoints from
+aiosqlite's thread instead, once a second while there are new commits.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 FLUSH_INTERVAL_S = 0.02
+CHECKPOINT_INTERVAL_S = 1.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS dags (
@@ -118,7 +123,7 @@ _ROW_PLACEHOLDERS = "(?,?,?,?,?,?,?,?,?,?,?)"
 _JOURNAL = "INSERT INTO journal (run_id, entries) VALUES (?, ?)"
 _ROWS_PER_STATEMENT = 2000
 _INLINE_ROWS = 1000  # larger batches are written from a thread so the event loop does not stall
-_PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=5000")
+_PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=5000", "wal_autocheckpoint=0")
 _RUN_COLUMNS = "run_id, dag_id, state, trigger, owner, notify_chat, created_at, started_at, ended_at, error, archive"
 _TASK_COLUMNS = "task_id, state, attempts, failures, started_at, ended_at, error, output_file"
 _SCHEDULE_COLUMNS = (
@@ -143,7 +148,10 @@ class Store:
         self._urgent = asyncio.Event()
         self._seq = 0  # writes recorded so far
         self._durable = 0  # writes committed so far
+        self._commits = 0  # transactions committed so far, and how many of them are checkpointed
+        self._checkpointed = 0
         self._flusher: asyncio.Task[None] | None = None
+        self._checkpointer: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Store:
         await self.open()
@@ -175,16 +183,19 @@ class Store:
         for pragma in _PRAGMAS:
             self._plain_db.execute(f"PRAGMA {pragma}")
         self._flusher = asyncio.create_task(self._flush_loop(), name="store-flusher")
+        self._checkpointer = asyncio.create_task(self._checkpoint_loop(), name="store-checkpointer")
 
     async def close(self) -> None:
         """Commit what is buffered, stop the flusher and close the connection."""
         if self._db is None:
             return
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
+        for task in (self._flusher, self._checkpointer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.flush()
+        await self.checkpoint()
         if self._plain_db is not None:
             self._plain_db.close()
             self._plain_db = None
@@ -263,6 +274,30 @@ class Store:
                 self._dirty.set()
                 await asyncio.sleep(FLUSH_INTERVAL_S)
 
+    async def checkpoint(self) -> tuple[int, int]:
+        """Copy committed pages from the WAL into the database file (from aiosqlite's thread).
+
+        Returns the WAL's size and how much of it is now checkpointed, in pages. PASSIVE: it never
+        waits for readers or writers, so it may leave some for the next time.
+        """
+        done = self._commits
+        # No write lock: SQLite lets commits go on meanwhile, and checkpoints only what was committed.
+        rows = await self.db.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
+        _, wal_pages, checkpointed = next(iter(rows))
+        if checkpointed == wal_pages:
+            self._checkpointed = done
+        return wal_pages, checkpointed
+
+    async def _checkpoint_loop(self) -> None:
+        while True:
+            await asyncio.sleep(CHECKPOINT_INTERVAL_S)
+            if self._checkpointed == self._commits:
+                continue
+            try:
+                await self.checkpoint()
+            except sqlite3.Error as exc:  # the WAL keeps everything meanwhile: try again next time
+                log.warning("could not checkpoint the database: %s", exc)
+
     async def _commit(self, work: Callable[[sqlite3.Connection], T], *, rows: int = 0) -> T:
         """``work`` as one transaction on the plain connection, holding the write lock.
 
@@ -273,6 +308,7 @@ class Store:
             return await self._commit_locked(work, rows=rows)
 
     async def _commit_locked(self, work: Callable[[sqlite3.Connection], T], *, rows: int) -> T:
+        self._commits += 1
         if rows <= _INLINE_ROWS:
             return _in_transaction(self._plain(), work)
         return await asyncio.to_thread(_in_transaction, self._plain(), work)
@@ -294,6 +330,7 @@ class Store:
     async def _write(self, sql: str, args: Iterable[Any] = ()) -> aiosqlite.Cursor:
         """One statement (a transaction of its own), holding the write lock."""
         async with self._lock:
+            self._commits += 1
             return await self.db.execute(sql, tuple(args))
 
     # -- runs -------------------------------------------------------------------------------
@@ -339,24 +376,31 @@ class Store:
         error: str | None = None,
         archive: str | None = None,
         at: float | None = None,
-    ) -> None:
-        """Store a run transition (and its journal event), after flushing buffered task writes."""
+    ) -> RunRecord:
+        """Store a run transition (and its journal event), after flushing buffered task writes.
+
+        Returns the run as stored now, without task counts (``get_run`` has them).
+        """
         await self.flush()
         now = time.time() if at is None else at
         started = now if state == RunState.RUNNING else None
         ended = None if state in RUN_ACTIVE else now
 
-        def update(db: sqlite3.Connection) -> None:
-            db.execute(
+        def update(db: sqlite3.Connection) -> Any:
+            row = db.execute(
                 # A run going again (a re-run) has no archive until it ends: the old ZIP is out of date.
                 "UPDATE runs SET state = ?, started_at = COALESCE(started_at, ?), "
                 "ended_at = CASE WHEN ? IS NULL THEN NULL ELSE ? END, error = ?, "
-                "archive = CASE WHEN ? IS NULL THEN NULL ELSE COALESCE(?, archive) END WHERE run_id = ?",
+                "archive = CASE WHEN ? IS NULL THEN NULL ELSE COALESCE(?, archive) END WHERE run_id = ? "
+                f"RETURNING {_RUN_COLUMNS}",
                 (state.value, started, ended, ended, error, ended, archive, run_id),
-            )
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(f"run {run_id} does not exist")
             db.execute(_JOURNAL, (run_id, _run_entry(state, now, error)))
+            return row
 
-        await self._commit(update)
+        return _run(await self._commit(update), {})
 
     async def get_run(self, run_id: int) -> RunRecord:
         """One run with its task counts by state; ``NotFoundError`` if there is none."""

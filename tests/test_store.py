@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
+import pytest
+
+from orchestrator import store as store_module
 from orchestrator.records import TaskRecord
 from orchestrator.states import RunState, TaskState
 from orchestrator.store import Store
@@ -76,3 +80,21 @@ async def test_an_older_events_table_is_moved_into_the_journal(tmp_path: Path) -
         (None, "queued", None, 1.0, None),
         ("a", "failed", 1, 2.0, "boom"),
     ]
+
+
+async def test_checkpoints_run_from_a_thread_not_inside_the_commit_that_fills_the_wal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "CHECKPOINT_INTERVAL_S", 0.05)
+    db_file = tmp_path / "t.db"
+    async with Store(db_file) as store:
+        empty = db_file.stat().st_size
+        # ~1,300 pages in one commit: past SQLite's automatic checkpoint, which would copy them at once.
+        run_id = await store.create_run("d", "x" * 5_000_000, ["a"], trigger="test")
+        assert db_file.stat().st_size == empty  # still only in the WAL
+        for _ in range(100):
+            if db_file.stat().st_size > 5_000_000:
+                break
+            await asyncio.sleep(0.02)
+        assert db_file.stat().st_size > 5_000_000  # the checkpointer copied them
+        assert (await store.get_run(run_id)).state == RunState.QUEUED

@@ -21,7 +21,9 @@ class OperationParams(BaseModel):
     name in the run folder. Unknown params are refused so a typo is caught before a run starts.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    # Frozen: the engine validates a task's params once, when the run is submitted, and every
+    # attempt gets that same object.
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     filename: Filename | None = None
 

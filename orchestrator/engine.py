@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 from pydantic import ValidationError
 
-from operations.base import Resources
+from operations.base import OperationParams, Resources
 from orchestrator.background import TaskSet
 from orchestrator.context import operation_context
 from orchestrator.errors import (
@@ -40,7 +40,7 @@ from orchestrator.runstate import ActiveRun, TaskSlot
 from orchestrator.settings import Settings
 from orchestrator.states import TASK_IN_FLIGHT, TASK_RERUNNABLE, TASK_TERMINAL, RunState, TaskState
 from orchestrator.store import Store
-from orchestrator.validation import check_config, pydantic_problems
+from orchestrator.validation import checked_params, pydantic_problems
 
 log = logging.getLogger("taskflow.engine")
 
@@ -132,7 +132,7 @@ class Orchestrator:
         notify_chat: int | None = None,
     ) -> int:
         """Validate and start a run of ``config``; return its id at once."""
-        check_config(config)
+        params = checked_params(config)
         text = config.model_dump_json(exclude_defaults=True)  # once, for the store and config.json
         run_id = await self.store.create_run(
             config.dag_id,
@@ -142,7 +142,7 @@ class Orchestrator:
             owner=owner,
             notify_chat=notify_chat,
         )
-        await self._start_or_fail(run_id, config, text, records=None)
+        await self._start_or_fail(run_id, config, text, records=None, params=params)
         return run_id
 
     async def run(self, config: DagConfig, **kwargs: Any) -> RunReport:
@@ -234,11 +234,19 @@ class Orchestrator:
         await self._start_or_fail(run_id, config, text, records=records)
 
     async def _start_or_fail(
-        self, run_id: int, config: DagConfig, config_json: str, records: dict[str, TaskRecord] | None
+        self,
+        run_id: int,
+        config: DagConfig,
+        config_json: str,
+        records: dict[str, TaskRecord] | None,
+        params: dict[str, OperationParams] | None = None,
     ) -> None:
-        """Start the run; if that fails (its folder cannot be written, ...) store it as failed, not stuck."""
+        """Start the run; if that fails (its folder cannot be written, ...) store it as failed, not stuck.
+
+        ``params``: tasks' params validated already (``checked_params``); the others are validated as they run.
+        """
         try:
-            await self._activate(run_id, config, config_json, records)
+            await self._activate(run_id, config, config_json, records, params or {})
         except Exception as exc:
             active = self._runs.pop(run_id, None)
             if active is not None:
@@ -248,14 +256,19 @@ class Orchestrator:
             raise
 
     async def _activate(
-        self, run_id: int, config: DagConfig, config_json: str, records: dict[str, TaskRecord] | None
+        self,
+        run_id: int,
+        config: DagConfig,
+        config_json: str,
+        records: dict[str, TaskRecord] | None,
+        params: dict[str, OperationParams],
     ) -> None:
         folder = RunFolder(self.settings.runs_dir, run_id)
         if len(config_json) > INLINE_WRITE_MAX:
             await asyncio.to_thread(folder.create, config_json)
         else:
             folder.create(config_json)
-        run = ActiveRun.build(run_id, config, folder, _run_logger(run_id, folder), records)
+        run = ActiveRun.build(run_id, config, folder, _run_logger(run_id, folder), records, params)
         run.outputs = await self.store.get_outputs(run_id) if records else {}
         self._runs[run_id] = run
         run.record = await self.store.set_run_state(run_id, RunState.RUNNING)
@@ -323,7 +336,9 @@ class Orchestrator:
         task, op = slot.config, slot.op
         if op is None:
             raise PermanentOperationError(f"unknown operation {task.operation!r}")
-        params = validate_params(op, run.resolve_params(task), "at run time")
+        params = slot.params
+        if params is None:  # it takes values from upstream (or was not checked: a resumed run)
+            params = validate_params(op, run.resolve_params(task), "at run time")
         with operation_context(
             run_id=run.run_id,
             dag_id=run.config.dag_id,

@@ -32,7 +32,10 @@ def duration_s(started_at: float | None, ended_at: float | None) -> float | None
     return round(ended_at - started_at, 6)
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, unlike the other records: a frozen dataclass's __init__ sets each field through
+# object.__setattr__, 5x the cost, and a run's report and status page build one per task (10,000).
+# Treat it as read-only all the same.
+@dataclass(slots=True)
 class TaskRecord:
     """One task of one run, as it stands."""
 

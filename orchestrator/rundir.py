@@ -18,6 +18,9 @@ from orchestrator.records import RunRecord, TaskFields, duration_s
 # thread (~1 ms on a busy 2-core machine). Bigger ones are written from a thread, so the loop never
 # waits long on disk.
 INLINE_WRITE_MAX = 256 * 1024
+# Run files bigger than this (compact) are left compact: they are read by programs, not people, and
+# indenting nearly doubles what the ZIP has to deflate.
+PRETTY_MAX = 256 * 1024
 LOG_FORMAT = "%(asctime)s %(levelname)s %(task)s %(message)s"
 
 
@@ -34,7 +37,10 @@ class RunFolder:
         self.path.mkdir(parents=True, exist_ok=True)
         config_file = self.path / "config.json"
         if not config_file.exists():
-            _atomic_write(config_file, dump_json(orjson.loads(config_json), indent=True))
+            big = len(config_json) > PRETTY_MAX
+            _atomic_write(
+                config_file, config_json.encode() if big else dump_json(orjson.loads(config_json), indent=True)
+            )
 
     def output_name(self, task_id: str, filename: str | None, output: Any) -> str:
         """Where a task's output goes: its ``filename``, else ``<task_id>.txt`` or ``.json``."""
@@ -71,7 +77,7 @@ class RunFolder:
                 for t in tasks
             },
         }
-        _atomic_write(self.path / "run.json", dump_json(report, indent=True))
+        _atomic_write(self.path / "run.json", _for_people(report))
 
     def make_archive(self) -> Path:
         """Zip the folder to ``dag_<id>.zip`` with a ``manifest.json`` of sha256 sums (blocking)."""
@@ -92,6 +98,12 @@ class RunFolder:
 def _sha256(path: Path) -> str:
     with path.open("rb") as src:
         return hashlib.file_digest(src, "sha256").hexdigest()
+
+
+def _for_people(value: Any) -> bytes:
+    """Indented JSON, unless it is bigger than ``PRETTY_MAX``."""
+    compact = dump_json(value)
+    return compact if len(compact) > PRETTY_MAX else dump_json(value, indent=True)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from operations.base import Operation
+from operations.base import Operation, OperationParams
 from operations.registry import get_operation
 from orchestrator.errors import PermanentOperationError
 from orchestrator.graph import dependents
@@ -41,6 +41,7 @@ class TaskSlot:
     # Read on every attempt, so looked up once: the operation (None if unknown) and the queue's sort key.
     op: Operation | None = field(init=False)
     rank: int = field(init=False)
+    params: OperationParams | None = None  # validated when the run was submitted, if it takes none from upstream
 
     def __post_init__(self) -> None:
         self.task_id = self.config.id
@@ -93,9 +94,12 @@ class ActiveRun:
         folder: RunFolder,
         logger: logging.Logger,
         records: dict[str, TaskRecord] | None = None,
+        params: dict[str, OperationParams] | None = None,
     ) -> ActiveRun:
         """Slots for every task: fresh, or from stored records (in-flight tasks start over)."""
         slots = {t.id: TaskSlot(t) for t in config.tasks}
+        for task_id, checked in (params or {}).items():
+            slots[task_id].params = checked
         for task_id, rec in (records or {}).items():
             slot = slots[task_id]
             slot.attempts, slot.failures, slot.output_file = rec.attempts, rec.failures, rec.output_file

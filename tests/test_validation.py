@@ -11,7 +11,7 @@ import pytest
 from orchestrator.errors import ConfigError
 from orchestrator.limits import MAX_CONFIG_BYTES, MAX_TASKS
 from orchestrator.models import DagConfig, TaskConfig
-from orchestrator.validation import check_config, config_schema, parse_config
+from orchestrator.validation import check_config, checked_params, config_schema, parse_config
 
 
 def dag(*tasks: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -182,3 +182,34 @@ def test_schema_describes_the_config() -> None:
     assert schema["title"] == "TaskFlow DAG config"
     assert {"dag_name", "tasks"} <= set(schema["properties"])
     assert "dag_name" in schema["required"]
+
+
+def test_params_problems_come_in_task_order_whichever_operation_they_belong_to() -> None:
+    # Tasks of one operation are validated together; a failure must still name each task, in order.
+    with pytest.raises(ConfigError) as info:
+        parse_config(
+            dag(
+                {"id": "ok", "operation": "sleep", "independent_params": {"seconds": 0}},
+                {"id": "odd", "operation": "no_such_op"},
+                {"id": "bad", "operation": "sleep", "independent_params": {"seconds": "soon"}},
+                {"id": "extra", "operation": "noop", "independent_params": {"bogus": 1}},
+                {"id": "ok2", "operation": "sleep", "independent_params": {"seconds": 1}},
+            )
+        )
+    assert [p.location for p in info.value.problems] == [
+        "tasks[1].operation",
+        "tasks[2].independent_params.seconds",
+        "tasks[3].independent_params.bogus",
+    ]
+
+
+def test_a_checked_config_hands_back_the_validated_params_of_tasks_without_upstream_values() -> None:
+    config = parse_config(
+        dag(
+            {"id": "a", "operation": "sleep", "independent_params": {"seconds": 0.5}},
+            {"id": "b", "operation": "json_to_string", "dependent_params": {"data": "a"}, "dependencies": ["a"]},
+        )
+    )
+    params = checked_params(config)
+    assert set(params) == {"a"}  # b's params exist only once a has run
+    assert params["a"].seconds == 0.5  # type: ignore[attr-defined]

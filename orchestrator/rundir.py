@@ -20,7 +20,7 @@ from orchestrator.records import RunRecord, TaskFields, duration_s
 INLINE_WRITE_MAX = 256 * 1024
 # Run files bigger than this (compact) are left compact: they are read by programs, not people, and
 # indenting nearly doubles what the ZIP has to deflate.
-PRETTY_MAX = 256 * 1024
+PRETTY_MAX = 64 * 1024
 LOG_FORMAT = "%(asctime)s %(levelname)s %(task)s %(message)s"
 
 

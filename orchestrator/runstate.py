@@ -28,7 +28,12 @@ class TaskSlot:
     """One task of an active run."""
 
     config: TaskConfig
-    task_id: str = field(init=False)  # the config's id, copied: it is read on every transition
+    # Read on every transition or attempt, so copied or looked up once: the config's id, the
+    # operation (None if it is unknown) and the queue's sort key.
+    task_id: str
+    op: Operation | None
+    rank: int
+    params: OperationParams | None = None  # validated when the run was submitted, if it takes none from upstream
     state: TaskState = TaskState.PENDING
     attempts: int = 0
     failures: int = 0
@@ -38,15 +43,6 @@ class TaskSlot:
     output_file: str | None = None
     waiting: int = 0  # dependencies not yet succeeded
     unavailable: int = 0  # times in a row the executor could not run it (see ExecutorUnavailableError)
-    # Read on every attempt, so looked up once: the operation (None if unknown) and the queue's sort key.
-    op: Operation | None = field(init=False)
-    rank: int = field(init=False)
-    params: OperationParams | None = None  # validated when the run was submitted, if it takes none from upstream
-
-    def __post_init__(self) -> None:
-        self.task_id = self.config.id
-        self.op = get_operation(self.config.operation)
-        self.rank = self.config.priority.rank
 
     def record(self) -> TaskRecord:
         """A snapshot for the store."""
@@ -97,9 +93,9 @@ class ActiveRun:
         params: dict[str, OperationParams] | None = None,
     ) -> ActiveRun:
         """Slots for every task: fresh, or from stored records (in-flight tasks start over)."""
-        slots = {t.id: TaskSlot(t) for t in config.tasks}
-        for task_id, checked in (params or {}).items():
-            slots[task_id].params = checked
+        ops = {name: get_operation(name) for name in {t.operation for t in config.tasks}}
+        checked = params or {}
+        slots = {t.id: TaskSlot(t, t.id, ops[t.operation], t.priority.rank, checked.get(t.id)) for t in config.tasks}
         for task_id, rec in (records or {}).items():
             slot = slots[task_id]
             slot.attempts, slot.failures, slot.output_file = rec.attempts, rec.failures, rec.output_file

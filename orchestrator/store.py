@@ -144,8 +144,10 @@ class Store:
         self._rows: list[TaskRow] = []
         self._callbacks: dict[Callable[[list[Any]], None], list[Any]] = {}
         self._lock = asyncio.Lock()
-        self._dirty = asyncio.Event()
-        self._urgent = asyncio.Event()
+        # The flusher commits when woken: at once when a commit is waited on (``when_durable``),
+        # else FLUSH_INTERVAL_S after the first write it has not committed (``_timer``).
+        self._wake = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
         self._seq = 0  # writes recorded so far
         self._durable = 0  # writes committed so far
         self._commits = 0  # transactions committed so far, and how many of them are checkpointed
@@ -221,7 +223,8 @@ class Store:
             )
         )  # fmt: skip
         self._seq += 1
-        self._dirty.set()
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(FLUSH_INTERVAL_S, self._wake.set)
 
     def when_durable(self, callback: Callable[[list[T]], None], item: T) -> None:
         """Call ``callback(items)`` once everything recorded so far is committed (soon: it is urgent).
@@ -232,8 +235,7 @@ class Store:
         items = self._callbacks.get(callback)
         if items is None:
             self._callbacks[callback] = [item]
-            self._urgent.set()
-            self._dirty.set()
+            self._wake.set()
         else:
             items.append(item)
 
@@ -260,19 +262,17 @@ class Store:
 
     async def _flush_loop(self) -> None:
         while True:
-            await self._dirty.wait()
-            if not self._urgent.is_set():
-                # Nothing waits on these writes: let a few more join the batch.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._urgent.wait(), FLUSH_INTERVAL_S)
-            self._dirty.clear()
-            self._urgent.clear()
+            await self._wake.wait()
+            self._wake.clear()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             try:
                 await self.flush()
             except Exception:
                 log.exception("could not commit task states; will retry")
-                self._dirty.set()
                 await asyncio.sleep(FLUSH_INTERVAL_S)
+                self._wake.set()
 
     async def checkpoint(self) -> tuple[int, int]:
         """Copy committed pages from the WAL into the database file (from aiosqlite's thread).

@@ -297,8 +297,10 @@ class Orchestrator:
     async def _worker(self) -> None:
         worker = asyncio.current_task()
         assert worker is not None
+        queue = self._queue
         while True:
-            _, _, run, slot = await self._queue.get()
+            # Taken at once when there is one: ``Queue.get`` would build a coroutine to find the same.
+            _, _, run, slot = queue.get_nowait() if queue.qsize() else await queue.get()
             try:
                 await self._execute(run, slot, worker)
             except Exception:  # a bug in the engine must not kill the worker or hang the run
@@ -330,7 +332,10 @@ class Orchestrator:
             self._maybe_finish(run)
             return
         del run.running[slot.task_id]
-        await self._on_success(run, slot, output)
+        if output is None:  # most operations return nothing: no file to write
+            self._succeed(run, slot, None, "null")
+        else:
+            await self._on_success(run, slot, output)
 
     async def _attempt(self, run: ActiveRun, slot: TaskSlot) -> Any:
         task, op = slot.config, slot.op
@@ -355,9 +360,6 @@ class Orchestrator:
     # -- outcomes ---------------------------------------------------------------------------
 
     async def _on_success(self, run: ActiveRun, slot: TaskSlot, output: Any) -> None:
-        if output is None:  # most operations return nothing: no file to write
-            self._succeed(run, slot, None, "null")
-            return
         try:
             encoded = dump_json(output).decode()
         except UnicodeEncodeError:  # no file, database or chat could take it
@@ -442,13 +444,13 @@ class Orchestrator:
         output: str | None = None,
     ) -> None:
         """Move a task to ``state``, buffer it for the store and tell the watchers."""
+        now = time.time()
         if state in TASK_TERMINAL:
             if slot.state not in TASK_TERMINAL:
                 run.unfinished -= 1
-            slot.finish(state, error)
-        else:
-            slot.state, slot.error = state, error
-        self.store.record_task(run.run_id, slot, output=output)
+            slot.ended_at = now
+        slot.state, slot.error = state, error
+        self.store.record_task(run.run_id, slot, output, now)
         if self.events.watched:
             self.events.publish(RunEvent(run.run_id, slot.task_id, state.value, error))
 

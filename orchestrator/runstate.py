@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,10 +55,6 @@ class TaskSlot:
             self.error,
             self.output_file,
         )
-
-    def finish(self, state: TaskState, error: str | None = None) -> None:
-        """Enter a terminal state now."""
-        self.state, self.error, self.ended_at = state, error, time.time()
 
 
 @dataclass(eq=False)

@@ -191,6 +191,9 @@ class Store:
         """Commit what is buffered, stop the flusher and close the connection."""
         if self._db is None:
             return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         for task in (self._flusher, self._checkpointer):
             if task is not None:
                 task.cancel()
@@ -206,14 +209,7 @@ class Store:
 
     # -- buffered task writes ---------------------------------------------------------------
 
-    def record_task(
-        self,
-        run_id: int,
-        task: TaskFields,
-        *,
-        output: str | None = None,
-        at: float | None = None,
-    ) -> None:
+    def record_task(self, run_id: int, task: TaskFields, output: str | None = None, at: float | None = None) -> None:
         """Buffer one task transition (``output`` is JSON text, kept unless a new one is given)."""
         self._rows.append(
             (
@@ -263,6 +259,9 @@ class Store:
     async def _flush_loop(self) -> None:
         while True:
             await self._wake.wait()
+            # One turn of the loop first: tasks already woken this turn (say, by timers that expired
+            # together) record their transitions into this batch rather than each into one of its own.
+            await asyncio.sleep(0)
             self._wake.clear()
             if self._timer is not None:
                 self._timer.cancel()

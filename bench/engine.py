@@ -167,14 +167,18 @@ async def _noop() -> None:
     return None
 
 
-async def baseline_once(deps: Deps) -> float:
+async def _sleep() -> None:
+    await asyncio.sleep(SLEEP_S)
+
+
+async def baseline_once(deps: Deps, work: Callable[[], Awaitable[None]] = _noop) -> float:
     """graphlib + asyncio: each ready batch is gathered, then marked done; no queue, no persistence."""
     started = time.perf_counter()
     sorter = TopologicalSorter(deps)
     sorter.prepare()
     while sorter.is_active():
         ready = sorter.get_ready()
-        await asyncio.gather(*[_noop() for _ in ready])
+        await asyncio.gather(*[work() for _ in ready])
         sorter.done(*ready)
     return time.perf_counter() - started
 
@@ -189,6 +193,12 @@ async def case_baseline(spec: dict[str, Any]) -> dict[str, Any]:
     deps = make_deps(spec["shape"], spec["n"])
     await baseline_once(chain(3))
     return {"walls": [await baseline_once(deps) for _ in range(spec["repeat"])]}
+
+
+async def case_sleep_baseline(spec: dict[str, Any]) -> dict[str, Any]:
+    deps = make_deps("layered", SLEEP_TASKS)
+    await baseline_once(chain(3), _sleep)
+    return {"walls": [await baseline_once(deps, _sleep) for _ in range(spec["repeat"])]}
 
 
 async def case_sleep(spec: dict[str, Any]) -> dict[str, Any]:
@@ -232,6 +242,7 @@ CASES: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
     "engine": case_engine,
     "baseline": case_baseline,
     "sleep": case_sleep,
+    "sleep_baseline": case_sleep_baseline,
     "concurrent": case_concurrent,
 }
 
@@ -308,6 +319,7 @@ class Bench:
         self.engine: dict[tuple[str, int], dict[str, Any]] = {}
         self.baseline: dict[tuple[str, int], dict[str, Any]] = {}
         self.sleep: dict[str, Any] = {}
+        self.sleep_baseline: dict[str, Any] = {}
         self.concurrent: dict[str, Any] = {}
 
     def run(self) -> None:
@@ -317,6 +329,7 @@ class Bench:
                 self.baseline[shape, n] = spawn({"kind": "baseline", **common})
                 self.engine[shape, n] = spawn({"kind": "engine", "workers": WORKERS, **common})
                 print(f"  done {SHAPE_LABELS[shape]} {n:,}", file=sys.stderr, flush=True)
+        self.sleep_baseline = spawn({"kind": "sleep_baseline", "repeat": 3})
         self.sleep = spawn({"kind": "sleep", "repeat": 3})
         self.concurrent = spawn({"kind": "concurrent"})
 
@@ -406,6 +419,12 @@ class Bench:
             f"  wall {fmt_s(wall)} vs ideal {fmt_s(ideal)}: {wall / ideal:.2f}x (≤{SLEEP_MAX_RATIO:g}x "
             f"{verdict(wall / ideal <= SLEEP_MAX_RATIO)}); runs: {runs}; peak RSS {self.sleep['rss_mib']:.1f} MiB"
         )
+        base = median(self.sleep_baseline)
+        if base is not None:  # what asyncio's own timers cost: the floor under any engine on this loop
+            print(
+                f"  baseline (graphlib + asyncio.gather of the same sleeps, layer by layer): {fmt_s(base)} "
+                f"({base / ideal:.2f}x the ideal); TaskFlow is {wall / base:.2f}x the baseline"
+            )
 
     def print_concurrent(self) -> None:
         res = self.concurrent

@@ -21,9 +21,7 @@ class OperationParams(BaseModel):
     name in the run folder. Unknown params are refused so a typo is caught before a run starts.
     """
 
-    # Frozen: the engine validates a task's params once, when the run is submitted, and every
-    # attempt gets that same object.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid")
 
     filename: Filename | None = None
 

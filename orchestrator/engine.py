@@ -32,7 +32,7 @@ from orchestrator.errors import (
 from orchestrator.events import EventBus, RunEvent
 from orchestrator.executor import Executor, make_executor, validate_params, with_timeout
 from orchestrator.graph import downstream
-from orchestrator.jsontext import dump_json
+from orchestrator.jsontext import output_json
 from orchestrator.models import DagConfig
 from orchestrator.records import RunRecord, RunReport, TaskRecord
 from orchestrator.rundir import INLINE_WRITE_MAX, RunFolder
@@ -341,8 +341,10 @@ class Orchestrator:
         task, op = slot.config, slot.op
         if op is None:
             raise PermanentOperationError(f"unknown operation {task.operation!r}")
-        params = slot.params
-        if params is None:  # it takes values from upstream (or was not checked: a resumed run)
+        # Validated at submission for the first attempt; a retry gets a fresh object, so nothing the
+        # first one did to its params carries over.
+        params, slot.params = slot.params, None
+        if params is None:  # a retry, a task with values from upstream, or a resumed run
             params = validate_params(op, run.resolve_params(task), "at run time")
         with operation_context(
             run_id=run.run_id,
@@ -361,8 +363,8 @@ class Orchestrator:
 
     async def _on_success(self, run: ActiveRun, slot: TaskSlot, output: Any) -> None:
         try:
-            encoded = dump_json(output).decode()
-        except UnicodeEncodeError:  # no file, database or chat could take it
+            encoded = output_json(output)
+        except UnicodeEncodeError:
             message = "output is not valid Unicode text (it holds an unpaired surrogate, \\ud800-\\udfff)"
             self._on_failure(run, slot, PermanentOperationError(message))
             return
@@ -371,9 +373,9 @@ class Orchestrator:
             return
         name = run.folder.output_name(slot.task_id, slot.config.filename, output)
         if len(encoded) > INLINE_WRITE_MAX:
-            await asyncio.to_thread(run.folder.write_output, name, output)
+            await asyncio.to_thread(run.folder.write_output, name, output, encoded)
         else:
-            run.folder.write_output(name, output)
+            run.folder.write_output(name, output, encoded)
         slot.output_file = name
         self._succeed(run, slot, output, encoded)
 
@@ -470,8 +472,9 @@ class Orchestrator:
         try:
             # The folder is archived before the end is stored: a crash in between leaves the run
             # unfinished in the store, so the next start finishes (and archives) it again.
-            assert run.record is not None  # set when the run started
-            ended = dataclasses.replace(run.record, state=final, ended_at=time.time(), error=error)
+            # The record its start returned; read it if the run ended (was cancelled) before that returned.
+            started = run.record or await self.store.get_run(run.run_id)
+            ended = dataclasses.replace(started, state=final, ended_at=time.time(), error=error)
             closed = await asyncio.to_thread(_close_folder, run, ended)
             await self.store.set_run_state(
                 run.run_id, final, error=error, archive=closed.run.archive, at=ended.ended_at

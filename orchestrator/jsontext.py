@@ -3,7 +3,8 @@
 ``json.loads`` accepts more than the rest of TaskFlow can keep: ``"\\ud800"`` (an unpaired surrogate)
 cannot be encoded as UTF-8, so SQLite, the run folder and Telegram would all refuse it later, and
 values nested thousands deep overflow encoders. Both are refused here, at the edge, with a message.
-What TaskFlow writes itself (outputs, the journal, run files) is encoded by ``dump_json``.
+What TaskFlow writes of its own (the journal, run files) is encoded by ``dump_json``; operations'
+outputs by ``output_json``, with the standard library's rules.
 """
 
 from __future__ import annotations
@@ -30,6 +31,19 @@ def load_json(raw: str | bytes) -> Any:
         raise InvalidJsonError(Problem("", f"JSON nested too deeply (at most {MAX_JSON_DEPTH} levels)")) from None
     except ValueError as exc:  # e.g. an integer beyond Python's digit limit
         raise InvalidJsonError(Problem("", f"invalid JSON: {exc}")) from None
+
+
+def output_json(value: Any, *, indent: bool = False) -> str:
+    """An operation's output as JSON text: ``UnicodeEncodeError``, ``TypeError``, ``ValueError`` or
+    ``RecursionError`` if it has none.
+
+    The standard encoder, not orjson: it keeps NaN and infinities (which ``json.loads`` reads back)
+    where orjson writes null, and refuses datetimes and the like, which orjson would turn into
+    strings. Either would make the stored output differ from the one downstream tasks were given.
+    """
+    text = json.dumps(value, ensure_ascii=False, indent=2 if indent else None)
+    text.encode()  # an unpaired surrogate: no file, database or chat could take it
+    return text
 
 
 def dump_json(value: Any, *, indent: bool = False) -> bytes:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import zipfile
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from orchestrator.jsontext import dump_json
+from orchestrator.jsontext import dump_json, output_json
 from orchestrator.records import RunRecord, TaskFields, duration_s
 
 # Files up to this size (as JSON) are written in the event loop: that costs less than the hop to a
@@ -38,17 +37,27 @@ class RunFolder:
         config_file = self.path / "config.json"
         if not config_file.exists():
             big = len(config_json) > PRETTY_MAX
-            _atomic_write(
-                config_file, config_json.encode() if big else dump_json(orjson.loads(config_json), indent=True)
-            )
+            # json, not orjson, reads it: orjson turns integers past 64 bits into floats.
+            data = config_json.encode() if big else dump_json(json.loads(config_json), indent=True)
+            _atomic_write(config_file, data)
 
     def output_name(self, task_id: str, filename: str | None, output: Any) -> str:
         """Where a task's output goes: its ``filename``, else ``<task_id>.txt`` or ``.json``."""
         return filename or f"{task_id}.{'txt' if isinstance(output, str) else 'json'}"
 
-    def write_output(self, name: str, output: Any) -> None:
-        """Write an output: text as text, anything else as indented JSON. Atomic: a crash leaves no half file."""
-        _atomic_write(self.path / name, output.encode() if isinstance(output, str) else dump_json(output, indent=True))
+    def write_output(self, name: str, output: Any, encoded: str) -> None:
+        """Write an output: text as text, anything else as JSON. Atomic, so a crash leaves no half file.
+
+        ``encoded`` is the output's compact JSON (``output_json``), which the caller has made already:
+        a big output is written as that, a small one indented for people.
+        """
+        if isinstance(output, str):
+            data = output
+        elif len(encoded) > PRETTY_MAX:
+            data = encoded
+        else:
+            data = output_json(output, indent=True)
+        _atomic_write(self.path / name, data.encode())
 
     def open_log(self) -> logging.Handler:
         """A handler appending to ``run.log`` (the caller attaches and closes it)."""

@@ -32,7 +32,7 @@ class TaskSlot:
     task_id: str
     op: Operation | None
     rank: int
-    params: OperationParams | None = None  # validated when the run was submitted, if it takes none from upstream
+    params: OperationParams | None = None  # for the first attempt: validated at submission (no upstream values)
     state: TaskState = TaskState.PENDING
     attempts: int = 0
     failures: int = 0

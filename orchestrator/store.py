@@ -18,7 +18,7 @@ DAGs, schedules and users, go through aiosqlite.
 
 SQLite's automatic checkpoints are off: one runs inside whichever commit crosses 1,000 WAL pages,
 which would copy pages (and fsync) in the event loop. ``_checkpoint_loop`` checkpoints from
-aiosqlite's thread instead, once a second while there are new commits.
+aiosqlite's thread instead, every CHECKPOINT_INTERVAL_S while there are new commits.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 FLUSH_INTERVAL_S = 0.02
-CHECKPOINT_INTERVAL_S = 1.0
+CHECKPOINT_INTERVAL_S = 0.25
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS dags (
@@ -123,7 +123,15 @@ _ROW_PLACEHOLDERS = "(?,?,?,?,?,?,?,?,?,?,?)"
 _JOURNAL = "INSERT INTO journal (run_id, entries) VALUES (?, ?)"
 _ROWS_PER_STATEMENT = 2000
 _INLINE_ROWS = 1000  # larger batches are written from a thread so the event loop does not stall
-_PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=5000", "wal_autocheckpoint=0")
+_PRAGMAS = (
+    "journal_mode=WAL",
+    "synchronous=NORMAL",
+    "foreign_keys=ON",
+    "busy_timeout=5000",
+    "wal_autocheckpoint=0",
+    # A WAL that a burst grew is cut back to this once it starts over.
+    f"journal_size_limit={64 * 1024 * 1024}",
+)
 _RUN_COLUMNS = "run_id, dag_id, state, trigger, owner, notify_chat, created_at, started_at, ended_at, error, archive"
 _TASK_COLUMNS = "task_id, state, attempts, failures, started_at, ended_at, error, output_file"
 _SCHEDULE_COLUMNS = (
@@ -280,8 +288,10 @@ class Store:
         waits for readers or writers, so it may leave some for the next time.
         """
         done = self._commits
-        # No write lock: SQLite lets commits go on meanwhile, and checkpoints only what was committed.
-        rows = await self.db.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
+        # Under the write lock: SQLite starts the WAL over only after a checkpoint no commit overlapped,
+        # so one taken while commits go on leaves it growing forever. Commits wait; tasks run on.
+        async with self._lock:
+            rows = await self.db.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
         _, wal_pages, checkpointed = next(iter(rows))
         if checkpointed == wal_pages:
             self._checkpointed = done

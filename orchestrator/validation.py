@@ -194,9 +194,10 @@ def _check_params(config: DagConfig) -> tuple[dict[str, OperationParams], list[P
             found += [(i, _task_params_problems(i, task)) for i, task in members]
             continue
         valid.update((task.id, model) for (_, task), model in zip(members, models, strict=True))
-    found.sort(key=lambda item: item[0])
-    problems = [problem for _, some in found for problem in some]
-    return valid, problems + _filename_problems(config, chosen) if chosen else problems
+    if chosen:
+        found += [(i, [problem]) for i, problem in _filename_problems(config, chosen)]
+    found.sort(key=lambda item: item[0])  # stable: a task's params problems stay before its filename's
+    return valid, [problem for _, some in found for problem in some]
 
 
 def _operation(name: str) -> Operation:
@@ -210,18 +211,14 @@ def _list_of(model: type[OperationParams]) -> TypeAdapter[list[OperationParams]]
     return TypeAdapter(list[model])  # type: ignore[valid-type]
 
 
-def _filename_problems(config: DagConfig, chosen: list[tuple[int, str]]) -> list[Problem]:
+def _filename_problems(config: DagConfig, chosen: list[tuple[int, str]]) -> list[tuple[int, Problem]]:
     # A task without ``filename`` writes <id>.json or <id>.txt: nobody else may take those names.
     seen = {f"{t.id}.{ext}": i for i, t in enumerate(config.tasks) if not t.filename for ext in ("json", "txt")}
     problems = []
     for i, name in chosen:
         if name in seen:
-            problems.append(
-                Problem(
-                    f"tasks[{i}].independent_params.filename",
-                    f"{name!r} is also the output of tasks[{seen[name]}]",
-                )
-            )
+            where = f"tasks[{i}].independent_params.filename"
+            problems.append((i, Problem(where, f"{name!r} is also the output of tasks[{seen[name]}]")))
         seen.setdefault(name, i)
     return problems
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import hashlib
 import json
 import sqlite3
@@ -10,6 +11,7 @@ import zipfile
 from typing import Any
 
 import pytest
+from pydantic import Field, model_validator
 
 from operations import registry
 from operations.base import OperationContext, OperationParams
@@ -29,6 +31,16 @@ class FlakyParams(OperationParams):
 
 class ProbeParams(OperationParams):
     upstream: str
+
+
+class ScratchParams(OperationParams):
+    items: list[str] = Field(default_factory=list)
+    name: str = ""
+
+    @model_validator(mode="after")
+    def _lower(self) -> ScratchParams:
+        self.name = self.name.lower()  # a plugin may normalise its params in place
+        return self
 
 
 calls: dict[str, int] = {}
@@ -78,6 +90,26 @@ def test_operations(monkeypatch: pytest.MonkeyPatch) -> None:
         finally:
             db.close()
         return row[0]
+
+
+@pytest.fixture(autouse=True)
+def output_operations(test_operations: None) -> None:
+    """Operations whose params or outputs are unusual."""
+
+    @operation("scratch")
+    async def scratch(ctx: OperationContext, params: ScratchParams) -> list[str]:
+        params.items.append(f"attempt {ctx.attempt} {params.name}")  # its own params as scratch space
+        if ctx.attempt < 3:
+            raise ConnectionError("flaky")
+        return params.items
+
+    @operation("odd_numbers")
+    async def odd_numbers(ctx: OperationContext, params: OperationParams) -> dict[str, float]:
+        return {"nan": float("nan"), "inf": float("inf")}
+
+    @operation("a_date")
+    async def a_date(ctx: OperationContext, params: OperationParams) -> object:
+        return datetime.date(2026, 12, 2)
 
 
 def dag(*tasks: dict[str, Any], **extra: Any) -> Any:
@@ -427,3 +459,74 @@ async def test_a_run_that_cannot_start_is_failed_not_left_queued(
     assert run.state == RunState.FAILED
     assert run.error == "could not start: OSError: [Errno 28] No space left on device"
     assert not orch.is_active(run.run_id)
+
+
+async def test_each_attempt_gets_params_of_its_own(orch: Orchestrator) -> None:
+    # The first attempt runs with the params validated at submission; a retry must not see what it did to them.
+    report = await orch.run(
+        dag({"id": "s", "operation": "scratch", "independent_params": {"name": "Bob"}, "max_retries": 2})
+    )
+    assert report.state == RunState.SUCCESS
+    assert (await orch.store.get_outputs(report.run.run_id))["s"] == ["attempt 3 bob"]
+
+
+async def test_outputs_are_stored_as_the_standard_json_encoder_writes_them(orch: Orchestrator) -> None:
+    report = await orch.run(dag({"id": "n", "operation": "odd_numbers"}, {"id": "d", "operation": "a_date"}))
+    stored = (await orch.store.get_outputs(report.run.run_id))["n"]
+    assert stored["inf"] == float("inf")
+    assert stored["nan"] != stored["nan"]  # NaN read back as NaN, not null
+    assert "not JSON-serialisable" in (report.tasks["d"].error or "")
+
+
+async def test_a_big_output_is_written_compact_and_a_small_one_indented(orch: Orchestrator) -> None:
+    big = {"items": list(range(20_000))}  # ~120 KB of JSON
+    report = await orch.run(
+        dag(
+            {"id": "big", "operation": "noop", "independent_params": {"value": big}},
+            {"id": "small", "operation": "noop", "independent_params": {"value": {"a": 1}}},
+        )
+    )
+    folder = orch.settings.runs_dir / f"dag_{report.run.run_id}"
+    assert (folder / "big.json").read_text().count("\n") == 0
+    assert json.loads((folder / "big.json").read_text()) == big
+    assert (folder / "small.json").read_text() == '{\n  "a": 1\n}'
+
+
+async def test_config_json_keeps_integers_past_64_bits(orch: Orchestrator) -> None:
+    huge = 123456789012345678901234567890
+    report = await orch.run(dag({"id": "a", "operation": "noop", "independent_params": {"value": huge}}))
+    written = json.loads((orch.settings.runs_dir / f"dag_{report.run.run_id}" / "config.json").read_text())
+    assert written["tasks"][0]["independent_params"]["value"] == huge
+
+
+async def test_a_run_cancelled_while_its_start_waits_for_the_store_ends_cancelled(
+    orch: Orchestrator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failed = await orch.run(
+        dag({"id": "f", "operation": "boom"}, {"id": "g", "operation": "noop", "dependencies": ["f"]})
+    )
+    store, set_run_state = orch.store, orch.store.set_run_state
+
+    async def slow_start(run_id: int, state: RunState, **kwargs: Any) -> Any:
+        if state == RunState.RUNNING:  # another commit holds the write lock a while
+
+            async def hold() -> None:
+                async with store._lock:
+                    await asyncio.sleep(0.05)
+
+            holder = asyncio.create_task(hold())
+            await asyncio.sleep(0)
+            result = await set_run_state(run_id, state, **kwargs)
+            await holder
+            return result
+        return await set_run_state(run_id, state, **kwargs)
+
+    monkeypatch.setattr(store, "set_run_state", slow_start)
+    rerun = asyncio.create_task(orch.rerun(failed.run.run_id))
+    while not orch.is_active(failed.run.run_id):
+        await asyncio.sleep(0)
+    await orch.cancel(failed.run.run_id)
+    await rerun
+    report = await orch.wait(failed.run.run_id)
+    assert report.state == RunState.CANCELLED
+    assert (await store.get_run(failed.run.run_id)).state == RunState.CANCELLED

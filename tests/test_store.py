@@ -98,3 +98,24 @@ async def test_checkpoints_run_from_a_thread_not_inside_the_commit_that_fills_th
             await asyncio.sleep(0.02)
         assert db_file.stat().st_size > 5_000_000  # the checkpointer copied them
         assert (await store.get_run(run_id)).state == RunState.QUEUED
+
+
+async def test_the_wal_stays_bounded_while_commits_go_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A checkpoint that commits overlap never lets SQLite start the WAL over: it would grow forever.
+    monkeypatch.setattr(store_module, "CHECKPOINT_INTERVAL_S", 0.02)
+    db_file = tmp_path / "t.db"
+    wal = tmp_path / "t.db-wal"
+    async with Store(db_file) as store:
+        run_id = await store.create_run("d", "{}", [f"t{i}" for i in range(200)], trigger="test")
+        sizes = []
+        deadline = asyncio.get_running_loop().time() + 1.5
+        while asyncio.get_running_loop().time() < deadline:
+            for i in range(200):
+                store.record_task(run_id, TaskRecord(f"t{i}", TaskState.RUNNING, attempts=1), '"' + "x" * 500 + '"')
+            await store.flush()
+            sizes.append(wal.stat().st_size)
+            await asyncio.sleep(0)
+    # Each flush adds ~150 KB of pages: 150 of them without the WAL starting over pass 16 MiB; with a
+    # checkpoint every CHECKPOINT_INTERVAL_S it stays near 2 MB.
+    assert len(sizes) > 150
+    assert max(sizes) < 16 * 1024 * 1024

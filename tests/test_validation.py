@@ -213,3 +213,18 @@ def test_a_checked_config_hands_back_the_validated_params_of_tasks_without_upstr
     params = checked_params(config)
     assert set(params) == {"a"}  # b's params exist only once a has run
     assert params["a"].seconds == 0.5  # type: ignore[attr-defined]
+
+
+def test_a_filename_clash_is_reported_in_task_order_among_params_problems() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(
+            dag(
+                {"id": "a", "operation": "noop"},
+                {"id": "b", "operation": "noop", "independent_params": {"filename": "a.json"}},
+                {"id": "c", "operation": "sleep", "independent_params": {"seconds": "soon"}},
+            )
+        )
+    assert [p.location for p in info.value.problems] == [
+        "tasks[1].independent_params.filename",
+        "tasks[2].independent_params.seconds",
+    ]

@@ -157,10 +157,10 @@ async def warm_up() -> None:
     Then freeze the start-up heap as the service does once it is up (``orchestrator.process``); the
     configs to time are built after this, so, as in the service, the collector still sees them.
     """
-    from orchestrator.process import freeze_startup_heap
+    from orchestrator.process import tune_gc
 
     await engine_once(make_config("bench-warmup", chain(3)), 2)
-    freeze_startup_heap()
+    tune_gc()
 
 
 async def _noop() -> None:

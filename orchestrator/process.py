@@ -1,4 +1,4 @@
-"""Process-wide tuning for a long-lived TaskFlow process.
+"""Process-wide tuning of the garbage collector for a long-lived TaskFlow process.
 
 CPython's full garbage collections walk every tracked object, and a service holds a few hundred
 thousand of them from start-up alone (imported modules, pydantic schemas, aiohttp and aiogram). One
@@ -7,16 +7,25 @@ with ``gc.callbacks`` during a 10,000-task run: 28-45 ms for one collection). Th
 long as the process, so once it has started they are moved out of the collector's sight
 (``gc.freeze``, as the CPython docs advise for long-lived processes): a full collection then costs
 what the runs hold, not what the process imported.
+
+The young generation is collected every ``GC_YOUNG_THRESHOLD`` allocations instead of CPython's 700:
+a 10,000-task run allocates a few hundred thousand objects, nearly all freed by reference counting,
+and at 700 it paid ~140 young, 13 middle and one full collection, 20-45 ms of its ~300 ms (measured
+with ``gc.callbacks``); at 20,000, a few milliseconds. Only cyclic garbage waits longer to go.
 """
 
 from __future__ import annotations
 
 import gc
 
+GC_YOUNG_THRESHOLD = 20_000
 
-def freeze_startup_heap() -> None:
-    """Collect what start-up left behind, then freeze the rest; only the first call does anything."""
+
+def tune_gc() -> None:
+    """Collect what start-up left behind, freeze the rest, collect the young less often (once only)."""
     if gc.get_freeze_count():
         return  # frozen already: freezing again would also pin whatever the process made since
     gc.collect()
     gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)

@@ -6,18 +6,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+from orchestrator.process import GC_YOUNG_THRESHOLD
+
 ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = """
 import gc
-from orchestrator.process import freeze_startup_heap
+from orchestrator.process import tune_gc
 
 assert gc.get_freeze_count() == 0
-freeze_startup_heap()
+tune_gc()
 frozen = gc.get_freeze_count()
 made_later = [[] for _ in range(1000)]
-freeze_startup_heap()  # a second start (another Orchestrator) must not pin what the process made since
-print(frozen, gc.get_freeze_count())
+tune_gc()  # a second start (another Orchestrator) must not pin what the process made since
+print(frozen, gc.get_freeze_count(), gc.get_threshold()[0])
 """
 
 
@@ -25,6 +27,7 @@ def test_the_startup_heap_is_frozen_once() -> None:
     out = subprocess.run(
         [sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
     ).stdout.split()
-    frozen, after = int(out[0]), int(out[1])
+    frozen, after, young = int(out[0]), int(out[1]), int(out[2])
     assert frozen > 1000, "start-up objects were moved to the permanent generation"
     assert after == frozen
+    assert young == GC_YOUNG_THRESHOLD

@@ -1,15 +1,13 @@
 """All SQL lives here: DAGs, runs, task instances, the event journal, schedules and bot users.
 
-Writes about tasks are buffered and committed in groups, journal first. One transaction appends a
-group's state changes to the journal (a row per run, the changes in order, each carrying the task's
-whole row); then ``when_durable`` callbacks run, as what they wait for is committed (the engine
-queues downstream tasks that way); then, once what they released has started, a second transaction
-brings each task's row in ``task_instances`` up to its latest state (``meta.rows_applied`` says how
-far). Nothing waits on that second one, so a success costs its downstream one small commit; a
-process killed between the two leaves the rows behind the journal, and the next ``open`` replays
-the difference. Every read (``flush`` first) sees both. The ``events`` view shows the journal one
-change a row. Connections are in autocommit mode; every write holds one lock, so a transaction of
-several statements never takes in another coroutine's write, and writers never wait on each other.
+Writes about tasks are buffered and committed in groups: one transaction appends the group's state
+changes to the journal (one row per run, the changes in order) and updates each task's row once, to
+its latest state, so the journal cannot miss a transition and a task that moved three times in one
+group costs one row update. The ``events`` view shows the journal one change a row.
+``when_durable(callback)`` runs the callback once everything recorded before it is committed: the
+engine queues downstream tasks that way, and its workers go on meanwhile. Connections are in
+autocommit mode; every write holds one lock, so a transaction of several statements never takes in
+another coroutine's write, and writers never wait on each other.
 
 Runs take a short path: aiosqlite's hop to its thread costs ~340 µs a commit on this machine
 against ~50 µs for the same statement run in place (bench/engine.py), and a chain of tasks pays
@@ -80,8 +78,6 @@ CREATE TABLE IF NOT EXISTS task_instances (
 CREATE TABLE IF NOT EXISTS journal (
     id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL, entries TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS journal_by_run ON journal (run_id, id);
--- ``rows_applied``: the last journal row whose task changes are in ``task_instances`` too.
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 -- Databases of earlier versions journalled task rows by trigger; the store writes the journal now.
 DROP TRIGGER IF EXISTS journal_task_state;
 CREATE TABLE IF NOT EXISTS schedules (
@@ -153,9 +149,7 @@ class Store:
         self.path = path
         self._db: aiosqlite.Connection | None = None
         self._plain_db: sqlite3.Connection | None = None
-        self._rows: list[TaskRow] = []  # recorded, not yet journalled
-        self._unapplied: dict[tuple[int, str], TaskRow] = {}  # journalled, not yet in task_instances
-        self._journalled = 0  # id of the last journal row written with task changes
+        self._rows: list[TaskRow] = []
         self._callbacks: dict[Callable[[list[Any]], None], list[Any]] = {}
         self._lock = asyncio.Lock()
         # The flusher commits when woken: at once when a commit is waited on (``when_durable``),
@@ -194,17 +188,10 @@ class Store:
         if old_events:
             await self._db.executescript(_MIGRATE_EVENTS)
         await self._db.executescript(EVENTS_VIEW)
-        # A database of an earlier version wrote task rows with the journal: all of them are applied.
-        await self._db.execute(
-            "INSERT OR IGNORE INTO meta (key, value) SELECT 'rows_applied', COALESCE(MAX(id), 0) FROM journal"
-        )
         # Used only under the write lock, from the loop or from one thread at a time.
         self._plain_db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         for pragma in _PRAGMAS:
             self._plain_db.execute(f"PRAGMA {pragma}")
-        replayed = await asyncio.to_thread(_replay_journal, self._plain_db)
-        if replayed:
-            log.info("brought %d task row(s) up to the journal a stop left ahead of them", replayed)
         self._flusher = asyncio.create_task(self._flush_loop(), name="store-flusher")
         self._checkpointer = asyncio.create_task(self._checkpoint_loop(), name="store-checkpointer")
 
@@ -257,12 +244,7 @@ class Store:
             items.append(item)
 
     async def flush(self) -> None:
-        """Return once everything recorded before this call is committed: the journal and each task's row."""
-        await self._journal()
-        await self._apply()
-
-    async def _journal(self) -> None:
-        """Commit what is recorded to the journal, then call ``when_durable`` callbacks: it is durable."""
+        """Return once everything recorded before this call is committed."""
         target = self._seq
         async with self._lock:
             if self._durable >= target and not self._callbacks:
@@ -270,7 +252,7 @@ class Store:
             rows, callbacks, seq = self._rows, self._callbacks, self._seq
             self._rows, self._callbacks = [], {}
             try:
-                last = await self._commit_locked(functools.partial(_write_journal, rows=rows), rows=len(rows))
+                await self._commit_locked(functools.partial(_write_task_rows, rows=rows), rows=len(rows))
             except BaseException:
                 # Put the batch back so a later flush retries it; nothing recorded is dropped.
                 self._rows = rows + self._rows
@@ -279,26 +261,8 @@ class Store:
                 self._callbacks = callbacks
                 raise
             self._durable = seq
-            _merge_latest(self._unapplied, rows)
-            self._journalled = max(self._journalled, last)
         for callback, items in callbacks.items():
             callback(items)
-
-    async def _apply(self) -> None:
-        """Bring each task's row in ``task_instances`` up to the journal."""
-        if not self._unapplied:
-            return
-        async with self._lock:
-            rows, upto = list(self._unapplied.values()), self._journalled
-            self._unapplied = {}
-            try:
-                work = functools.partial(_apply_task_rows, rows=rows, upto=upto)
-                await self._commit_locked(work, rows=len(rows))
-            except BaseException:
-                newer, self._unapplied = self._unapplied, {}
-                _merge_latest(self._unapplied, rows)
-                _merge_latest(self._unapplied, list(newer.values()))
-                raise
 
     async def _flush_loop(self) -> None:
         while True:
@@ -311,10 +275,7 @@ class Store:
                 self._timer.cancel()
                 self._timer = None
             try:
-                await self._journal()
-                # What that released starts first; the task rows (which nothing waits on) are written next.
-                await asyncio.sleep(0)
-                await self._apply()
+                await self.flush()
             except Exception:
                 log.exception("could not commit task states; will retry")
                 await asyncio.sleep(FLUSH_INTERVAL_S)
@@ -529,7 +490,7 @@ class Store:
         """The journal of a run's state changes, oldest first."""
         await self.flush()
         rows = await self._all("SELECT entries FROM journal WHERE run_id = ? ORDER BY id", (run_id,))
-        return [EventRecord(run_id, *entry[:5]) for (entries,) in rows for entry in json.loads(entries)]
+        return [EventRecord(run_id, *entry) for (entries,) in rows for entry in json.loads(entries)]
 
     async def unfinished_run_ids(self) -> list[int]:
         """Runs that had not ended when the service stopped."""
@@ -659,44 +620,13 @@ class Store:
         return UserRecord(*row) if row else None
 
 
-def _write_journal(db: sqlite3.Connection, rows: list[TaskRow]) -> int:
-    """A batch of task transitions into the journal, a row per run; the id of the last row written.
-
-    Each entry carries all of the task's row, so ``_replay_journal`` can rebuild the row from it.
-    """
+def _write_task_rows(db: sqlite3.Connection, rows: list[TaskRow]) -> None:
+    """A batch of task transitions: the journal (a row per run) and each task's row, once."""
     entries: dict[int, list[tuple[Any, ...]]] = {}
-    for run_id, task_id, state, attempts, failures, started, ended, error, output, output_file, at in rows:
-        entries.setdefault(run_id, []).append(
-            (task_id, state, attempts, at, error, failures, started, ended, output_file, output)
-        )
-    last = 0
-    for run_id, items in entries.items():
-        last = db.execute(_JOURNAL, (run_id, dump_json(items).decode())).lastrowid or last
-    return last
-
-
-def _apply_task_rows(db: sqlite3.Connection, rows: list[TaskRow], upto: int) -> None:
-    """Each task's latest row into ``task_instances``; the journal is applied up to row ``upto``."""
-    _insert_many(db, _UPSERT_TASKS, _ROW_PLACEHOLDERS, rows)
-    db.execute("UPDATE meta SET value = MAX(value, ?) WHERE key = 'rows_applied'", (upto,))
-
-
-def _replay_journal(db: sqlite3.Connection) -> int:
-    """Apply the journal rows a stop left ahead of ``task_instances`` (blocking); how many tasks it moved."""
-    (applied,) = db.execute("SELECT value FROM meta WHERE key = 'rows_applied'").fetchone()
-    journal = db.execute("SELECT id, run_id, entries FROM journal WHERE id > ? ORDER BY id", (applied,)).fetchall()
-    if not journal:
-        return 0
-    latest: dict[tuple[int, str], TaskRow] = {}
-    for _, run_id, entries in journal:
-        for entry in json.loads(entries):
-            if entry[0] is None or len(entry) < 10:
-                continue  # a change of the run itself
-            task_id, state, attempts, at, error, failures, started, ended, output_file, output = entry
-            row = (run_id, task_id, state, attempts, failures, started, ended, error, output, output_file, at)
-            _merge_latest(latest, [row])
-    _in_transaction(db, lambda d: _apply_task_rows(d, list(latest.values()), journal[-1][0]))
-    return len(latest)
+    for row in rows:
+        entries.setdefault(row[0], []).append((row[1], row[2], row[3], row[10], row[7]))
+    db.executemany(_JOURNAL, [(run_id, dump_json(items).decode()) for run_id, items in entries.items()])
+    _insert_many(db, _UPSERT_TASKS, _ROW_PLACEHOLDERS, _latest_per_task(rows))
 
 
 def _in_transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -722,15 +652,15 @@ def _insert_many(db: sqlite3.Connection, sql: str, placeholders: str, rows: list
         db.execute(sql.format(values=",".join([placeholders] * len(chunk))), [value for row in chunk for value in row])
 
 
-def _merge_latest(latest: dict[tuple[int, str], TaskRow], rows: list[TaskRow]) -> None:
-    """Keep the last row of each task, and an output an earlier row carried if a later one has none."""
+def _latest_per_task(rows: list[TaskRow]) -> list[TaskRow]:
+    """The last row of each task in a batch, keeping an output an earlier row of the batch carried."""
+    latest: dict[tuple[int, str], TaskRow] = {}
     for row in rows:
         key = (row[0], row[1])
-        if row[8] is None:
-            earlier = latest.get(key)
-            if earlier is not None and earlier[8] is not None:
-                row = (*row[:8], earlier[8], *row[9:])
+        if row[8] is None and key in latest and latest[key][8] is not None:
+            row = (*row[:8], latest[key][8], *row[9:])
         latest[key] = row
+    return list(latest.values())
 
 
 def _run(row: Any, counts: dict[str, int]) -> RunRecord:

@@ -85,9 +85,7 @@ def test_operations(monkeypatch: pytest.MonkeyPatch) -> None:
         db = sqlite3.connect(ctx.resources.extra["db_path"])
         try:
             row = db.execute(
-                # The journal is what a success is committed to before anything downstream starts.
-                "SELECT state FROM events WHERE run_id = ? AND task_id = ? ORDER BY batch DESC, seq DESC LIMIT 1",
-                (ctx.run_id, params.upstream),
+                "SELECT state FROM task_instances WHERE run_id = ? AND task_id = ?", (ctx.run_id, params.upstream)
             ).fetchone()
         finally:
             db.close()

@@ -119,34 +119,3 @@ async def test_the_wal_stays_bounded_while_commits_go_on(tmp_path: Path, monkeyp
     # checkpoint every CHECKPOINT_INTERVAL_S it stays near 2 MB.
     assert len(sizes) > 150
     assert max(sizes) < 16 * 1024 * 1024
-
-
-async def test_task_rows_a_stop_left_behind_the_journal_are_brought_up_at_the_next_open(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    db_file = tmp_path / "t.db"
-
-    async def killed_before_the_rows(self: Store) -> None:
-        return None  # the process died after the journal's commit, before the task rows'
-
-    with monkeypatch.context() as patch:
-        patch.setattr(Store, "_apply", killed_before_the_rows)
-        async with Store(db_file) as store:
-            run_id = await store.create_run("d", "{}", ["a", "b"], trigger="test")
-            done = TaskRecord("a", TaskState.SUCCESS, attempts=2, failures=1, started_at=1.0, ended_at=2.0)
-            store.record_task(run_id, TaskRecord("a", TaskState.RUNNING, attempts=2, failures=1, started_at=1.0))
-            store.record_task(run_id, done, '{"n": 1}')
-            store.record_task(run_id, TaskRecord("b", TaskState.QUEUED))
-            await store.flush()
-    raw = sqlite3.connect(db_file)
-    assert raw.execute("SELECT state FROM task_instances WHERE task_id = 'a'").fetchone() == ("pending",)
-    raw.close()
-    async with Store(db_file) as store:
-        tasks = {t.task_id: t for t in await store.get_tasks(run_id)}
-        outputs = await store.get_outputs(run_id)
-        events = [(e.task_id, e.state) for e in await store.get_events(run_id) if e.task_id]
-    assert (tasks["a"].state, tasks["a"].attempts, tasks["a"].failures) == (TaskState.SUCCESS, 2, 1)
-    assert (tasks["a"].started_at, tasks["a"].ended_at) == (1.0, 2.0)
-    assert tasks["b"].state == TaskState.QUEUED
-    assert outputs == {"a": {"n": 1}}
-    assert events == [("a", "running"), ("a", "success"), ("b", "queued")]

@@ -288,8 +288,10 @@ class Store:
         waits for readers or writers, so it may leave some for the next time.
         """
         done = self._commits
-        # Under the write lock: SQLite starts the WAL over only after a checkpoint no commit overlapped,
-        # so one taken while commits go on leaves it growing forever. Commits wait; tasks run on.
+        # Twice: the bulk while commits go on, then what they added under the write lock. SQLite starts
+        # the WAL over only after a checkpoint no commit overlapped (else it grows forever), and the
+        # second one is short, so commits wait little.
+        await self.db.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
         async with self._lock:
             rows = await self.db.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
         _, wal_pages, checkpointed = next(iter(rows))

@@ -251,6 +251,7 @@ class Orchestrator:
             active = self._runs.pop(run_id, None)
             if active is not None:
                 _close_log(active)
+                active.started.set()  # a run cancelled meanwhile stops waiting to close (see _finish)
             log.exception("run %d could not start", run_id)
             await self.store.set_run_state(run_id, RunState.FAILED, error=f"could not start: {describe(exc)}")
             raise
@@ -272,6 +273,7 @@ class Orchestrator:
         run.outputs = await self.store.get_outputs(run_id) if records else {}
         self._runs[run_id] = run
         run.record = await self.store.set_run_state(run_id, RunState.RUNNING)
+        run.started.set()
         self.events.publish(RunEvent(run_id, None, RunState.RUNNING.value))
         run.logger.info("run %d of %r started (%d tasks)", run_id, config.dag_id, len(run.slots), extra={"task": "-"})
         for slot in run.slots.values():
@@ -469,12 +471,15 @@ class Orchestrator:
         run.logger.info("run ended: %s", final, extra={"task": "-"})
         _close_log(run)
         report = None
+        await run.started.wait()  # a run cancelled while its start was being stored
+        if self._runs.get(run.run_id) is not run:  # its start failed: stored as failed already
+            run.done.set_result(None)
+            return
         try:
             # The folder is archived before the end is stored: a crash in between leaves the run
             # unfinished in the store, so the next start finishes (and archives) it again.
-            # The record its start returned; read it if the run ended (was cancelled) before that returned.
-            started = run.record or await self.store.get_run(run.run_id)
-            ended = dataclasses.replace(started, state=final, ended_at=time.time(), error=error)
+            assert run.record is not None  # set with ``started``
+            ended = dataclasses.replace(run.record, state=final, ended_at=time.time(), error=error)
             closed = await asyncio.to_thread(_close_folder, run, ended)
             await self.store.set_run_state(
                 run.run_id, final, error=error, archive=closed.run.archive, at=ended.ended_at

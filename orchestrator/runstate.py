@@ -74,6 +74,7 @@ class ActiveRun:
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     releasing: int = 0  # successes waiting for their commit before queuing downstream tasks
     record: RunRecord | None = None  # the run as stored when it started
+    started: asyncio.Event = field(default_factory=asyncio.Event)  # set once its start has been stored (or failed)
     cancelled: bool = False
     finishing: bool = False
 

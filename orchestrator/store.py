@@ -287,14 +287,14 @@ class Store:
         Returns the WAL's size and how much of it is now checkpointed, in pages. PASSIVE: it never
         waits for readers or writers, so it may leave some for the next time.
         """
-        done = self._commits
         # Twice: the bulk while commits go on, then what they added under the write lock. SQLite starts
         # the WAL over only after a checkpoint no commit overlapped (else it grows forever), and the
-        # second one is short, so commits wait little.
+        # second one is short, so commits wait little. It runs on the plain connection, which only
+        # ever serves the lock's holder: on aiosqlite's it could queue behind a long read.
         await self.db.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
         async with self._lock:
-            rows = await self.db.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
-        _, wal_pages, checkpointed = next(iter(rows))
+            done = self._commits
+            _, wal_pages, checkpointed = await asyncio.to_thread(_checkpoint, self._plain())
         if checkpointed == wal_pages:
             self._checkpointed = done
         return wal_pages, checkpointed
@@ -629,6 +629,12 @@ def _write_task_rows(db: sqlite3.Connection, rows: list[TaskRow]) -> None:
         entries.setdefault(row[0], []).append((row[1], row[2], row[3], row[10], row[7]))
     db.executemany(_JOURNAL, [(run_id, dump_json(items).decode()) for run_id, items in entries.items()])
     _insert_many(db, _UPSERT_TASKS, _ROW_PLACEHOLDERS, _latest_per_task(rows))
+
+
+def _checkpoint(db: sqlite3.Connection) -> tuple[int, int, int]:
+    """``PRAGMA wal_checkpoint(PASSIVE)``: (busy, WAL pages, pages checkpointed)."""
+    busy, wal_pages, checkpointed = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    return busy, wal_pages, checkpointed
 
 
 def _in_transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:

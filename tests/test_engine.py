@@ -502,9 +502,6 @@ async def test_config_json_keeps_integers_past_64_bits(orch: Orchestrator) -> No
 async def test_a_run_cancelled_while_its_start_waits_for_the_store_ends_cancelled(
     orch: Orchestrator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    failed = await orch.run(
-        dag({"id": "f", "operation": "boom"}, {"id": "g", "operation": "noop", "dependencies": ["f"]})
-    )
     store, set_run_state = orch.store, orch.store.set_run_state
 
     async def slow_start(run_id: int, state: RunState, **kwargs: Any) -> Any:
@@ -522,11 +519,15 @@ async def test_a_run_cancelled_while_its_start_waits_for_the_store_ends_cancelle
         return await set_run_state(run_id, state, **kwargs)
 
     monkeypatch.setattr(store, "set_run_state", slow_start)
-    rerun = asyncio.create_task(orch.rerun(failed.run.run_id))
-    while not orch.is_active(failed.run.run_id):
+    submitted = asyncio.create_task(orch.submit(dag({"id": "a", "operation": "noop"})))
+    while not orch._runs:
         await asyncio.sleep(0)
-    await orch.cancel(failed.run.run_id)
-    await rerun
-    report = await orch.wait(failed.run.run_id)
-    assert report.state == RunState.CANCELLED
-    assert (await store.get_run(failed.run.run_id)).state == RunState.CANCELLED
+    (run_id,) = orch._runs
+    await orch.cancel(run_id)
+    await submitted
+    report = await orch.wait(run_id)
+    stored = await store.get_run(run_id)
+    assert report.state == stored.state == RunState.CANCELLED
+    assert report.run.started_at == stored.started_at is not None  # the report waited for the start
+    written = json.loads((orch.settings.runs_dir / f"dag_{run_id}" / "run.json").read_text())
+    assert written["started_at"] == stored.started_at

@@ -322,7 +322,23 @@ class Store:
         self._commits += 1
         if rows <= _INLINE_ROWS:
             return _in_transaction(self._plain(), work)
-        return await asyncio.to_thread(_in_transaction, self._plain(), work)
+        # A thread can't be stopped: if the caller is cancelled meanwhile, the lock (and so the
+        # connection) stays the thread's until it ends, the outcome is returned as usual so the caller
+        # records it, and the cancellation is passed on at the caller's next wait.
+        thread = asyncio.ensure_future(asyncio.to_thread(_in_transaction, self._plain(), work))
+        cancelled = False
+        while True:
+            try:
+                result = await asyncio.shield(thread)
+                break
+            except asyncio.CancelledError:
+                if thread.done():
+                    raise
+                cancelled = True
+                _current().uncancel()
+        if cancelled:
+            _current().cancel()
+        return result
 
     def _plain(self) -> sqlite3.Connection:
         if self._plain_db is None:
@@ -629,6 +645,12 @@ def _write_task_rows(db: sqlite3.Connection, rows: list[TaskRow]) -> None:
         entries.setdefault(row[0], []).append((row[1], row[2], row[3], row[10], row[7]))
     db.executemany(_JOURNAL, [(run_id, dump_json(items).decode()) for run_id, items in entries.items()])
     _insert_many(db, _UPSERT_TASKS, _ROW_PLACEHOLDERS, _latest_per_task(rows))
+
+
+def _current() -> asyncio.Task[Any]:
+    task = asyncio.current_task()
+    assert task is not None  # the store is used from tasks only
+    return task
 
 
 def _checkpoint(db: sqlite3.Connection) -> tuple[int, int, int]:

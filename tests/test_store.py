@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -119,3 +121,32 @@ async def test_the_wal_stays_bounded_while_commits_go_on(tmp_path: Path, monkeyp
     # checkpoint every CHECKPOINT_INTERVAL_S it stays near 2 MB.
     assert len(sizes) > 150
     assert max(sizes) < 16 * 1024 * 1024
+
+
+async def test_a_flush_cancelled_while_a_big_batch_commits_in_a_thread_loses_and_breaks_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = store_module._in_transaction
+
+    def slow_disk(db: sqlite3.Connection, work: Any) -> Any:
+        result = real(db, work)
+        time.sleep(0.2)  # the commit's thread is still busy when its caller is cancelled
+        return result
+
+    async with Store(tmp_path / "t.db") as store:
+        ids = [f"t{i}" for i in range(3000)]
+        run_id = await store.create_run("d", "{}", ids, trigger="test")
+        monkeypatch.setattr(store_module, "_in_transaction", slow_disk)
+        for task_id in ids:  # more rows than are committed in the event loop: a thread writes them
+            store.record_task(run_id, TaskRecord(task_id, TaskState.SUCCESS, attempts=1), '"done"')
+        reader = asyncio.create_task(store.flush())
+        await asyncio.sleep(0.05)
+        reader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+        store.record_task(run_id, TaskRecord("t0", TaskState.SUCCESS, attempts=1, error="later"))
+        await store.flush()  # the connection is free again: no "transaction within a transaction"
+        events = await store.get_events(run_id)
+        tasks = await store.get_tasks(run_id)
+    assert sum(e.task_id == "t1" for e in events) == 1  # committed once, not put back and written again
+    assert all(t.state == TaskState.SUCCESS for t in tasks)

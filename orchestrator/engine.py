@@ -246,7 +246,7 @@ class Orchestrator:
         ``params``: tasks' params validated already (``checked_params``); the others are validated as they run.
         """
         try:
-            await self._activate(run_id, config, config_json, records, params or {})
+            await self._activate(run_id, config, config_json, records, params)
         except Exception as exc:
             active = self._runs.pop(run_id, None)
             if active is not None:
@@ -262,7 +262,7 @@ class Orchestrator:
         config: DagConfig,
         config_json: str,
         records: dict[str, TaskRecord] | None,
-        params: dict[str, OperationParams],
+        params: dict[str, OperationParams] | None,
     ) -> None:
         folder = RunFolder(self.settings.runs_dir, run_id)
         if len(config_json) > INLINE_WRITE_MAX:
@@ -358,8 +358,7 @@ class Orchestrator:
             resources=self.resources,
             timeout=task.timeout,
         ) as ctx:
-            attempt = self._executor.execute(op, params, ctx)
-            return await (attempt if task.timeout is None else with_timeout(attempt, task.timeout))
+            return await with_timeout(self._executor.execute(op, params, ctx), task.timeout)
 
     # -- outcomes ---------------------------------------------------------------------------
 

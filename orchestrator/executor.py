@@ -63,10 +63,15 @@ def validate_params(op: Operation, raw: Mapping[str, Any], where: str) -> Operat
         raise PermanentOperationError(f"invalid params {where}: {problems}") from None
 
 
-async def with_timeout(attempt: Awaitable[T], seconds: float | None) -> T:
-    """Await ``attempt``; after ``seconds`` it fails with "timed out after Ns" (its own TimeoutError stays as is)."""
-    if seconds is None:
-        return await attempt
+def with_timeout(attempt: Awaitable[T], seconds: float | None) -> Awaitable[T]:
+    """``attempt``, failing with "timed out after Ns" after ``seconds`` (its own TimeoutError stays as is).
+
+    Without a limit it is ``attempt`` itself, with no coroutine around it: most attempts have none.
+    """
+    return attempt if seconds is None else _limited(attempt, seconds)
+
+
+async def _limited(attempt: Awaitable[T], seconds: float) -> T:
     limit = asyncio.timeout(seconds)
     try:
         async with limit:

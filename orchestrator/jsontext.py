@@ -94,7 +94,7 @@ def value_problems(value: Any, location: str = "") -> list[Problem]:
 def _storable(value: Any) -> bool:
     """Whether ``value`` has neither problem: the text check in C, the depth over containers only."""
     try:
-        json.dumps(value, ensure_ascii=False).encode()
+        output_json(value)
     except (UnicodeEncodeError, RecursionError, ValueError):
         return False
     # Level by level, so each container costs one type check: this runs on every config submitted.

@@ -17,8 +17,8 @@ synchronous=NORMAL does not fsync on commit), large ones in a thread. Reads, and
 DAGs, schedules and users, go through aiosqlite.
 
 SQLite's automatic checkpoints are off: one runs inside whichever commit crosses 1,000 WAL pages,
-which would copy pages (and fsync) in the event loop. ``_checkpoint_loop`` checkpoints from
-aiosqlite's thread instead, every CHECKPOINT_INTERVAL_S while there are new commits.
+which would copy pages (and fsync) in the event loop. ``_checkpoint_loop`` checkpoints from threads
+instead, every CHECKPOINT_INTERVAL_S while there are new commits (see ``checkpoint``).
 """
 
 from __future__ import annotations
@@ -282,7 +282,7 @@ class Store:
                 self._wake.set()
 
     async def checkpoint(self) -> tuple[int, int]:
-        """Copy committed pages from the WAL into the database file (from aiosqlite's thread).
+        """Copy committed pages from the WAL into the database file (from threads, not the event loop).
 
         Returns the WAL's size and how much of it is now checkpointed, in pages. PASSIVE: it never
         waits for readers or writers, so it may leave some for the next time.
@@ -294,7 +294,7 @@ class Store:
         await self.db.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
         async with self._lock:
             done = self._commits
-            _, wal_pages, checkpointed = await asyncio.to_thread(_checkpoint, self._plain())
+            wal_pages, checkpointed = await asyncio.to_thread(_checkpoint, self._plain())
         if checkpointed == wal_pages:
             self._checkpointed = done
         return wal_pages, checkpointed
@@ -653,10 +653,10 @@ def _current() -> asyncio.Task[Any]:
     return task
 
 
-def _checkpoint(db: sqlite3.Connection) -> tuple[int, int, int]:
-    """``PRAGMA wal_checkpoint(PASSIVE)``: (busy, WAL pages, pages checkpointed)."""
-    busy, wal_pages, checkpointed = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    return busy, wal_pages, checkpointed
+def _checkpoint(db: sqlite3.Connection) -> tuple[int, int]:
+    """``PRAGMA wal_checkpoint(PASSIVE)``: (WAL pages, pages checkpointed)."""
+    _, wal_pages, checkpointed = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    return wal_pages, checkpointed
 
 
 def _in_transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:

@@ -174,22 +174,20 @@ def _check_params(config: DagConfig) -> tuple[dict[str, OperationParams], list[P
     """
     found: list[tuple[int, list[Problem]]] = []  # (task index, its problems), put in task order at the end
     chosen: list[tuple[int, str]] = []  # (index, filename) of the tasks that name their output
-    static: dict[str, list[tuple[int, TaskConfig]]] = {}  # by operation name
+    static: dict[str, tuple[Operation, list[tuple[int, TaskConfig]]]] = {}  # by operation name
     for i, task in enumerate(config.tasks):
         op = get_operation(task.operation)
         if op is None or task.dependent_params:
             found.append((i, _task_params_problems(i, task)))
         else:
-            static.setdefault(op.name, []).append((i, task))
+            static.setdefault(op.name, (op, []))[1].append((i, task))
         name = task.filename
         if name:
             chosen.append((i, name))
     valid: dict[str, OperationParams] = {}
-    for op_name, members in static.items():
+    for op, members in static.values():
         try:
-            models = _list_of(_operation(op_name).params_model).validate_python(
-                [task.independent_params for _, task in members]
-            )
+            models = _list_of(op.params_model).validate_python([task.independent_params for _, task in members])
         except ValidationError:
             found += [(i, _task_params_problems(i, task)) for i, task in members]
             continue
@@ -198,12 +196,6 @@ def _check_params(config: DagConfig) -> tuple[dict[str, OperationParams], list[P
         found += [(i, [problem]) for i, problem in _filename_problems(config, chosen)]
     found.sort(key=lambda item: item[0])  # stable: a task's params problems stay before its filename's
     return valid, [problem for _, some in found for problem in some]
-
-
-def _operation(name: str) -> Operation:
-    op = get_operation(name)
-    assert op is not None  # only known operations are grouped
-    return op
 
 
 @functools.cache

@@ -62,8 +62,12 @@ CREATE TABLE IF NOT EXISTS dags (
     version INTEGER NOT NULL, updated_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     run_id INTEGER PRIMARY KEY AUTOINCREMENT, dag_id TEXT NOT NULL, state TEXT NOT NULL,
-    trigger TEXT NOT NULL, owner TEXT, notify_chat INTEGER, config TEXT NOT NULL,
+    trigger TEXT NOT NULL, owner TEXT, notify_chat INTEGER,
     created_at REAL NOT NULL, started_at REAL, ended_at REAL, error TEXT, archive TEXT);
+-- Apart from its run: SQLite rewrites a whole row on every update, and a run's state changes
+-- would copy a config of thousands of tasks (its overflow pages) into the WAL each time.
+CREATE TABLE IF NOT EXISTS run_configs (
+    run_id INTEGER PRIMARY KEY REFERENCES runs (run_id) ON DELETE CASCADE, config TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS runs_by_dag ON runs (dag_id, run_id);
 CREATE INDEX IF NOT EXISTS runs_by_state ON runs (state, run_id);
 CREATE TABLE IF NOT EXISTS task_instances (
@@ -106,6 +110,14 @@ BEGIN;
 INSERT INTO journal (run_id, entries)
 SELECT run_id, json_array(json_array(task_id, state, attempt, at, error)) FROM events ORDER BY id;
 DROP TABLE events;
+COMMIT;
+"""
+
+# Earlier versions kept a run's config in its row of ``runs``: moved into ``run_configs`` once.
+_MIGRATE_RUN_CONFIGS = """
+BEGIN;
+INSERT INTO run_configs (run_id, config) SELECT run_id, config FROM runs;
+ALTER TABLE runs DROP COLUMN config;
 COMMIT;
 """
 
@@ -188,6 +200,8 @@ class Store:
         if old_events:
             await self._db.executescript(_MIGRATE_EVENTS)
         await self._db.executescript(EVENTS_VIEW)
+        if any(column[1] == "config" for column in await self._all("PRAGMA table_info(runs)")):
+            await self._db.executescript(_MIGRATE_RUN_CONFIGS)
         # Used only under the write lock, from the loop or from one thread at a time.
         self._plain_db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         for pragma in _PRAGMAS:
@@ -379,12 +393,12 @@ class Store:
 
         def insert(db: sqlite3.Connection) -> int:
             cur = db.execute(
-                "INSERT INTO runs (dag_id, state, trigger, owner, notify_chat, config, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (dag_id, RunState.QUEUED.value, trigger, owner, notify_chat, config_json, now),
+                "INSERT INTO runs (dag_id, state, trigger, owner, notify_chat, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (dag_id, RunState.QUEUED.value, trigger, owner, notify_chat, now),
             )
             run_id = cur.lastrowid
             assert run_id is not None
+            db.execute("INSERT INTO run_configs (run_id, config) VALUES (?, ?)", (run_id, config_json))
             db.execute(  # one statement for every task: SQLite walks the list, not Python
                 "INSERT INTO task_instances (run_id, task_id, state, updated_at, position) "
                 "SELECT ?, value, ?, ?, key FROM json_each(?)",
@@ -482,7 +496,7 @@ class Store:
 
     async def run_config_json(self, run_id: int) -> str:
         """The config a run was started with, as the JSON text stored."""
-        row = await self._one("SELECT config FROM runs WHERE run_id = ?", (run_id,))
+        row = await self._one("SELECT config FROM run_configs WHERE run_id = ?", (run_id,))
         if row is None:
             raise NotFoundError(f"run {run_id} does not exist")
         return str(row[0])

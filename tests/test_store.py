@@ -84,6 +84,27 @@ async def test_an_older_events_table_is_moved_into_the_journal(tmp_path: Path) -
     ]
 
 
+async def test_an_older_runs_table_gives_its_configs_to_their_own_table(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "t.db")
+    db.executescript(
+        """
+        CREATE TABLE runs (
+            run_id INTEGER PRIMARY KEY AUTOINCREMENT, dag_id TEXT NOT NULL, state TEXT NOT NULL,
+            trigger TEXT NOT NULL, owner TEXT, notify_chat INTEGER, config TEXT NOT NULL,
+            created_at REAL NOT NULL, started_at REAL, ended_at REAL, error TEXT, archive TEXT);
+        INSERT INTO runs (dag_id, state, trigger, config, created_at) VALUES ('old', 'success', 'api', '{"v": 1}', 1.0);
+        """
+    )
+    db.close()
+    async with Store(tmp_path / "t.db") as store:
+        assert await store.run_config(1) == {"v": 1}
+        assert (await store.get_run(1)).state == RunState.SUCCESS
+        new_id = await store.create_run("d", '{"v": 2}', ["a"], trigger="test")  # the new layout takes new runs
+        assert await store.run_config(new_id) == {"v": 2}
+        columns = [c[1] for c in await store.db.execute_fetchall("PRAGMA table_info(runs)")]
+    assert "config" not in columns
+
+
 async def test_checkpoints_run_from_a_thread_not_inside_the_commit_that_fills_the_wal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -53,7 +53,10 @@ from orchestrator.states import RUN_ACTIVE, RunState, TaskState
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-FLUSH_INTERVAL_S = 0.02
+# Transitions nobody waits on (a task queued or started) are committed this soon: a layer of tasks
+# that started together is then committed while they run, and the commit their successes wait on
+# carries only those (on the sleep benchmark, ~1 ms less per layer than at 20 ms).
+FLUSH_INTERVAL_S = 0.005
 CHECKPOINT_INTERVAL_S = 0.25
 
 SCHEMA = """

@@ -507,7 +507,7 @@ def _outcome(run: ActiveRun) -> tuple[RunState, str | None]:
 def _close_folder(run: ActiveRun, ended: RunRecord) -> RunReport:
     """Write ``run.json`` and the ZIP (blocking, so from a thread); the report the run ends with."""
     tasks = {slot.task_id: slot.record() for slot in run.slots.values()}
-    counts = dict(collections.Counter(t.state.value for t in tasks.values()))
+    counts = {state.value: n for state, n in collections.Counter(t.state for t in tasks.values()).items()}
     run.folder.write_report(ended, list(tasks.values()))
     archive = run.folder.make_archive()
     return RunReport(dataclasses.replace(ended, counts=counts, archive=str(archive)), tasks)

@@ -134,7 +134,8 @@ def _graph_checks(rows: list[Row]) -> list[Problem]:
         problems.append(Problem("tasks", f"dependency cycle: {path} (each task depends on the next)"))
         return problems
     for i, task_id, _, refs in rows:
-        problems += _reference_problems(i, task_id, refs, first_index, deps)
+        if refs:  # most tasks take nothing from upstream
+            problems += _reference_problems(i, task_id, refs, first_index, deps)
     return problems
 
 
@@ -175,8 +176,9 @@ def _check_params(config: DagConfig) -> tuple[dict[str, OperationParams], list[P
     found: list[tuple[int, list[Problem]]] = []  # (task index, its problems), put in task order at the end
     chosen: list[tuple[int, str]] = []  # (index, filename) of the tasks that name their output
     static: dict[str, tuple[Operation, list[tuple[int, TaskConfig]]]] = {}  # by operation name
+    ops = {name: get_operation(name) for name in {task.operation for task in config.tasks}}
     for i, task in enumerate(config.tasks):
-        op = get_operation(task.operation)
+        op = ops[task.operation]
         if op is None or task.dependent_params:
             found.append((i, _task_params_problems(i, task)))
         else:

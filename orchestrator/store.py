@@ -107,22 +107,26 @@ SELECT journal.id AS batch, e.key AS seq, journal.run_id AS run_id,
        json_extract(e.value, '$[4]') AS error
 FROM journal, json_each(journal.entries) AS e;
 """
-# Earlier versions kept an ``events`` table, one change a row: moved into the journal once.
-_MIGRATE_EVENTS = """
-BEGIN;
-INSERT INTO journal (run_id, entries)
-SELECT run_id, json_array(json_array(task_id, state, attempt, at, error)) FROM events ORDER BY id;
-DROP TABLE events;
-COMMIT;
-"""
-
-# Earlier versions kept a run's config in its row of ``runs``: moved into ``run_configs`` once.
-_MIGRATE_RUN_CONFIGS = """
-BEGIN;
-INSERT INTO run_configs (run_id, config) SELECT run_id, config FROM runs;
-ALTER TABLE runs DROP COLUMN config;
-COMMIT;
-"""
+# Steps that bring a database of an earlier version up to date: (whether it is needed, statements).
+_MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    # An ``events`` table, one change a row: moved into the journal.
+    (
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'",
+        (
+            "INSERT INTO journal (run_id, entries) SELECT run_id, "
+            "json_array(json_array(task_id, state, attempt, at, error)) FROM events ORDER BY id",
+            "DROP TABLE events",
+        ),
+    ),
+    # A run's config in its row of ``runs``: moved into ``run_configs``.
+    (
+        "SELECT 1 FROM pragma_table_info('runs') WHERE name = 'config'",
+        (
+            "INSERT INTO run_configs (run_id, config) SELECT run_id, config FROM runs",
+            "ALTER TABLE runs DROP COLUMN config",
+        ),
+    ),
+)
 
 # The task rows of a batch go in multi-row statements: one call into SQLite per chunk, not per row.
 _UPSERT_TASKS = """
@@ -196,19 +200,24 @@ class Store:
         """Open the database (WAL), create the schema, start the background flusher."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = await aiosqlite.connect(self.path, isolation_level=None)
-        for pragma in _PRAGMAS:
-            await self._db.execute(f"PRAGMA {pragma}")
-        await self._db.executescript(SCHEMA)
-        old_events = await self._one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'")
-        if old_events:
-            await self._db.executescript(_MIGRATE_EVENTS)
-        await self._db.executescript(EVENTS_VIEW)
-        if any(column[1] == "config" for column in await self._all("PRAGMA table_info(runs)")):
-            await self._db.executescript(_MIGRATE_RUN_CONFIGS)
-        # Used only under the write lock, from the loop or from one thread at a time.
-        self._plain_db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        for pragma in _PRAGMAS:
-            self._plain_db.execute(f"PRAGMA {pragma}")
+        try:
+            for pragma in _PRAGMAS:
+                await self._db.execute(f"PRAGMA {pragma}")
+            await self._db.executescript(SCHEMA)
+            # Used only under the write lock, from the loop or from one thread at a time.
+            self._plain_db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            for pragma in _PRAGMAS:
+                self._plain_db.execute(f"PRAGMA {pragma}")
+            _migrate(self._plain_db)  # once per database, at start: blocking the loop is fine here
+            await self._db.executescript(EVENTS_VIEW)
+        except BaseException:
+            # Closed, so that the process can exit (aiosqlite's thread would keep it alive).
+            if self._plain_db is not None:
+                self._plain_db.close()
+                self._plain_db = None
+            await self._db.close()
+            self._db = None
+            raise
         self._flusher = asyncio.create_task(self._flush_loop(), name="store-flusher")
         self._checkpointer = asyncio.create_task(self._checkpoint_loop(), name="store-checkpointer")
 
@@ -662,6 +671,27 @@ def _write_task_rows(db: sqlite3.Connection, rows: list[TaskRow]) -> None:
         entries.setdefault(row[0], []).append((row[1], row[2], row[3], row[10], row[7]))
     db.executemany(_JOURNAL, [(run_id, dump_json(items).decode()) for run_id, items in entries.items()])
     _insert_many(db, _UPSERT_TASKS, _ROW_PLACEHOLDERS, _latest_per_task(rows))
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Run the migrations a database needs, each in one transaction (all of it, or none of it).
+
+    Each is checked again once the write lock is held: another process opening the same database
+    (``main.py run`` beside the service) may have just done it.
+    """
+    for needed, statements in _MIGRATIONS:
+        if db.execute(needed).fetchone() is None:
+            continue
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if db.execute(needed).fetchone() is not None:
+                for statement in statements:
+                    db.execute(statement)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        log.info("database %s updated to this version's layout", db.execute("PRAGMA database_list").fetchone()[2])
 
 
 def _current() -> asyncio.Task[Any]:

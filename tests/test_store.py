@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ import pytest
 from orchestrator import store as store_module
 from orchestrator.records import TaskRecord
 from orchestrator.states import RunState, TaskState
-from orchestrator.store import Store
+from orchestrator.store import SCHEMA, Store
 
 
 async def test_every_transition_is_journalled_and_the_row_keeps_the_last(tmp_path: Path) -> None:
@@ -84,25 +86,84 @@ async def test_an_older_events_table_is_moved_into_the_journal(tmp_path: Path) -
     ]
 
 
-async def test_an_older_runs_table_gives_its_configs_to_their_own_table(tmp_path: Path) -> None:
-    db = sqlite3.connect(tmp_path / "t.db")
+_OLD_RUNS = """
+CREATE TABLE runs (
+    run_id INTEGER PRIMARY KEY AUTOINCREMENT, dag_id TEXT NOT NULL, state TEXT NOT NULL,
+    trigger TEXT NOT NULL, owner TEXT, notify_chat INTEGER, config TEXT NOT NULL,
+    created_at REAL NOT NULL, started_at REAL, ended_at REAL, error TEXT, archive TEXT);
+"""
+
+
+def _old_database(path: Path, *, extra_sql: str = "") -> None:
+    """A database as the version before ``run_configs`` left it: one run with a task and its journal."""
+    db = sqlite3.connect(path)
+    db.executescript(_OLD_RUNS + SCHEMA.replace("CREATE TABLE IF NOT EXISTS run_configs", "CREATE TEMP TABLE rc"))
     db.executescript(
         """
-        CREATE TABLE runs (
-            run_id INTEGER PRIMARY KEY AUTOINCREMENT, dag_id TEXT NOT NULL, state TEXT NOT NULL,
-            trigger TEXT NOT NULL, owner TEXT, notify_chat INTEGER, config TEXT NOT NULL,
-            created_at REAL NOT NULL, started_at REAL, ended_at REAL, error TEXT, archive TEXT);
         INSERT INTO runs (dag_id, state, trigger, config, created_at) VALUES ('old', 'success', 'api', '{"v": 1}', 1.0);
+        INSERT INTO task_instances (run_id, task_id, state, attempts, output) VALUES (1, 'a', 'success', 1, '[1]');
+        INSERT INTO journal (run_id, entries) VALUES (1, '[["a", "success", 1, 2.0, null]]');
         """
+        + extra_sql
     )
     db.close()
+
+
+def _columns(path: Path, table: str) -> list[str]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return [c[1] for c in db.execute(f"PRAGMA table_info({table})")]
+
+
+async def test_an_older_runs_table_gives_its_configs_to_their_own_table(tmp_path: Path) -> None:
+    _old_database(tmp_path / "t.db")
     async with Store(tmp_path / "t.db") as store:
         assert await store.run_config(1) == {"v": 1}
         assert (await store.get_run(1)).state == RunState.SUCCESS
+        assert await store.get_outputs(1) == {"a": [1]}
+        assert [(e.task_id, e.state) for e in await store.get_events(1)] == [("a", "success")]
         new_id = await store.create_run("d", '{"v": 2}', ["a"], trigger="test")  # the new layout takes new runs
         assert await store.run_config(new_id) == {"v": 2}
-        columns = [c[1] for c in await store.db.execute_fetchall("PRAGMA table_info(runs)")]
-    assert "config" not in columns
+    assert "config" not in _columns(tmp_path / "t.db", "runs")
+
+
+async def test_a_migration_that_fails_changes_nothing_and_lets_the_process_go_on(tmp_path: Path) -> None:
+    # A view someone added on runs.config: SQLite refuses to drop the column under it.
+    _old_database(tmp_path / "t.db", extra_sql="CREATE VIEW configs AS SELECT run_id, config FROM runs;")
+    with pytest.raises(sqlite3.Error, match="configs"):
+        async with Store(tmp_path / "t.db"):
+            pass
+    assert "config" in _columns(tmp_path / "t.db", "runs")  # rolled back whole, nothing half-moved
+    with contextlib.closing(sqlite3.connect(tmp_path / "t.db")) as db:
+        assert db.execute("SELECT count(*) FROM run_configs").fetchone() == (0,)
+        db.execute("DROP VIEW configs")
+        db.commit()
+    async with Store(tmp_path / "t.db") as store:  # once the obstacle is gone, the next start migrates
+        assert await store.run_config(1) == {"v": 1}
+
+
+def test_processes_opening_an_old_database_at_once_migrate_it_once(tmp_path: Path) -> None:
+    _old_database(tmp_path / "t.db")
+    start = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def migrate() -> None:
+        with contextlib.closing(sqlite3.connect(tmp_path / "t.db", isolation_level=None)) as db:
+            db.execute("PRAGMA busy_timeout=5000")
+            db.executescript(SCHEMA)  # as Store.open does first
+            start.wait()
+            try:
+                store_module._migrate(db)
+            except BaseException as exc:  # collected for the assertion below
+                errors.append(exc)
+
+    threads = [threading.Thread(target=migrate) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with contextlib.closing(sqlite3.connect(tmp_path / "t.db")) as db:
+        assert db.execute("SELECT run_id, config FROM run_configs").fetchall() == [(1, '{"v": 1}')]
 
 
 async def test_checkpoints_run_from_a_thread_not_inside_the_commit_that_fills_the_wal(

@@ -84,6 +84,27 @@ def test_a_cycle_names_its_tasks_in_order() -> None:
     assert "free" not in message
 
 
+def test_tasks_may_be_listed_in_any_order_and_a_cycle_is_found_wherever_it_is() -> None:
+    # Listed downstream first: no shortcut applies, and the order alone is no cycle.
+    parse_config(
+        dag(
+            {"id": "last", "operation": "noop", "dependencies": ["middle"]},
+            {"id": "middle", "operation": "noop", "dependencies": ["first"]},
+            {"id": "first", "operation": "noop"},
+        )
+    )
+    # A duplicate id is reported, and the cycle behind it too.
+    found = problems(
+        dag(
+            {"id": "a", "operation": "noop"},
+            {"id": "b", "operation": "noop", "dependencies": ["a"]},
+            {"id": "a", "operation": "noop", "dependencies": ["b"]},
+        )
+    )
+    assert "duplicate task id 'a'" in found["tasks[2].id"]
+    assert "cycle" in found["tasks"]
+
+
 def test_self_dependency() -> None:
     assert (
         "depends on itself"

@@ -682,16 +682,17 @@ def _migrate(db: sqlite3.Connection) -> None:
     for needed, statements in _MIGRATIONS:
         if db.execute(needed).fetchone() is None:
             continue
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            if db.execute(needed).fetchone() is not None:
-                for statement in statements:
-                    db.execute(statement)
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-        log.info("database %s updated to this version's layout", db.execute("PRAGMA database_list").fetchone()[2])
+        if _in_transaction(db, functools.partial(_apply, needed=needed, statements=statements)):
+            log.info("database %s updated to this version's layout", db.execute("PRAGMA database_list").fetchone()[2])
+
+
+def _apply(db: sqlite3.Connection, *, needed: str, statements: tuple[str, ...]) -> bool:
+    """One migration, if it is still needed: whether it ran."""
+    if db.execute(needed).fetchone() is None:
+        return False  # done meanwhile by another process
+    for statement in statements:
+        db.execute(statement)
+    return True
 
 
 def _current() -> asyncio.Task[Any]:

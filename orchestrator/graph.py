@@ -8,7 +8,7 @@ from graphlib import CycleError, TopologicalSorter
 
 def find_cycle(deps: Mapping[str, Collection[str]]) -> list[str] | None:
     """A cycle as ``[a, b, …, a]`` if the graph has one, else None."""
-    if _acyclic(deps):
+    if _in_order(deps) or _acyclic(deps):
         return None  # the common case; graphlib's check builds a node object per task, ~5x the cost
     try:
         TopologicalSorter(deps).prepare()
@@ -16,6 +16,18 @@ def find_cycle(deps: Mapping[str, Collection[str]]) -> list[str] | None:
         cycle: list[str] = list(exc.args[1])
         return cycle[::-1]  # graphlib lists it against the edges; show it along them
     return None
+
+
+def _in_order(deps: Mapping[str, Collection[str]]) -> bool:
+    """Whether every task comes after all its dependencies in ``deps``'s own order (as configs are
+    usually written): then there is no cycle, seen at a lookup an edge, ~5x less than ``_acyclic``."""
+    seen: set[str] = set()
+    for task, parents in deps.items():
+        for parent in parents:
+            if parent not in seen:
+                return False
+        seen.add(task)
+    return True
 
 
 def _acyclic(deps: Mapping[str, Collection[str]]) -> bool:

@@ -334,8 +334,8 @@ class Orchestrator:
             self._maybe_finish(run)
             return
         del run.running[slot.task_id]
-        if output is None:  # most operations return nothing: no file to write
-            self._succeed(run, slot, None, "null")
+        if output is None:  # most operations return nothing: no file to write, no output to store
+            self._succeed(run, slot, None, None)
         else:
             await self._on_success(run, slot, output)
 
@@ -380,7 +380,7 @@ class Orchestrator:
         slot.output_file = name
         self._succeed(run, slot, output, encoded)
 
-    def _succeed(self, run: ActiveRun, slot: TaskSlot, output: Any, encoded: str) -> None:
+    def _succeed(self, run: ActiveRun, slot: TaskSlot, output: Any, encoded: str | None) -> None:
         run.outputs[slot.task_id] = output
         self._transition(run, slot, TaskState.SUCCESS, output=encoded)
         # Downstream tasks are queued only once this success is committed; the worker goes on.

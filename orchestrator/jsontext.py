@@ -59,6 +59,15 @@ def dump_json(value: Any, *, indent: bool = False) -> bytes:
         return json.dumps(value, ensure_ascii=False, indent=2 if indent else None).encode()
 
 
+def load_own_json(raw: str | bytes) -> Any:
+    """Read back a record TaskFlow wrote of its own with ``dump_json`` (the journal): orjson, ~1.5x ``json``.
+
+    Not for outputs or text from users: orjson reads integers past 64 bits as floats. Records hold
+    only text, times and counts.
+    """
+    return orjson.loads(raw)
+
+
 # Where a value sits, as a linked list from the value up to the root: (key, parent) or None at the root.
 # Built per node and turned into text only for a problem, as most inputs have none.
 _Path = tuple[str | int, "_Path"] | None

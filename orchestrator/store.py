@@ -1,20 +1,28 @@
 """All SQL lives here: DAGs, runs, task instances, the event journal, schedules and bot users.
 
-Writes about tasks are buffered and committed in groups: one transaction appends the group's state
-changes to the journal (one row per run, the changes in order) and updates each task's row once, to
-its latest state, so the journal cannot miss a transition and a task that moved three times in one
-group costs one row update. The ``events`` view shows the journal one change a row.
+Task transitions are buffered and committed in groups; the journal is their record. One transaction
+appends a group's changes to the journal (one row per run, the changes in order, each with every
+field of the task's row) and stores the outputs of its successes, and that is all a commit that
+downstream tasks wait on writes. The ``events`` view shows the journal one change a row.
 ``when_durable(callback)`` runs the callback once everything recorded before it is committed: the
-engine queues downstream tasks that way, and its workers go on meanwhile. Connections are in
-autocommit mode; every write holds one lock, so a transaction of several statements never takes in
-another coroutine's write, and writers never wait on each other.
+engine queues downstream tasks that way, and its workers go on meanwhile.
+
+Each task's row in ``task_instances`` (its state now) is brought up to the journal behind the
+commits (``_apply``): before any read of task rows, when the store has been idle for a while or
+PROJECTION_LAG_S after a change, at close, and at open (a process killed before it applied its
+last changes). ``projection.applied`` is the last journal row applied; applying takes the latest
+entry of each task after it, so a task that moved three times costs one row update, and that update
+is off the path of the run (it cost a 10,000-task DAG a quarter of its time when every commit made it).
+
+Connections are in autocommit mode; every write holds one lock, so a transaction of several
+statements never takes in another coroutine's write, and writers never wait on each other.
 
 Runs take a short path: aiosqlite's hop to its thread costs ~340 µs a commit on this machine
 against ~50 µs for the same statement run in place (bench/engine.py), and a chain of tasks pays
-that on every step. So batches of task rows, a run's creation and its state changes are written by
-a second, plain sqlite3 connection (``_commit``): small transactions in the event loop (WAL with
-synchronous=NORMAL does not fsync on commit), large ones in a thread. Reads, and the writes of
-DAGs, schedules and users, go through aiosqlite.
+that on every step. So batches of task transitions, a run's creation and its state changes, and
+applying the journal, are written by a second, plain sqlite3 connection (``_commit``): small
+transactions in the event loop (WAL with synchronous=NORMAL does not fsync on commit), large ones
+in a thread. Reads, and the writes of DAGs, schedules and users, go through aiosqlite.
 
 SQLite's automatic checkpoints are off: one runs inside whichever commit crosses 1,000 WAL pages,
 which would copy pages (and fsync) in the event loop. ``_checkpoint_loop`` checkpoints from threads
@@ -37,7 +45,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from orchestrator.errors import NotFoundError
-from orchestrator.jsontext import dump_json
+from orchestrator.jsontext import dump_json, load_own_json
 from orchestrator.models import is_dag_id
 from orchestrator.records import (
     DagRecord,
@@ -58,6 +66,8 @@ T = TypeVar("T")
 # carries only those (on the sleep benchmark, ~1 ms less per layer than at 20 ms).
 FLUSH_INTERVAL_S = 0.005
 CHECKPOINT_INTERVAL_S = 0.25
+# Task rows lag the journal at most about this long while commits go on (see ``_projection_due``).
+PROJECTION_LAG_S = 2.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS dags (
@@ -79,12 +89,15 @@ CREATE TABLE IF NOT EXISTS task_instances (
     started_at REAL, ended_at REAL, error TEXT, output TEXT, output_file TEXT, updated_at REAL,
     position INTEGER NOT NULL DEFAULT 0,  -- the task's place in its config, for listing
     PRIMARY KEY (run_id, task_id)) WITHOUT ROWID;
--- Every state change, a row per commit group and run: ``entries`` is a JSON array of
--- [task_id (null: the run itself), state, attempt, at, error] in the order they happened. One row
--- for a group, not one per change: binding six values a change cost more than the rest of a commit.
+-- Every state change, a row per commit group and run: ``entries`` is a JSON array of [task_id (null:
+-- the run itself), state, attempt, at, error, failures, started_at, ended_at, output_file] in the
+-- order they happened (a run's own entries, and those of earlier versions, stop after error). One
+-- row for a group, not one per change: binding six values a change cost more than the rest of a commit.
 CREATE TABLE IF NOT EXISTS journal (
     id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL, entries TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS journal_by_run ON journal (run_id, id);
+-- The last journal row whose task entries ``task_instances`` shows (one row; see the module docstring).
+CREATE TABLE IF NOT EXISTS projection (id INTEGER PRIMARY KEY CHECK (id = 1), applied INTEGER NOT NULL);
 -- Databases of earlier versions journalled task rows by trigger; the store writes the journal now.
 DROP TRIGGER IF EXISTS journal_task_state;
 CREATE TABLE IF NOT EXISTS schedules (
@@ -128,18 +141,19 @@ _MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
 )
 
-# The task rows of a batch go in multi-row statements: one call into SQLite per chunk, not per row.
+# Task rows brought up to the journal go in multi-row statements: one call into SQLite per chunk, not per row.
 _UPSERT_TASKS = """
 INSERT INTO task_instances (run_id, task_id, state, attempts, failures, started_at, ended_at,
-                            error, output, output_file, updated_at)
+                            error, output_file, updated_at)
 VALUES {values}
 ON CONFLICT (run_id, task_id) DO UPDATE SET state = excluded.state, attempts = excluded.attempts,
     failures = excluded.failures, started_at = excluded.started_at, ended_at = excluded.ended_at,
-    error = excluded.error, output = COALESCE(excluded.output, task_instances.output),
-    output_file = excluded.output_file, updated_at = excluded.updated_at
+    error = excluded.error, output_file = excluded.output_file, updated_at = excluded.updated_at
 """
-_ROW_PLACEHOLDERS = "(?,?,?,?,?,?,?,?,?,?,?)"
+_ROW_PLACEHOLDERS = "(?,?,?,?,?,?,?,?,?,?)"
+_SET_OUTPUT = "UPDATE task_instances SET output = ? WHERE run_id = ? AND task_id = ?"
 _JOURNAL = "INSERT INTO journal (run_id, entries) VALUES (?, ?)"
+_UNAPPLIED = "SELECT EXISTS (SELECT 1 FROM journal WHERE id > (SELECT applied FROM projection))"
 _ROWS_PER_STATEMENT = 2000
 _INLINE_ROWS = 1000  # larger batches are written from a thread so the event loop does not stall
 _PRAGMAS = (
@@ -158,7 +172,9 @@ _SCHEDULE_COLUMNS = (
     "last_fire_at, last_run_id, created_at"
 )
 
-TaskRow = tuple[int, str, str, int, int, float | None, float | None, str | None, str | None, str | None, float]
+# One journalled change: task_id, state, attempt, at, error, failures, started_at, ended_at, output_file.
+Entry = tuple[str, str, int, float, str | None, int, float | None, float | None, str | None]
+_ENTRY_LENGTH = 9
 
 
 class Store:
@@ -168,7 +184,8 @@ class Store:
         self.path = path
         self._db: aiosqlite.Connection | None = None
         self._plain_db: sqlite3.Connection | None = None
-        self._rows: list[TaskRow] = []
+        self._rows: list[tuple[int, Entry]] = []  # (run_id, entry), in the order they happened
+        self._outputs: list[tuple[str, int, str]] = []  # (output, run_id, task_id) of successes
         self._callbacks: dict[Callable[[list[Any]], None], list[Any]] = {}
         self._lock = asyncio.Lock()
         # The flusher commits when woken: at once when a commit is waited on (``when_durable``),
@@ -179,6 +196,11 @@ class Store:
         self._durable = 0  # writes committed so far
         self._commits = 0  # transactions committed so far, and how many of them are checkpointed
         self._checkpointed = 0
+        # Entries this store journalled that task rows may not show yet, since when, and when task
+        # transitions were last committed (monotonic clock): see ``_projection_due``.
+        self._unapplied = 0
+        self._unapplied_since = 0.0
+        self._journalled_at = 0.0
         self._flusher: asyncio.Task[None] | None = None
         self._checkpointer: asyncio.Task[None] | None = None
 
@@ -209,6 +231,9 @@ class Store:
             for pragma in _PRAGMAS:
                 self._plain_db.execute(f"PRAGMA {pragma}")
             _migrate(self._plain_db)  # once per database, at start: blocking the loop is fine here
+            applied = _apply_pending(self._plain_db)  # what a process that was killed had not applied
+            if applied:
+                log.info("task rows brought up to %d journalled change(s)", applied)
             await self._db.executescript(EVENTS_VIEW)
         except BaseException:
             # Closed, so that the process can exit (aiosqlite's thread would keep it alive).
@@ -234,6 +259,7 @@ class Store:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         await self.flush()
+        await self._apply()
         await self.checkpoint()
         if self._plain_db is not None:
             self._plain_db.close()
@@ -244,14 +270,19 @@ class Store:
     # -- buffered task writes ---------------------------------------------------------------
 
     def record_task(self, run_id: int, task: TaskFields, output: str | None = None, at: float | None = None) -> None:
-        """Buffer one task transition (``output`` is JSON text, kept unless a new one is given)."""
+        """Buffer one task transition; ``output`` (JSON text), if given, becomes the task's output."""
         self._rows.append(
             (
-                # The state as it is: a StrEnum is a str, and SQLite stores its text.
-                run_id, task.task_id, task.state, task.attempts, task.failures, task.started_at,
-                task.ended_at, task.error, output, task.output_file, time.time() if at is None else at,
+                run_id,
+                # The state as it is: a StrEnum is a str, and JSON and SQLite keep its text.
+                (
+                    task.task_id, task.state, task.attempts, time.time() if at is None else at, task.error,
+                    task.failures, task.started_at, task.ended_at, task.output_file,
+                ),
             )
         )  # fmt: skip
+        if output is not None:
+            self._outputs.append((output, run_id, task.task_id))
         self._seq += 1
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(FLUSH_INTERVAL_S, self._wake.set)
@@ -275,18 +306,24 @@ class Store:
         async with self._lock:
             if self._durable >= target and not self._callbacks:
                 return  # another caller's commit already covered ours
-            rows, callbacks, seq = self._rows, self._callbacks, self._seq
-            self._rows, self._callbacks = [], {}
+            rows, outputs, callbacks, seq = self._rows, self._outputs, self._callbacks, self._seq
+            self._rows, self._outputs, self._callbacks = [], [], {}
             try:
-                await self._commit_locked(functools.partial(_write_task_rows, rows=rows), rows=len(rows))
+                work = functools.partial(_write_task_rows, rows=rows, outputs=outputs)
+                await self._commit_locked(work, rows=len(rows) + len(outputs))
             except BaseException:
                 # Put the batch back so a later flush retries it; nothing recorded is dropped.
-                self._rows = rows + self._rows
+                self._rows, self._outputs = rows + self._rows, outputs + self._outputs
                 for callback, later in self._callbacks.items():
                     callbacks.setdefault(callback, []).extend(later)
                 self._callbacks = callbacks
                 raise
             self._durable = seq
+            if rows:
+                self._journalled_at = time.monotonic()
+                if not self._unapplied:
+                    self._unapplied_since = self._journalled_at
+                self._unapplied += len(rows)
         for callback, items in callbacks.items():
             callback(items)
 
@@ -326,14 +363,44 @@ class Store:
         return wal_pages, checkpointed
 
     async def _checkpoint_loop(self) -> None:
+        """Apply the journal to task rows when it is due, and checkpoint what was committed."""
         while True:
             await asyncio.sleep(CHECKPOINT_INTERVAL_S)
-            if self._checkpointed == self._commits:
-                continue
             try:
-                await self.checkpoint()
-            except sqlite3.Error as exc:  # the WAL keeps everything meanwhile: try again next time
-                log.warning("could not checkpoint the database: %s", exc)
+                if self._projection_due():
+                    await self._apply()
+                if self._checkpointed != self._commits:
+                    await self.checkpoint()
+            except sqlite3.Error as exc:  # the journal and the WAL keep everything meanwhile: try again next time
+                log.warning("could not maintain the database: %s", exc)
+
+    def _projection_due(self) -> bool:
+        """Whether to apply the journal now: once commits pause, or when task rows lag too long.
+
+        Not while commits go on, unless they have for PROJECTION_LAG_S: applying holds the write
+        lock, and a commit that downstream tasks wait on would wait for it.
+        """
+        if not self._unapplied:
+            return False
+        now = time.monotonic()
+        return now - self._journalled_at >= CHECKPOINT_INTERVAL_S or now - self._unapplied_since >= PROJECTION_LAG_S
+
+    async def _catch_up(self) -> None:
+        """Commit what is buffered and bring task rows up to the journal: readers of task rows call this."""
+        await self.flush()
+        await self._apply()
+
+    async def _apply(self) -> None:
+        """Bring task rows up to the journal, this process's changes and any other's (under the write lock)."""
+        async with self._lock:
+            pending, self._unapplied = self._unapplied, 0
+            try:
+                applied = await self._on_plain(_apply_pending, in_thread=pending > _INLINE_ROWS)
+            except BaseException:
+                self._unapplied += pending
+                raise
+            if applied:
+                self._commits += 1
 
     async def _commit(self, work: Callable[[sqlite3.Connection], T], *, rows: int = 0) -> T:
         """``work`` as one transaction on the plain connection, holding the write lock.
@@ -346,12 +413,16 @@ class Store:
 
     async def _commit_locked(self, work: Callable[[sqlite3.Connection], T], *, rows: int) -> T:
         self._commits += 1
-        if rows <= _INLINE_ROWS:
-            return _in_transaction(self._plain(), work)
+        return await self._on_plain(functools.partial(_in_transaction, work=work), in_thread=rows > _INLINE_ROWS)
+
+    async def _on_plain(self, work: Callable[[sqlite3.Connection], T], *, in_thread: bool) -> T:
+        """``work(plain connection)``, in place or from a thread; the caller holds the write lock."""
+        if not in_thread:
+            return work(self._plain())
         # A thread can't be stopped: if the caller is cancelled meanwhile, the lock (and so the
         # connection) stays the thread's until it ends, the outcome is returned as usual so the caller
         # records it, and the cancellation is passed on at the caller's next wait.
-        thread = asyncio.ensure_future(asyncio.to_thread(_in_transaction, self._plain(), work))
+        thread = asyncio.ensure_future(asyncio.to_thread(work, self._plain()))
         cancelled = False
         while True:
             try:
@@ -457,7 +528,7 @@ class Store:
 
     async def get_run(self, run_id: int) -> RunRecord:
         """One run with its task counts by state; ``NotFoundError`` if there is none."""
-        await self.flush()
+        await self._catch_up()
         row = await self._one(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
         if row is None:
             raise NotFoundError(f"run {run_id} does not exist")
@@ -473,7 +544,7 @@ class Store:
         offset: int = 0,
     ) -> list[RunRecord]:
         """Runs, newest first, optionally of one DAG and in some states."""
-        await self.flush()
+        await self._catch_up()
         where, args = ["1 = 1"], []
         if dag_id is not None:
             where.append("dag_id = ?")
@@ -515,7 +586,7 @@ class Store:
 
     async def get_tasks(self, run_id: int) -> list[TaskRecord]:
         """The tasks of a run, in the order they were created."""
-        await self.flush()
+        await self._catch_up()
         rows = await self._all(
             f"SELECT {_TASK_COLUMNS} FROM task_instances WHERE run_id = ? ORDER BY position", (run_id,)
         )
@@ -523,7 +594,7 @@ class Store:
 
     async def get_outputs(self, run_id: int) -> dict[str, Any]:
         """The stored outputs of a run's succeeded tasks (to resume or re-run it)."""
-        await self.flush()
+        await self._catch_up()
         rows = await self._all(
             "SELECT task_id, output FROM task_instances WHERE run_id = ? AND state = ?",
             (run_id, TaskState.SUCCESS.value),
@@ -534,7 +605,7 @@ class Store:
         """The journal of a run's state changes, oldest first."""
         await self.flush()
         rows = await self._all("SELECT entries FROM journal WHERE run_id = ? ORDER BY id", (run_id,))
-        return [EventRecord(run_id, *entry) for (entries,) in rows for entry in json.loads(entries)]
+        return [EventRecord(run_id, *entry[:5]) for (entries,) in rows for entry in load_own_json(entries)]
 
     async def unfinished_run_ids(self) -> list[int]:
         """Runs that had not ended when the service stopped."""
@@ -664,13 +735,40 @@ class Store:
         return UserRecord(*row) if row else None
 
 
-def _write_task_rows(db: sqlite3.Connection, rows: list[TaskRow]) -> None:
-    """A batch of task transitions: the journal (a row per run) and each task's row, once."""
-    entries: dict[int, list[tuple[Any, ...]]] = {}
-    for row in rows:
-        entries.setdefault(row[0], []).append((row[1], row[2], row[3], row[10], row[7]))
+def _write_task_rows(
+    db: sqlite3.Connection, rows: list[tuple[int, Entry]], outputs: list[tuple[str, int, str]]
+) -> None:
+    """A batch of task transitions: the journal (a row per run) and the outputs of its successes."""
+    entries: dict[int, list[Entry]] = {}
+    for run_id, entry in rows:
+        entries.setdefault(run_id, []).append(entry)
     db.executemany(_JOURNAL, [(run_id, dump_json(items).decode()) for run_id, items in entries.items()])
-    _insert_many(db, _UPSERT_TASKS, _ROW_PLACEHOLDERS, _latest_per_task(rows))
+    if outputs:
+        db.executemany(_SET_OUTPUT, outputs)
+
+
+def _apply_pending(db: sqlite3.Connection) -> int:
+    """Apply the journal rows that task rows do not show yet, in one transaction: how many changes."""
+    if not db.execute(_UNAPPLIED).fetchone()[0]:
+        return 0  # the usual case for a read: a check, without taking the write lock
+    return _in_transaction(db, _apply_journal)
+
+
+def _apply_journal(db: sqlite3.Connection) -> int:
+    (applied,) = db.execute("SELECT applied FROM projection").fetchone()
+    journal = db.execute("SELECT id, run_id, entries FROM journal WHERE id > ? ORDER BY id", (applied,)).fetchall()
+    latest: dict[tuple[int, str], list[Any]] = {}  # the last entry of each task
+    count = 0
+    for _, run_id, entries in journal:
+        for entry in load_own_json(entries):
+            if entry[0] is not None and len(entry) == _ENTRY_LENGTH:  # a task's, written by this version
+                latest[run_id, entry[0]] = entry
+                count += 1
+    rows = [(run, task, e[1], e[2], e[5], e[6], e[7], e[4], e[8], e[3]) for (run, task), e in latest.items()]
+    _insert_many(db, _UPSERT_TASKS, _ROW_PLACEHOLDERS, rows)
+    if journal:  # another process may have applied it meanwhile
+        db.execute("UPDATE projection SET applied = ?", (journal[-1][0],))
+    return count
 
 
 def _migrate(db: sqlite3.Connection) -> None:
@@ -682,11 +780,13 @@ def _migrate(db: sqlite3.Connection) -> None:
     for needed, statements in _MIGRATIONS:
         if db.execute(needed).fetchone() is None:
             continue
-        if _in_transaction(db, functools.partial(_apply, needed=needed, statements=statements)):
+        if _in_transaction(db, functools.partial(_migration_step, needed=needed, statements=statements)):
             log.info("database %s updated to this version's layout", db.execute("PRAGMA database_list").fetchone()[2])
+    # Earlier versions updated task rows with every commit: all they journalled is applied already.
+    db.execute("INSERT OR IGNORE INTO projection (id, applied) SELECT 1, COALESCE(MAX(id), 0) FROM journal")
 
 
-def _apply(db: sqlite3.Connection, *, needed: str, statements: tuple[str, ...]) -> bool:
+def _migration_step(db: sqlite3.Connection, *, needed: str, statements: tuple[str, ...]) -> bool:
     """One migration, if it is still needed: whether it ran."""
     if db.execute(needed).fetchone() is None:
         return False  # done meanwhile by another process
@@ -728,17 +828,6 @@ def _insert_many(db: sqlite3.Connection, sql: str, placeholders: str, rows: list
     for i in range(0, len(rows), _ROWS_PER_STATEMENT):
         chunk = rows[i : i + _ROWS_PER_STATEMENT]
         db.execute(sql.format(values=",".join([placeholders] * len(chunk))), [value for row in chunk for value in row])
-
-
-def _latest_per_task(rows: list[TaskRow]) -> list[TaskRow]:
-    """The last row of each task in a batch, keeping an output an earlier row of the batch carried."""
-    latest: dict[tuple[int, str], TaskRow] = {}
-    for row in rows:
-        key = (row[0], row[1])
-        if row[8] is None and key in latest and latest[key][8] is not None:
-            row = (*row[:8], latest[key][8], *row[9:])
-        latest[key] = row
-    return list(latest.values())
 
 
 def _run(row: Any, counts: dict[str, int]) -> RunRecord:

@@ -81,15 +81,19 @@ def test_operations(monkeypatch: pytest.MonkeyPatch) -> None:
 
     @operation("probe_db")
     async def probe_db(ctx: OperationContext, params: ProbeParams) -> str:
-        # Reads the database as another process would: what is committed, nothing buffered.
+        # Reads the database as another process would: what is committed, nothing buffered. The
+        # journal is the record of transitions (task rows are brought up to it later); the output
+        # is stored with the success.
         db = sqlite3.connect(ctx.resources.extra["db_path"])
         try:
-            row = db.execute(
-                "SELECT state FROM task_instances WHERE run_id = ? AND task_id = ?", (ctx.run_id, params.upstream)
+            key = (ctx.run_id, params.upstream)
+            (state,) = db.execute(
+                "SELECT state FROM events WHERE run_id = ? AND task_id = ? ORDER BY batch DESC, seq DESC LIMIT 1", key
             ).fetchone()
+            (output,) = db.execute("SELECT output FROM task_instances WHERE run_id = ? AND task_id = ?", key).fetchone()
         finally:
             db.close()
-        return row[0]
+        return f"{state} {output}"
 
 
 @pytest.fixture(autouse=True)
@@ -301,7 +305,7 @@ async def test_success_is_durable_before_downstream_starts(settings: Settings) -
             )
         )
     folder = settings.runs_dir / f"dag_{report.run.run_id}"
-    assert (folder / "check.txt").read_text() == "success"
+    assert (folder / "check.txt").read_text() == "success 1"  # the state journalled, the output stored
 
 
 async def test_run_folder_report_and_archive(orch: Orchestrator) -> None:

@@ -67,6 +67,85 @@ async def test_the_journal_reads_one_change_a_row_in_sql(tmp_path: Path) -> None
     assert [tuple(r) for r in rows] == [(None, "queued", None), ("a", "queued", 0), ("a", "running", 1)]
 
 
+def _task_rows(path: Path) -> dict[str, tuple[Any, ...]]:
+    """Task rows as another process reads them: (state, attempts, failures, error, output) by task id."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        rows = db.execute("SELECT task_id, state, attempts, failures, error, output FROM task_instances")
+        return {r[0]: tuple(r[1:]) for r in rows}
+
+
+async def test_task_rows_lag_the_journal_but_every_reader_sees_them_current(tmp_path: Path) -> None:
+    async with Store(tmp_path / "t.db") as store:
+        run_id = await store.create_run("d", "{}", ["a", "b"], trigger="test")
+        store.record_task(run_id, TaskRecord("a", TaskState.SUCCESS, attempts=2, failures=1), output="[1]")
+        store.record_task(run_id, TaskRecord("b", TaskState.UP_FOR_RETRY, attempts=1, failures=1, error="flaky"))
+        await store.flush()
+        # Committed: the journal has both changes, the output is stored; the rows are not updated yet.
+        assert _task_rows(tmp_path / "t.db") == {
+            "a": ("pending", 0, 0, None, "[1]"),
+            "b": ("pending", 0, 0, None, None),
+        }
+        tasks = {t.task_id: (t.state, t.attempts, t.failures, t.error) for t in await store.get_tasks(run_id)}
+        assert tasks == {"a": ("success", 2, 1, None), "b": ("up_for_retry", 1, 1, "flaky")}
+        assert (await store.get_run(run_id)).counts == {"success": 1, "up_for_retry": 1}
+        assert _task_rows(tmp_path / "t.db")["b"] == ("up_for_retry", 1, 1, "flaky", None)
+
+
+async def test_what_a_killed_process_journalled_reaches_task_rows_at_the_next_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with Store(tmp_path / "t.db") as store:
+        run_id = await store.create_run("d", "{}", ["a"], trigger="test")
+        store.record_task(run_id, TaskRecord("a", TaskState.RUNNING, attempts=1))
+        store.record_task(run_id, TaskRecord("a", TaskState.SUCCESS, attempts=1), output='"out"')
+        await store.flush()
+        with monkeypatch.context() as patch:  # closed without applying, as by kill -9
+            patch.setattr(Store, "_apply", _nothing)
+            await store.close()
+    assert _task_rows(tmp_path / "t.db")["a"][0] == "pending"
+    async with Store(tmp_path / "t.db"):
+        assert _task_rows(tmp_path / "t.db")["a"] == ("success", 1, 0, None, '"out"')  # applied by open itself
+
+
+async def test_a_store_reads_what_another_process_journalled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "CHECKPOINT_INTERVAL_S", 60)  # the writer never applies on its own
+    async with Store(tmp_path / "t.db") as writer, Store(tmp_path / "t.db") as reader:
+        run_id = await writer.create_run("d", "{}", ["a"], trigger="test")
+        writer.record_task(run_id, TaskRecord("a", TaskState.FAILED, attempts=1, failures=1, error="boom"))
+        await writer.flush()
+        assert [(t.state, t.error) for t in await reader.get_tasks(run_id)] == [("failed", "boom")]
+
+
+async def test_task_rows_catch_up_when_commits_pause_and_while_they_go_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "CHECKPOINT_INTERVAL_S", 0.02)
+    monkeypatch.setattr(store_module, "PROJECTION_LAG_S", 0.2)
+    async with Store(tmp_path / "t.db") as store:
+        run_id = await store.create_run("d", "{}", ["a", "b"], trigger="test")
+        store.record_task(run_id, TaskRecord("a", TaskState.SUCCESS, attempts=1))
+        await store.flush()
+        await _until(lambda: _task_rows(tmp_path / "t.db")["a"][0] == "success")  # idle: applied soon
+        # Commits every 5 ms never leave the store idle for an interval: applied within PROJECTION_LAG_S.
+        seen = set()
+        for attempt in range(1, 120):
+            store.record_task(run_id, TaskRecord("b", TaskState.RUNNING, attempts=attempt))
+            await store.flush()
+            seen.add(_task_rows(tmp_path / "t.db")["b"][1])
+            await asyncio.sleep(0.005)
+        assert len(seen - {0}) >= 2  # applied more than once while commits went on
+
+
+async def _nothing(self: Store) -> None:
+    return None
+
+
+async def _until(predicate: Any) -> None:
+    async with asyncio.timeout(5):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
 async def test_an_older_events_table_is_moved_into_the_journal(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "t.db")
     db.executescript(
@@ -121,6 +200,7 @@ async def test_an_older_runs_table_gives_its_configs_to_their_own_table(tmp_path
         assert (await store.get_run(1)).state == RunState.SUCCESS
         assert await store.get_outputs(1) == {"a": [1]}
         assert [(e.task_id, e.state) for e in await store.get_events(1)] == [("a", "success")]
+        assert [(t.state, t.attempts) for t in await store.get_tasks(1)] == [("success", 1)]  # its row, untouched
         new_id = await store.create_run("d", '{"v": 2}', ["a"], trigger="test")  # the new layout takes new runs
         assert await store.run_config(new_id) == {"v": 2}
     assert "config" not in _columns(tmp_path / "t.db", "runs")

@@ -138,8 +138,12 @@ def _check(report: Any, n: int) -> None:
         raise RuntimeError(f"run ended {report.state.value}: {len(bad)} task(s) not succeeded, e.g. {bad[:1]}")
 
 
-async def engine_once(config: Any, workers: int) -> float:
-    """Wall time of one ``orch.run(config)`` on a fresh data dir and Orchestrator."""
+async def engine_once(config: Any, workers: int) -> tuple[float, float]:
+    """Wall time of one ``orch.run(config)`` on a fresh data dir and Orchestrator, and of closing it.
+
+    Closing is where the store brings the run's task rows up to its journal (``orchestrator.store``):
+    work a service does once commits pause, off the run's path, so it is shown apart.
+    """
     from orchestrator.engine import Orchestrator
 
     with tempfile.TemporaryDirectory(prefix="taskflow-bench-") as tmp:
@@ -147,8 +151,10 @@ async def engine_once(config: Any, workers: int) -> float:
             started = time.perf_counter()
             report = await orch.run(config)
             wall = time.perf_counter() - started
+            closing = time.perf_counter()
+        closed = time.perf_counter() - closing
         _check(report, len(config.tasks))
-    return wall
+    return wall, closed
 
 
 async def warm_up() -> None:
@@ -186,7 +192,8 @@ async def baseline_once(deps: Deps, work: Callable[[], Awaitable[None]] = _noop)
 async def case_engine(spec: dict[str, Any]) -> dict[str, Any]:
     await warm_up()
     config = make_config(f"bench-{spec['shape']}-{spec['n']}", make_deps(spec["shape"], spec["n"]))
-    return {"walls": [await engine_once(config, spec["workers"]) for _ in range(spec["repeat"])]}
+    timings = [await engine_once(config, spec["workers"]) for _ in range(spec["repeat"])]
+    return {"walls": [wall for wall, _ in timings], "closes": [closed for _, closed in timings]}
 
 
 async def case_baseline(spec: dict[str, Any]) -> dict[str, Any]:
@@ -205,7 +212,7 @@ async def case_sleep(spec: dict[str, Any]) -> dict[str, Any]:
     await warm_up()
     deps = make_deps("layered", SLEEP_TASKS)
     config = make_config("bench-sleep", deps, "sleep", {"seconds": SLEEP_S})
-    return {"walls": [await engine_once(config, SLEEP_WORKERS) for _ in range(spec["repeat"])]}
+    return {"walls": [(await engine_once(config, SLEEP_WORKERS))[0] for _ in range(spec["repeat"])]}
 
 
 async def case_concurrent(spec: dict[str, Any]) -> dict[str, Any]:
@@ -264,7 +271,7 @@ def profile_case() -> None:
         config = make_config("bench-profile", make_deps("layered", BIG))
         profiler = cProfile.Profile()
         profiler.enable()
-        wall = await engine_once(config, WORKERS)
+        wall, _ = await engine_once(config, WORKERS)
         profiler.disable()
         print(f"profiled run: {wall:.3f} s (slower than unprofiled: cProfile adds overhead to every call)")
         pstats.Stats(profiler).sort_stats("tottime").print_stats(int(os.environ.get("PROFILE_TOP", "10")))
@@ -399,6 +406,15 @@ class Bench:
         for shape in SHAPES:
             for n in self.sizes:
                 print(self.row(shape, n))
+        closes = [
+            f"{SHAPE_LABELS[shape]} {fmt_s(statistics.median(self.engine[shape, n]['closes']))}"
+            for shape in SHAPES
+            for n in self.sizes[-1:]
+            if "closes" in self.engine[shape, n]
+        ]
+        if closes:  # work the service does after the run, once commits pause: not part of any run's wall
+            print(f"after each {self.sizes[-1]:,}-task run, closing the Orchestrator (task rows brought up to the")
+            print(f"journal, last checkpoint), median: {', '.join(closes)}")
         print()
         self.print_sleep()
         self.print_concurrent()

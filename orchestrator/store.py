@@ -8,14 +8,17 @@ downstream tasks wait on writes. The ``events`` view shows the journal one chang
 engine queues downstream tasks that way, and its workers go on meanwhile.
 
 Each task's row in ``task_instances`` (its state now) is brought up to the journal behind the
-commits (``_apply``): before any read of task rows, when the store has been idle for a while or
-PROJECTION_LAG_S after a change, at close, and at open (a process killed before it applied its
-last changes). ``projection.applied`` is the last journal row applied; applying takes the latest
-entry of each task after it, so a task that moved three times costs one row update, and that update
-is off the path of the run (it cost a 10,000-task DAG a quarter of its time when every commit made it).
+commits (``_apply``, from a thread): by the process that journalled the changes, before it reads task
+rows, once its commits pause for CHECKPOINT_INTERVAL_S (at most PROJECTION_LAG_S after a change
+while they go on), and at its close; what a killed process left is applied by the next store that
+opens the database. So another process's changes show in task rows within about that. A read with
+nothing of its own to apply writes nothing, so it never waits for another process's write.
+``projection.applied`` is the last journal row applied; applying takes the latest entry of each task
+after it, so a task that moved three times costs one row update, and that update is off the path
+of the run (it cost a 10,000-task DAG a quarter of its time when every commit made it).
 
-Connections are in autocommit mode; every write holds one lock, so a transaction of several
-statements never takes in another coroutine's write, and writers never wait on each other.
+Connections are in autocommit mode; every write in this process holds one lock, so a transaction
+of several statements never takes in another coroutine's write, and they never wait on each other.
 
 Runs take a short path: aiosqlite's hop to its thread costs ~340 µs a commit on this machine
 against ~50 µs for the same statement run in place (bench/engine.py), and a chain of tasks pays
@@ -32,13 +35,12 @@ instead, every CHECKPOINT_INTERVAL_S while there are new commits (see ``checkpoi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -153,6 +155,7 @@ ON CONFLICT (run_id, task_id) DO UPDATE SET state = excluded.state, attempts = e
 _ROW_PLACEHOLDERS = "(?,?,?,?,?,?,?,?,?,?)"
 _SET_OUTPUT = "UPDATE task_instances SET output = ? WHERE run_id = ? AND task_id = ?"
 _JOURNAL = "INSERT INTO journal (run_id, entries) VALUES (?, ?)"
+_APPLY_ROWS = 500  # journal rows applied a transaction, so that a backlog never has to fit in memory at once
 _UNAPPLIED = "SELECT EXISTS (SELECT 1 FROM journal WHERE id > (SELECT applied FROM projection))"
 _ROWS_PER_STATEMENT = 2000
 _INLINE_ROWS = 1000  # larger batches are written from a thread so the event loop does not stall
@@ -231,9 +234,7 @@ class Store:
             for pragma in _PRAGMAS:
                 self._plain_db.execute(f"PRAGMA {pragma}")
             _migrate(self._plain_db)  # once per database, at start: blocking the loop is fine here
-            applied = _apply_pending(self._plain_db)  # what a process that was killed had not applied
-            if applied:
-                log.info("task rows brought up to %d journalled change(s)", applied)
+            _apply_left_over(self._plain_db)
             await self._db.executescript(EVENTS_VIEW)
         except BaseException:
             # Closed, so that the process can exit (aiosqlite's thread would keep it alive).
@@ -253,19 +254,23 @@ class Store:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        for task in (self._flusher, self._checkpointer):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        await self.flush()
-        await self._apply()
-        await self.checkpoint()
-        if self._plain_db is not None:
-            self._plain_db.close()
-            self._plain_db = None
-        await self._db.close()
-        self._db = None
+        tasks = [task for task in (self._flusher, self._checkpointer) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            await self.flush()
+            try:
+                await self._apply()
+            except sqlite3.Error as exc:  # the journal has every change: the next start applies them
+                log.warning("task rows not brought up to the journal at close (%s); the next start does it", exc)
+            await self.checkpoint()
+        finally:
+            if self._plain_db is not None:
+                self._plain_db.close()
+                self._plain_db = None
+            await self._db.close()
+            self._db = None
 
     # -- buffered task writes ---------------------------------------------------------------
 
@@ -309,7 +314,7 @@ class Store:
             rows, outputs, callbacks, seq = self._rows, self._outputs, self._callbacks, self._seq
             self._rows, self._outputs, self._callbacks = [], [], {}
             try:
-                work = functools.partial(_write_task_rows, rows=rows, outputs=outputs)
+                work = functools.partial(_journal_tasks, rows=rows, outputs=outputs)
                 await self._commit_locked(work, rows=len(rows) + len(outputs))
             except BaseException:
                 # Put the batch back so a later flush retries it; nothing recorded is dropped.
@@ -357,7 +362,7 @@ class Store:
         await self.db.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
         async with self._lock:
             done = self._commits
-            wal_pages, checkpointed = await asyncio.to_thread(_checkpoint, self._plain())
+            wal_pages, checkpointed = await self._on_plain(_checkpoint, in_thread=True)
         if checkpointed == wal_pages:
             self._checkpointed = done
         return wal_pages, checkpointed
@@ -366,13 +371,12 @@ class Store:
         """Apply the journal to task rows when it is due, and checkpoint what was committed."""
         while True:
             await asyncio.sleep(CHECKPOINT_INTERVAL_S)
-            try:
-                if self._projection_due():
-                    await self._apply()
-                if self._checkpointed != self._commits:
-                    await self.checkpoint()
-            except sqlite3.Error as exc:  # the journal and the WAL keep everything meanwhile: try again next time
-                log.warning("could not maintain the database: %s", exc)
+            # Each step on its own: the journal and the WAL keep everything meanwhile, so a failed
+            # step is tried again next time, and never stops the other.
+            if self._projection_due():
+                await _logging_errors(self._apply(), "could not bring task rows up to the journal")
+            if self._checkpointed != self._commits:
+                await _logging_errors(self.checkpoint(), "could not checkpoint the database")
 
     def _projection_due(self) -> bool:
         """Whether to apply the journal now: once commits pause, or when task rows lag too long.
@@ -386,27 +390,31 @@ class Store:
         return now - self._journalled_at >= CHECKPOINT_INTERVAL_S or now - self._unapplied_since >= PROJECTION_LAG_S
 
     async def _catch_up(self) -> None:
-        """Commit what is buffered and bring task rows up to the journal: readers of task rows call this."""
+        """Commit what is buffered and apply this store's changes to task rows: readers of task rows call this.
+
+        Nothing is written for a read when there is nothing of this store's to apply.
+        """
         await self.flush()
-        await self._apply()
+        if self._unapplied:
+            await self._apply()
 
     async def _apply(self) -> None:
-        """Bring task rows up to the journal, this process's changes and any other's (under the write lock)."""
+        """Bring task rows up to the journal (all of it: another process's changes too), from a thread."""
         async with self._lock:
             pending, self._unapplied = self._unapplied, 0
             try:
-                applied = await self._on_plain(_apply_pending, in_thread=pending > _INLINE_ROWS)
+                committed = await self._on_plain(_apply_pending, in_thread=True)
             except BaseException:
                 self._unapplied += pending
                 raise
-            if applied:
-                self._commits += 1
+            self._commits += committed
 
     async def _commit(self, work: Callable[[sqlite3.Connection], T], *, rows: int = 0) -> T:
         """``work`` as one transaction on the plain connection, holding the write lock.
 
-        In place when small (as task rows are, see the module's docstring: a few statements cost less
-        than one hop to aiosqlite's thread), from a thread when it writes more than ``_INLINE_ROWS``.
+        In place when small (as most batches of transitions are, see the module's docstring: a few
+        statements cost less than one hop to aiosqlite's thread), from a thread when it writes more
+        than ``_INLINE_ROWS``.
         """
         async with self._lock:
             return await self._commit_locked(work, rows=rows)
@@ -424,18 +432,18 @@ class Store:
         # records it, and the cancellation is passed on at the caller's next wait.
         thread = asyncio.ensure_future(asyncio.to_thread(work, self._plain()))
         cancelled = False
-        while True:
-            try:
-                result = await asyncio.shield(thread)
-                break
-            except asyncio.CancelledError:
-                if thread.done():
-                    raise
-                cancelled = True
-                _current().uncancel()
-        if cancelled:
-            _current().cancel()
-        return result
+        try:
+            while True:
+                try:
+                    return await asyncio.shield(thread)
+                except asyncio.CancelledError:
+                    cancelled = True
+                    _current().uncancel()
+                    if thread.done():  # it ended as the cancellation came: its outcome stands
+                        return thread.result()
+        finally:
+            if cancelled:
+                _current().cancel()
 
     def _plain(self) -> sqlite3.Connection:
         if self._plain_db is None:
@@ -487,7 +495,7 @@ class Store:
                 "SELECT ?, value, ?, ?, key FROM json_each(?)",
                 (run_id, TaskState.PENDING.value, now, ids_json),
             )
-            db.execute(_JOURNAL, (run_id, _run_entry(RunState.QUEUED, now, None)))
+            _journal_run(db, run_id, RunState.QUEUED, now, None)
             return run_id
 
         return await self._commit(insert, rows=len(ids))
@@ -521,7 +529,7 @@ class Store:
             ).fetchone()
             if row is None:
                 raise NotFoundError(f"run {run_id} does not exist")
-            db.execute(_JOURNAL, (run_id, _run_entry(state, now, error)))
+            _journal_run(db, run_id, state, now, error)
             return row
 
         return _run(await self._commit(update), {})
@@ -735,9 +743,7 @@ class Store:
         return UserRecord(*row) if row else None
 
 
-def _write_task_rows(
-    db: sqlite3.Connection, rows: list[tuple[int, Entry]], outputs: list[tuple[str, int, str]]
-) -> None:
+def _journal_tasks(db: sqlite3.Connection, rows: list[tuple[int, Entry]], outputs: list[tuple[str, int, str]]) -> None:
     """A batch of task transitions: the journal (a row per run) and the outputs of its successes."""
     entries: dict[int, list[Entry]] = {}
     for run_id, entry in rows:
@@ -748,27 +754,79 @@ def _write_task_rows(
 
 
 def _apply_pending(db: sqlite3.Connection) -> int:
-    """Apply the journal rows that task rows do not show yet, in one transaction: how many changes."""
-    if not db.execute(_UNAPPLIED).fetchone()[0]:
-        return 0  # the usual case for a read: a check, without taking the write lock
-    return _in_transaction(db, _apply_journal)
+    """Apply the journal rows that task rows do not show yet, _APPLY_ROWS of them a transaction.
+
+    Returns how many transactions it committed.
+    """
+    committed = 0
+    while db.execute(_UNAPPLIED).fetchone()[0]:
+        _in_transaction(db, _apply_journal)
+        committed += 1
+    return committed
 
 
-def _apply_journal(db: sqlite3.Connection) -> int:
+def _apply_left_over(db: sqlite3.Connection) -> None:
+    """At open: apply what a process killed before it applied its changes left in the journal."""
+    try:
+        if _apply_pending(db):
+            log.info("task rows brought up to the journal a stopped process left")
+    except sqlite3.Error as exc:  # e.g. another process holds the lock: the journal keeps it all meanwhile
+        log.warning("task rows not brought up to the journal at start (%s); they are later", exc)
+
+
+def _apply_journal(db: sqlite3.Connection) -> None:
+    """Up to _APPLY_ROWS journal rows past ``projection.applied`` into task rows: each task's latest entry."""
     (applied,) = db.execute("SELECT applied FROM projection").fetchone()
-    journal = db.execute("SELECT id, run_id, entries FROM journal WHERE id > ? ORDER BY id", (applied,)).fetchall()
-    latest: dict[tuple[int, str], list[Any]] = {}  # the last entry of each task
-    count = 0
-    for _, run_id, entries in journal:
-        for entry in load_own_json(entries):
-            if entry[0] is not None and len(entry) == _ENTRY_LENGTH:  # a task's, written by this version
+    journal = db.execute(
+        "SELECT id, run_id, entries FROM journal WHERE id > ? ORDER BY id LIMIT ?", (applied, _APPLY_ROWS)
+    ).fetchall()
+    latest: dict[tuple[int, str], list[Any]] = {}
+    for journal_id, run_id, text in journal:
+        for entry in _entries(journal_id, text):
+            # Entries without every field are a run's own, or an earlier version's (which updated task
+            # rows itself); later versions may add fields after these.
+            if isinstance(entry, list) and len(entry) >= _ENTRY_LENGTH and entry[0] is not None:
                 latest[run_id, entry[0]] = entry
-                count += 1
-    rows = [(run, task, e[1], e[2], e[5], e[6], e[7], e[4], e[8], e[3]) for (run, task), e in latest.items()]
+    runs = list({run for run, _ in latest})
+    # Only runs that still exist: a row for a run deleted meanwhile (by hand) would fail the whole batch.
+    kept = {
+        row[0] for row in db.execute(f"SELECT run_id FROM runs WHERE run_id IN ({','.join('?' * len(runs))})", runs)
+    }
+    rows = [
+        (run, task, e[1], e[2], e[5], e[6], e[7], e[4], e[8], e[3]) for (run, task), e in latest.items() if run in kept
+    ]
     _insert_many(db, _UPSERT_TASKS, _ROW_PLACEHOLDERS, rows)
-    if journal:  # another process may have applied it meanwhile
+    if journal:  # else another process applied them meanwhile
         db.execute("UPDATE projection SET applied = ?", (journal[-1][0],))
-    return count
+
+
+def _entries(journal_id: int, text: str) -> list[Any]:
+    """A journal row's entries; none (and an error logged) if it is not readable, so it blocks nothing."""
+    try:
+        entries = load_own_json(text)
+    except ValueError:
+        entries = None
+    if not isinstance(entries, list):
+        log.error("journal row %d is not a JSON array of changes: task rows skip it", journal_id)
+        return []
+    return entries
+
+
+def _journal_run(db: sqlite3.Connection, run_id: int, state: RunState, at: float, error: str | None) -> None:
+    """A change of the run itself into the journal; task rows need nothing from it."""
+    journal_id = db.execute(_JOURNAL, (run_id, _run_entry(state, at, error))).lastrowid
+    # If task rows show every row before it, they show this one too: readers then find nothing to apply.
+    db.execute("UPDATE projection SET applied = ?1 WHERE applied = ?1 - 1", (journal_id,))
+
+
+async def _logging_errors(step: Awaitable[Any], what: str) -> None:
+    """Await a background step; log what it raises instead of ending the loop that runs it."""
+    try:
+        await step
+    except sqlite3.Error as exc:
+        log.warning("%s: %s", what, exc)
+    except Exception:
+        log.exception(what)
 
 
 def _migrate(db: sqlite3.Connection) -> None:
@@ -783,7 +841,9 @@ def _migrate(db: sqlite3.Connection) -> None:
         if _in_transaction(db, functools.partial(_migration_step, needed=needed, statements=statements)):
             log.info("database %s updated to this version's layout", db.execute("PRAGMA database_list").fetchone()[2])
     # Earlier versions updated task rows with every commit: all they journalled is applied already.
-    db.execute("INSERT OR IGNORE INTO projection (id, applied) SELECT 1, COALESCE(MAX(id), 0) FROM journal")
+    # Looked at first, as the row is there at every later start: a read needs no lock.
+    if db.execute("SELECT 1 FROM projection").fetchone() is None:
+        db.execute("INSERT OR IGNORE INTO projection (id, applied) SELECT 1, COALESCE(MAX(id), 0) FROM journal")
 
 
 def _migration_step(db: sqlite3.Connection, *, needed: str, statements: tuple[str, ...]) -> bool:

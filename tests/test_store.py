@@ -85,10 +85,12 @@ async def test_task_rows_lag_the_journal_but_every_reader_sees_them_current(tmp_
             "a": ("pending", 0, 0, None, "[1]"),
             "b": ("pending", 0, 0, None, None),
         }
-        tasks = {t.task_id: (t.state, t.attempts, t.failures, t.error) for t in await store.get_tasks(run_id)}
-        assert tasks == {"a": ("success", 2, 1, None), "b": ("up_for_retry", 1, 1, "flaky")}
         assert (await store.get_run(run_id)).counts == {"success": 1, "up_for_retry": 1}
         assert _task_rows(tmp_path / "t.db")["b"] == ("up_for_retry", 1, 1, "flaky", None)
+        store.record_task(run_id, TaskRecord("b", TaskState.RUNNING, attempts=2, failures=1))
+        tasks = {t.task_id: (t.state, t.attempts, t.failures, t.error) for t in await store.get_tasks(run_id)}
+        assert tasks == {"a": ("success", 2, 1, None), "b": ("running", 2, 1, None)}
+        assert [r.counts for r in await store.list_runs()] == [{"success": 1, "running": 1}]
 
 
 async def test_what_a_killed_process_journalled_reaches_task_rows_at_the_next_open(
@@ -107,13 +109,99 @@ async def test_what_a_killed_process_journalled_reaches_task_rows_at_the_next_op
         assert _task_rows(tmp_path / "t.db")["a"] == ("success", 1, 0, None, '"out"')  # applied by open itself
 
 
-async def test_a_store_reads_what_another_process_journalled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "CHECKPOINT_INTERVAL_S", 60)  # the writer never applies on its own
+async def test_another_process_sees_a_writers_changes_once_its_commits_pause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "CHECKPOINT_INTERVAL_S", 0.05)
     async with Store(tmp_path / "t.db") as writer, Store(tmp_path / "t.db") as reader:
         run_id = await writer.create_run("d", "{}", ["a"], trigger="test")
         writer.record_task(run_id, TaskRecord("a", TaskState.FAILED, attempts=1, failures=1, error="boom"))
         await writer.flush()
-        assert [(t.state, t.error) for t in await reader.get_tasks(run_id)] == [("failed", "boom")]
+
+        async def seen() -> list[tuple[str, str | None]]:
+            return [(t.state, t.error) for t in await reader.get_tasks(run_id)]
+
+        async with asyncio.timeout(5):
+            while await seen() != [("failed", "boom")]:
+                await asyncio.sleep(0.02)
+
+
+async def test_a_read_with_nothing_of_its_own_to_apply_never_waits_for_another_processs_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "CHECKPOINT_INTERVAL_S", 60)  # nobody applies on their own
+    async with Store(tmp_path / "t.db") as writer, Store(tmp_path / "t.db") as reader:
+        run_id = await writer.create_run("d", "{}", ["a"], trigger="test")
+        writer.record_task(run_id, TaskRecord("a", TaskState.SUCCESS, attempts=1))
+        await writer.flush()  # journalled by the writer, not applied yet
+        with contextlib.closing(sqlite3.connect(tmp_path / "t.db", isolation_level=None)) as other:
+            other.execute("BEGIN IMMEDIATE")  # a third process in the middle of a write
+            async with asyncio.timeout(2):  # the busy timeout is 5 s: a read that tried to write would wait
+                assert (await reader.get_run(run_id)).counts == {"pending": 1}
+                assert [t.state for t in await reader.get_tasks(run_id)] == ["pending"]
+                assert await reader.list_runs()
+            other.execute("ROLLBACK")
+
+
+async def test_close_while_another_process_writes_leaves_the_changes_to_the_next_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(store_module, "_PRAGMAS", (*store_module._PRAGMAS, "busy_timeout=100"))
+    async with Store(tmp_path / "t.db") as store:
+        run_id = await store.create_run("d", "{}", ["a"], trigger="test")
+        store.record_task(run_id, TaskRecord("a", TaskState.SUCCESS, attempts=1))
+        await store.flush()
+        with contextlib.closing(sqlite3.connect(tmp_path / "t.db", isolation_level=None)) as other:
+            other.execute("BEGIN IMMEDIATE")
+            await store.close()  # logs, and closes its connections all the same
+            other.execute("ROLLBACK")
+    assert "the next start does it" in caplog.text
+    assert _task_rows(tmp_path / "t.db")["a"][0] == "pending"
+    async with Store(tmp_path / "t.db"):
+        assert _task_rows(tmp_path / "t.db")["a"][0] == "success"
+
+
+async def test_unreadable_journal_rows_and_deleted_runs_block_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(store_module, "CHECKPOINT_INTERVAL_S", 0.02)
+    async with Store(tmp_path / "t.db") as store:
+        gone = await store.create_run("d", "{}", ["a"], trigger="test")
+        kept = await store.create_run("d", "{}", ["a"], trigger="test")
+        store.record_task(gone, TaskRecord("a", TaskState.RUNNING, attempts=1))
+        await store.flush()
+        with contextlib.closing(sqlite3.connect(tmp_path / "t.db", isolation_level=None)) as other:
+            other.execute("PRAGMA foreign_keys=ON")
+            other.execute("DELETE FROM runs WHERE run_id = ?", (gone,))  # by hand: its task rows go with it
+            other.execute("INSERT INTO journal (run_id, entries) VALUES (?, 'not json')", (kept,))
+        store.record_task(kept, TaskRecord("a", TaskState.SUCCESS, attempts=1))
+        assert [t.state for t in await store.get_tasks(kept)] == ["success"]
+        store.record_task(kept, TaskRecord("a", TaskState.SUCCESS, attempts=1, error="noted"))
+        await store.flush()
+        await _until(lambda: _task_rows(tmp_path / "t.db")["a"][3] == "noted")  # the background loop goes on
+    assert "is not a JSON array of changes" in caplog.text
+
+
+async def test_a_failed_commit_or_apply_keeps_everything_for_the_next_try(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with Store(tmp_path / "t.db") as store:
+        run_id = await store.create_run("d", "{}", ["a"], trigger="test")
+        store.record_task(run_id, TaskRecord("a", TaskState.SUCCESS, attempts=1), output='"out"')
+        with monkeypatch.context() as patch:
+            patch.setattr(store_module, "_journal_tasks", _disk_full)
+            with pytest.raises(sqlite3.OperationalError):
+                await store.flush()
+        with monkeypatch.context() as patch:
+            patch.setattr(store_module, "_apply_pending", _disk_full)
+            with pytest.raises(sqlite3.OperationalError):
+                await store.get_tasks(run_id)  # committed now; only applying failed
+        assert [t.state for t in await store.get_tasks(run_id)] == ["success"]
+        assert await store.get_outputs(run_id) == {"a": "out"}
+
+
+def _disk_full(*args: Any, **kwargs: Any) -> Any:
+    raise sqlite3.OperationalError("database or disk is full")
 
 
 async def test_task_rows_catch_up_when_commits_pause_and_while_they_go_on(

@@ -10,9 +10,10 @@ engine queues downstream tasks that way, and its workers go on meanwhile.
 Each task's row in ``task_instances`` (its state now) is brought up to the journal behind the
 commits (``_apply``, from a thread): by the process that journalled the changes, before it reads task
 rows, once its commits pause for CHECKPOINT_INTERVAL_S (at most PROJECTION_LAG_S after a change
-while they go on), and at its close; what a killed process left is applied by the next store that
-opens the database. So another process's changes show in task rows within about that. A read with
-nothing of its own to apply writes nothing, so it never waits for another process's write.
+while they go on), and at its close; what a stopped process left is applied by the next store that
+opens the database, or by any open one once it has lain there PROJECTION_LAG_S. So another
+process's changes show in task rows within about that. A read with nothing of its own to apply
+writes nothing, so it never waits for another process's write.
 ``projection.applied`` is the last journal row applied; applying takes the latest entry of each task
 after it, so a task that moved three times costs one row update, and that update is off the path
 of the run (it cost a 10,000-task DAG a quarter of its time when every commit made it).
@@ -95,8 +96,10 @@ CREATE TABLE IF NOT EXISTS task_instances (
 -- the run itself), state, attempt, at, error, failures, started_at, ended_at, output_file] in the
 -- order they happened (a run's own entries, and those of earlier versions, stop after error). One
 -- row for a group, not one per change: binding six values a change cost more than the rest of a commit.
+-- AUTOINCREMENT: an id is never used twice, even after the newest rows are deleted, as the
+-- projection's watermark (below) needs.
 CREATE TABLE IF NOT EXISTS journal (
-    id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL, entries TEXT NOT NULL);
+    id INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER NOT NULL, entries TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS journal_by_run ON journal (run_id, id);
 -- The last journal row whose task entries ``task_instances`` shows (one row; see the module docstring).
 CREATE TABLE IF NOT EXISTS projection (id INTEGER PRIMARY KEY CHECK (id = 1), applied INTEGER NOT NULL);
@@ -141,6 +144,19 @@ _MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "ALTER TABLE runs DROP COLUMN config",
         ),
     ),
+    # A journal whose ids could come again: rebuilt with AUTOINCREMENT (the view on it is made again at open).
+    (
+        "SELECT 1 FROM sqlite_master WHERE name = 'journal' AND sql NOT LIKE '%AUTOINCREMENT%'",
+        (
+            "DROP VIEW IF EXISTS events",
+            "CREATE TABLE journal_v2 (id INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER NOT NULL, "
+            "entries TEXT NOT NULL)",
+            "INSERT INTO journal_v2 (id, run_id, entries) SELECT id, run_id, entries FROM journal",
+            "DROP TABLE journal",
+            "ALTER TABLE journal_v2 RENAME TO journal",
+            "CREATE INDEX journal_by_run ON journal (run_id, id)",
+        ),
+    ),
 )
 
 # Task rows brought up to the journal go in multi-row statements: one call into SQLite per chunk, not per row.
@@ -155,7 +171,10 @@ ON CONFLICT (run_id, task_id) DO UPDATE SET state = excluded.state, attempts = e
 _ROW_PLACEHOLDERS = "(?,?,?,?,?,?,?,?,?,?)"
 _SET_OUTPUT = "UPDATE task_instances SET output = ? WHERE run_id = ? AND task_id = ?"
 _JOURNAL = "INSERT INTO journal (run_id, entries) VALUES (?, ?)"
-_APPLY_ROWS = 500  # journal rows applied a transaction, so that a backlog never has to fit in memory at once
+# What one transaction applies at most (whole journal rows: at least one), so a backlog never has to
+# fit in memory at once and the write lock is let go between chunks.
+_APPLY_ROWS, _APPLY_ENTRIES = 500, 20_000
+_WATERMARK = "SELECT applied, EXISTS (SELECT 1 FROM journal WHERE id > applied) FROM projection"
 _UNAPPLIED = "SELECT EXISTS (SELECT 1 FROM journal WHERE id > (SELECT applied FROM projection))"
 _ROWS_PER_STATEMENT = 2000
 _INLINE_ROWS = 1000  # larger batches are written from a thread so the event loop does not stall
@@ -204,6 +223,9 @@ class Store:
         self._unapplied = 0
         self._unapplied_since = 0.0
         self._journalled_at = 0.0
+        self._looked_at = 0.0  # when ``_left_behind`` last looked, and the watermark it saw
+        self._seen_applied = -1
+        self._left_over = False  # what the journal held at open could not be applied then
         self._flusher: asyncio.Task[None] | None = None
         self._checkpointer: asyncio.Task[None] | None = None
 
@@ -234,7 +256,9 @@ class Store:
             for pragma in _PRAGMAS:
                 self._plain_db.execute(f"PRAGMA {pragma}")
             _migrate(self._plain_db)  # once per database, at start: blocking the loop is fine here
-            _apply_left_over(self._plain_db)
+            committed, applied = _apply_left_over(self._plain_db)
+            self._commits += committed
+            self._left_over = not applied  # then reads apply first: the engine must not act on stale rows
             await self._db.executescript(EVENTS_VIEW)
         except BaseException:
             # Closed, so that the process can exit (aiosqlite's thread would keep it alive).
@@ -257,9 +281,16 @@ class Store:
         tasks = [task for task in (self._flusher, self._checkpointer) if task is not None]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         try:
-            await self.flush()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            try:  # from a thread: another process's write may hold SQLite's lock for a while
+                await self.flush(in_thread=True)
+            except sqlite3.Error as exc:
+                log.error(
+                    "%d task change(s) not committed at close (%s): their tasks run again at the next start",
+                    len(self._rows),
+                    exc,
+                )
             try:
                 await self._apply()
             except sqlite3.Error as exc:  # the journal has every change: the next start applies them
@@ -305,32 +336,43 @@ class Store:
         else:
             items.append(item)
 
-    async def flush(self) -> None:
-        """Return once everything recorded before this call is committed."""
+    async def flush(self, *, in_thread: bool = False) -> None:
+        """Return once everything recorded before this call is committed (``in_thread``: even a small batch)."""
         target = self._seq
-        async with self._lock:
-            if self._durable >= target and not self._callbacks:
-                return  # another caller's commit already covered ours
-            rows, outputs, callbacks, seq = self._rows, self._outputs, self._callbacks, self._seq
-            self._rows, self._outputs, self._callbacks = [], [], {}
-            try:
-                work = functools.partial(_journal_tasks, rows=rows, outputs=outputs)
-                await self._commit_locked(work, rows=len(rows) + len(outputs))
-            except BaseException:
-                # Put the batch back so a later flush retries it; nothing recorded is dropped.
-                self._rows, self._outputs = rows + self._rows, outputs + self._outputs
-                for callback, later in self._callbacks.items():
-                    callbacks.setdefault(callback, []).extend(later)
-                self._callbacks = callbacks
-                raise
+        callbacks: dict[Callable[[list[Any]], None], list[Any]] = {}
+        committed = False
+
+        def settle(_: object) -> None:  # as soon as the batch is committed, even if this call is cancelled
+            nonlocal committed
+            committed = True
             self._durable = seq
             if rows:
                 self._journalled_at = time.monotonic()
                 if not self._unapplied:
                     self._unapplied_since = self._journalled_at
                 self._unapplied += len(rows)
-        for callback, items in callbacks.items():
-            callback(items)
+
+        try:
+            async with self._lock:
+                if self._durable >= target and not self._callbacks:
+                    return  # another caller's commit already covered ours
+                rows, outputs, callbacks, seq = self._rows, self._outputs, self._callbacks, self._seq
+                self._rows, self._outputs, self._callbacks = [], [], {}
+                try:
+                    work = functools.partial(_journal_tasks, rows=rows, outputs=outputs)
+                    size = _INLINE_ROWS + 1 if in_thread else len(rows) + len(outputs)
+                    await self._commit_locked(work, rows=size, settle=settle)
+                except BaseException:
+                    if not committed:  # put the batch back so a later flush retries it: nothing is dropped
+                        self._rows, self._outputs = rows + self._rows, outputs + self._outputs
+                        for callback, later in self._callbacks.items():
+                            callbacks.setdefault(callback, []).extend(later)
+                        self._callbacks = callbacks
+                    raise
+        finally:
+            if committed:
+                for callback, items in callbacks.items():
+                    callback(items)
 
     async def _flush_loop(self) -> None:
         while True:
@@ -373,7 +415,7 @@ class Store:
             await asyncio.sleep(CHECKPOINT_INTERVAL_S)
             # Each step on its own: the journal and the WAL keep everything meanwhile, so a failed
             # step is tried again next time, and never stops the other.
-            if self._projection_due():
+            if self._projection_due() or await self._left_behind():
                 await _logging_errors(self._apply(), "could not bring task rows up to the journal")
             if self._checkpointed != self._commits:
                 await _logging_errors(self.checkpoint(), "could not checkpoint the database")
@@ -389,25 +431,51 @@ class Store:
         now = time.monotonic()
         return now - self._journalled_at >= CHECKPOINT_INTERVAL_S or now - self._unapplied_since >= PROJECTION_LAG_S
 
+    async def _left_behind(self) -> bool:
+        """Whether the journal holds changes nobody has applied for a while (a process stopped since).
+
+        Looked at every PROJECTION_LAG_S: true when the watermark has not moved since the last look
+        and there is something past it. The process that wrote them would have applied them by then.
+        """
+        now = time.monotonic()
+        if now - self._looked_at < PROJECTION_LAG_S:
+            return False
+        self._looked_at = now
+        async with self._lock:  # the plain connection serves the lock's holder only
+            applied, pending = self._plain().execute(_WATERMARK).fetchone()
+        stuck = bool(pending) and applied == self._seen_applied
+        self._seen_applied = applied
+        return stuck
+
     async def _catch_up(self) -> None:
         """Commit what is buffered and apply this store's changes to task rows: readers of task rows call this.
 
         Nothing is written for a read when there is nothing of this store's to apply.
         """
         await self.flush()
-        if self._unapplied:
+        if self._unapplied or self._left_over:
             await self._apply()
 
     async def _apply(self) -> None:
-        """Bring task rows up to the journal (all of it: another process's changes too), from a thread."""
-        async with self._lock:
-            pending, self._unapplied = self._unapplied, 0
-            try:
-                committed = await self._on_plain(_apply_pending, in_thread=True)
-            except BaseException:
-                self._unapplied += pending
-                raise
-            self._commits += committed
+        """Bring task rows up to the journal (all of it: another process's changes too), from a thread.
+
+        The write lock is taken for each chunk (``_apply_chunk``), so commits that downstream tasks
+        wait on get in between.
+        """
+        pending, self._unapplied = self._unapplied, 0
+        try:
+            while True:
+                async with self._lock:
+                    if not await self._on_plain(_apply_chunk, in_thread=True, settle=self._count_commit):
+                        self._left_over = False
+                        return
+        except BaseException:
+            self._unapplied += pending  # what is left is applied next time; applying twice is harmless
+            raise
+
+    def _count_commit(self, committed: object) -> None:
+        if committed:
+            self._commits += 1
 
     async def _commit(self, work: Callable[[sqlite3.Connection], T], *, rows: int = 0) -> T:
         """``work`` as one transaction on the plain connection, holding the write lock.
@@ -419,31 +487,41 @@ class Store:
         async with self._lock:
             return await self._commit_locked(work, rows=rows)
 
-    async def _commit_locked(self, work: Callable[[sqlite3.Connection], T], *, rows: int) -> T:
+    async def _commit_locked(
+        self, work: Callable[[sqlite3.Connection], T], *, rows: int, settle: Callable[[T], None] | None = None
+    ) -> T:
         self._commits += 1
-        return await self._on_plain(functools.partial(_in_transaction, work=work), in_thread=rows > _INLINE_ROWS)
+        transaction = functools.partial(_in_transaction, work=work)
+        return await self._on_plain(transaction, in_thread=rows > _INLINE_ROWS, settle=settle)
 
-    async def _on_plain(self, work: Callable[[sqlite3.Connection], T], *, in_thread: bool) -> T:
-        """``work(plain connection)``, in place or from a thread; the caller holds the write lock."""
+    async def _on_plain(
+        self, work: Callable[[sqlite3.Connection], T], *, in_thread: bool, settle: Callable[[T], None] | None = None
+    ) -> T:
+        """``work(plain connection)``, in place or from a thread; the caller holds the write lock.
+
+        ``settle(result)`` is called once the work has succeeded, before this returns, and also if
+        the caller is cancelled meanwhile: a thread can't be stopped, so the caller waits for it
+        (the connection, and so the lock, is the thread's until it ends), has its outcome recorded
+        by ``settle``, and then gets its CancelledError.
+        """
         if not in_thread:
-            return work(self._plain())
-        # A thread can't be stopped: if the caller is cancelled meanwhile, the lock (and so the
-        # connection) stays the thread's until it ends, the outcome is returned as usual so the caller
-        # records it, and the cancellation is passed on at the caller's next wait.
-        thread = asyncio.ensure_future(asyncio.to_thread(work, self._plain()))
-        cancelled = False
-        try:
-            while True:
+            result = work(self._plain())
+        else:
+            thread = asyncio.ensure_future(asyncio.to_thread(work, self._plain()))
+            cancelled = False
+            while not thread.done():
                 try:
-                    return await asyncio.shield(thread)
+                    await asyncio.wait([thread])  # which, unlike awaiting it, never cancels it
                 except asyncio.CancelledError:
-                    cancelled = True
-                    _current().uncancel()
-                    if thread.done():  # it ended as the cancellation came: its outcome stands
-                        return thread.result()
-        finally:
+                    cancelled = True  # not uncancelled: the task is still being cancelled, and will be
             if cancelled:
-                _current().cancel()
+                if thread.exception() is None and settle is not None:
+                    settle(thread.result())
+                raise asyncio.CancelledError from thread.exception()
+            result = thread.result()
+        if settle is not None:
+            settle(result)
+        return result
 
     def _plain(self) -> sqlite3.Connection:
         if self._plain_db is None:
@@ -753,25 +831,29 @@ def _journal_tasks(db: sqlite3.Connection, rows: list[tuple[int, Entry]], output
         db.executemany(_SET_OUTPUT, outputs)
 
 
-def _apply_pending(db: sqlite3.Connection) -> int:
-    """Apply the journal rows that task rows do not show yet, _APPLY_ROWS of them a transaction.
+def _apply_chunk(db: sqlite3.Connection) -> bool:
+    """Apply up to _APPLY_ROWS journal rows that task rows do not show yet; whether there were any."""
+    if not db.execute(_UNAPPLIED).fetchone()[0]:
+        return False  # the usual case: a check, without taking SQLite's write lock
+    _in_transaction(db, _apply_journal)
+    return True
 
-    Returns how many transactions it committed.
+
+def _apply_left_over(db: sqlite3.Connection) -> tuple[int, bool]:
+    """At open: apply what a process stopped before it applied its changes left.
+
+    Returns the transactions committed, and whether it is all applied.
     """
     committed = 0
-    while db.execute(_UNAPPLIED).fetchone()[0]:
-        _in_transaction(db, _apply_journal)
-        committed += 1
-    return committed
-
-
-def _apply_left_over(db: sqlite3.Connection) -> None:
-    """At open: apply what a process killed before it applied its changes left in the journal."""
     try:
-        if _apply_pending(db):
-            log.info("task rows brought up to the journal a stopped process left")
-    except sqlite3.Error as exc:  # e.g. another process holds the lock: the journal keeps it all meanwhile
-        log.warning("task rows not brought up to the journal at start (%s); they are later", exc)
+        while _apply_chunk(db):
+            committed += 1
+    except Exception as exc:  # e.g. another process holds the lock: the journal keeps it all meanwhile
+        log.warning("task rows not brought up to the journal at start (%s); reads of them try again", exc)
+        return committed, False
+    if committed:
+        log.info("task rows brought up to the journal a stopped process left")
+    return committed, True
 
 
 def _apply_journal(db: sqlite3.Connection) -> None:
@@ -779,25 +861,59 @@ def _apply_journal(db: sqlite3.Connection) -> None:
     (applied,) = db.execute("SELECT applied FROM projection").fetchone()
     journal = db.execute(
         "SELECT id, run_id, entries FROM journal WHERE id > ? ORDER BY id LIMIT ?", (applied, _APPLY_ROWS)
-    ).fetchall()
+    )
     latest: dict[tuple[int, str], list[Any]] = {}
-    for journal_id, run_id, text in journal:
-        for entry in _entries(journal_id, text):
+    last, count = None, 0
+    for last, run_id, text in journal:
+        entries = _entries(last, text)
+        for entry in entries:
             # Entries without every field are a run's own, or an earlier version's (which updated task
             # rows itself); later versions may add fields after these.
-            if isinstance(entry, list) and len(entry) >= _ENTRY_LENGTH and entry[0] is not None:
+            if isinstance(entry, list) and len(entry) >= _ENTRY_LENGTH and isinstance(entry[0], str):
                 latest[run_id, entry[0]] = entry
+        count += len(entries)
+        if count >= _APPLY_ENTRIES:
+            break
+    journal.close()
     runs = list({run for run, _ in latest})
     # Only runs that still exist: a row for a run deleted meanwhile (by hand) would fail the whole batch.
-    kept = {
-        row[0] for row in db.execute(f"SELECT run_id FROM runs WHERE run_id IN ({','.join('?' * len(runs))})", runs)
-    }
-    rows = [
-        (run, task, e[1], e[2], e[5], e[6], e[7], e[4], e[8], e[3]) for (run, task), e in latest.items() if run in kept
-    ]
+    query = f"SELECT run_id FROM runs WHERE run_id IN ({','.join('?' * len(runs))})"
+    kept = {row[0] for row in db.execute(query, runs)}
+    rows = [row for (run, task), entry in latest.items() if run in kept and (row := _task_row(run, task, entry))]
+    if len(rows) < len(latest):
+        log.warning(
+            "%d journalled change(s) of tasks not applied: their runs are gone, or they are malformed",
+            len(latest) - len(rows),
+        )
     _insert_many(db, _UPSERT_TASKS, _ROW_PLACEHOLDERS, rows)
-    if journal:  # else another process applied them meanwhile
-        db.execute("UPDATE projection SET applied = ?", (journal[-1][0],))
+    if last is not None:  # else another process applied them meanwhile
+        db.execute("UPDATE projection SET applied = ?", (last,))
+
+
+_TASK_STATES = frozenset(TaskState)
+_OPTIONAL_TIME = (int, float, type(None))
+_OPTIONAL_TEXT = (str, type(None))
+
+
+def _task_row(run_id: int, task_id: str, entry: list[Any]) -> tuple[Any, ...] | None:
+    """A task row from its latest journal entry, or None if the entry is malformed (written by hand)."""
+    state, attempt, at, error, failures, started_at, ended_at, output_file = entry[1:_ENTRY_LENGTH]
+    well_formed = (
+        isinstance(state, str)
+        and state in _TASK_STATES
+        and type(attempt) is int
+        and type(failures) is int
+        and isinstance(at, (int, float))
+        and isinstance(started_at, _OPTIONAL_TIME)
+        and isinstance(ended_at, _OPTIONAL_TIME)
+        and isinstance(error, _OPTIONAL_TEXT)
+        and isinstance(output_file, _OPTIONAL_TEXT)
+    )
+    return (
+        (run_id, task_id, state, attempt, failures, started_at, ended_at, error, output_file, at)
+        if well_formed
+        else None
+    )
 
 
 def _entries(journal_id: int, text: str) -> list[Any]:
@@ -853,12 +969,6 @@ def _migration_step(db: sqlite3.Connection, *, needed: str, statements: tuple[st
     for statement in statements:
         db.execute(statement)
     return True
-
-
-def _current() -> asyncio.Task[Any]:
-    task = asyncio.current_task()
-    assert task is not None  # the store is used from tasks only
-    return task
 
 
 def _checkpoint(db: sqlite3.Connection) -> tuple[int, int]:

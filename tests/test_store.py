@@ -173,12 +173,20 @@ async def test_unreadable_journal_rows_and_deleted_runs_block_nothing(
         with contextlib.closing(sqlite3.connect(tmp_path / "t.db", isolation_level=None)) as other:
             other.execute("PRAGMA foreign_keys=ON")
             other.execute("DELETE FROM runs WHERE run_id = ?", (gone,))  # by hand: its task rows go with it
-            other.execute("INSERT INTO journal (run_id, entries) VALUES (?, 'not json')", (kept,))
+            malformed = [
+                "not json",
+                '[[["x"], "running", 1, 1.0, null, 0, null, null, null]]',  # a list for a task id
+                '[["m1", {"n": 1}, 1, 1.0, null, 0, null, null, null]]',  # not a state
+                '[["m2", "sleeping", 1, 1.0, null, 0, null, null, null]]',  # not a state either
+                '[["m3", "running", {"n": 1}, 1.0, null, 0, null, null, null]]',  # not an attempt number
+            ]
+            other.executemany("INSERT INTO journal (run_id, entries) VALUES (?, ?)", [(kept, m) for m in malformed])
         store.record_task(kept, TaskRecord("a", TaskState.SUCCESS, attempts=1))
         assert [t.state for t in await store.get_tasks(kept)] == ["success"]
         store.record_task(kept, TaskRecord("a", TaskState.SUCCESS, attempts=1, error="noted"))
         await store.flush()
         await _until(lambda: _task_rows(tmp_path / "t.db")["a"][3] == "noted")  # the background loop goes on
+    assert sorted(_task_rows(tmp_path / "t.db")) == ["a"]  # nothing of the malformed entries
     assert "is not a JSON array of changes" in caplog.text
 
 
@@ -193,7 +201,7 @@ async def test_a_failed_commit_or_apply_keeps_everything_for_the_next_try(
             with pytest.raises(sqlite3.OperationalError):
                 await store.flush()
         with monkeypatch.context() as patch:
-            patch.setattr(store_module, "_apply_pending", _disk_full)
+            patch.setattr(store_module, "_apply_chunk", _disk_full)
             with pytest.raises(sqlite3.OperationalError):
                 await store.get_tasks(run_id)  # committed now; only applying failed
         assert [t.state for t in await store.get_tasks(run_id)] == ["success"]
@@ -202,6 +210,129 @@ async def test_a_failed_commit_or_apply_keeps_everything_for_the_next_try(
 
 def _disk_full(*args: Any, **kwargs: Any) -> Any:
     raise sqlite3.OperationalError("database or disk is full")
+
+
+async def test_a_left_over_nobody_applies_is_applied_by_an_open_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "CHECKPOINT_INTERVAL_S", 0.02)
+    monkeypatch.setattr(store_module, "PROJECTION_LAG_S", 0.1)
+    async with Store(tmp_path / "t.db") as service:
+        cli = Store(tmp_path / "t.db")
+        await cli.open()
+        run_id = await cli.create_run("d", "{}", ["a"], trigger="test")
+        cli.record_task(run_id, TaskRecord("a", TaskState.SUCCESS, attempts=1))
+        await cli.flush()
+        monkeypatch.setattr(Store, "_apply", _nothing)  # the CLI stops before it applies (killed, say)
+        await cli.close()
+        monkeypatch.undo()
+        monkeypatch.setattr(store_module, "CHECKPOINT_INTERVAL_S", 0.02)
+        monkeypatch.setattr(store_module, "PROJECTION_LAG_S", 0.1)
+        await _until(lambda: _task_rows(tmp_path / "t.db")["a"][0] == "success")  # the service's loop did it
+        assert (await service.get_run(run_id)).counts == {"success": 1}
+
+
+async def test_reads_apply_first_what_could_not_be_applied_at_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "_PRAGMAS", (*store_module._PRAGMAS, "busy_timeout=100"))
+    async with Store(tmp_path / "t.db") as store:
+        run_id = await store.create_run("d", "{}", ["a"], trigger="test")
+        store.record_task(run_id, TaskRecord("a", TaskState.SUCCESS, attempts=1), output='"out"')
+        await store.flush()
+        monkeypatch.setattr(Store, "_apply", _nothing)  # stopped before it applied
+        await store.close()
+    monkeypatch.undo()
+    monkeypatch.setattr(store_module, "_PRAGMAS", (*store_module._PRAGMAS, "busy_timeout=100"))
+    with contextlib.closing(sqlite3.connect(tmp_path / "t.db", isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        async with Store(tmp_path / "t.db") as store:  # cannot apply at open: another process writes
+            other.execute("ROLLBACK")
+            # A resume reads these: it must not take the success for pending and run the task again.
+            assert [t.state for t in await store.get_tasks(run_id)] == ["success"]
+            assert await store.get_outputs(run_id) == {"a": "out"}
+
+
+async def test_a_cancelled_caller_gets_its_cancellation_and_the_commit_in_a_thread_stands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = store_module._in_transaction
+
+    def slow_disk(db: sqlite3.Connection, work: Any) -> Any:
+        time.sleep(0.2)
+        return real(db, work)
+
+    def slow_full_disk(db: sqlite3.Connection, work: Any) -> Any:
+        time.sleep(0.2)
+        return _disk_full()
+
+    async with Store(tmp_path / "t.db") as store:
+        ids = [f"t{i}" for i in range(1500)]  # more than are committed in the event loop
+        run_id = await store.create_run("d", "{}", ids, trigger="test")
+        for task_id in ids:
+            store.record_task(run_id, TaskRecord(task_id, TaskState.SUCCESS, attempts=1))
+        monkeypatch.setattr(store_module, "_in_transaction", slow_disk)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.05):
+                await store.flush()
+        await asyncio.sleep(0)  # no cancellation left over for the next wait
+        monkeypatch.setattr(store_module, "_in_transaction", slow_full_disk)
+        store.record_task(run_id, TaskRecord("t0", TaskState.SUCCESS, attempts=1, error="later"))
+        with pytest.raises(TimeoutError):  # the thread fails too: still the timeout, not the thread's error
+            async with asyncio.timeout(0.05):
+                await store.flush(in_thread=True)
+        await asyncio.sleep(0)
+        monkeypatch.setattr(store_module, "_in_transaction", real)
+        events = await store.get_events(run_id)
+    assert sum(e.task_id == "t1" for e in events) == 1  # committed once, not put back and written again
+    assert [e.error for e in events if e.task_id == "t0"] == [None, "later"]  # the failed one was put back
+
+
+async def test_a_close_cancelled_at_once_still_closes_its_connections(tmp_path: Path) -> None:
+    store = Store(tmp_path / "t.db")
+    await store.open()
+    _current().cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await store.close()
+    db, plain = store._db, store._plain_db
+    if db is not None:  # else aiosqlite's thread would keep the test process from exiting
+        await db.close()
+    if plain is not None:
+        plain.close()
+    assert (db, plain) == (None, None)
+
+
+def _current() -> asyncio.Task[Any]:
+    task = asyncio.current_task()
+    assert task is not None
+    return task
+
+
+async def test_an_older_journal_is_rebuilt_so_its_ids_never_come_again(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "t.db")
+    db.executescript(
+        SCHEMA.replace("id INTEGER PRIMARY KEY AUTOINCREMENT, run_id", "id INTEGER PRIMARY KEY, run_id")
+        + """
+        INSERT INTO runs (dag_id, state, trigger, created_at) VALUES ('old', 'running', 'api', 1.0);
+        INSERT INTO task_instances (run_id, task_id, state) VALUES (1, 'a', 'running');
+        INSERT INTO journal (run_id, entries) VALUES (1, '[["a", "running", 1, 2.0, null]]');
+        """
+    )
+    db.close()
+    async with Store(tmp_path / "t.db") as store:
+        assert [(e.task_id, e.state) for e in await store.get_events(1)] == [("a", "running")]
+        store.record_task(1, TaskRecord("a", TaskState.SUCCESS, attempts=1))
+        await store.flush()
+        with contextlib.closing(sqlite3.connect(tmp_path / "t.db", isolation_level=None)) as other:
+            other.execute("DELETE FROM journal WHERE id = (SELECT MAX(id) FROM journal)")  # by hand
+        store.record_task(1, TaskRecord("a", TaskState.FAILED, attempts=1, error="boom"))
+        assert [(t.state, t.error) for t in await store.get_tasks(1)] == [("failed", "boom")]
+    assert "AUTOINCREMENT" in _table_sql(tmp_path / "t.db", "journal")
+
+
+def _table_sql(path: Path, table: str) -> str:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return str(db.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0])
 
 
 async def test_task_rows_catch_up_when_commits_pause_and_while_they_go_on(

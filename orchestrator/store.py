@@ -174,8 +174,8 @@ _JOURNAL = "INSERT INTO journal (run_id, entries) VALUES (?, ?)"
 # What one transaction applies at most (whole journal rows: at least one), so a backlog never has to
 # fit in memory at once and the write lock is let go between chunks.
 _APPLY_ROWS, _APPLY_ENTRIES = 500, 20_000
+# The last journal row task rows show, and whether there is any after it.
 _WATERMARK = "SELECT applied, EXISTS (SELECT 1 FROM journal WHERE id > applied) FROM projection"
-_UNAPPLIED = "SELECT EXISTS (SELECT 1 FROM journal WHERE id > (SELECT applied FROM projection))"
 _ROWS_PER_STATEMENT = 2000
 _INLINE_ROWS = 1000  # larger batches are written from a thread so the event loop does not stall
 _PRAGMAS = (
@@ -833,7 +833,7 @@ def _journal_tasks(db: sqlite3.Connection, rows: list[tuple[int, Entry]], output
 
 def _apply_chunk(db: sqlite3.Connection) -> bool:
     """Apply up to _APPLY_ROWS journal rows that task rows do not show yet; whether there were any."""
-    if not db.execute(_UNAPPLIED).fetchone()[0]:
+    if not db.execute(_WATERMARK).fetchone()[1]:
         return False  # the usual case: a check, without taking SQLite's write lock
     _in_transaction(db, _apply_journal)
     return True
@@ -909,11 +909,9 @@ def _task_row(run_id: int, task_id: str, entry: list[Any]) -> tuple[Any, ...] | 
         and isinstance(error, _OPTIONAL_TEXT)
         and isinstance(output_file, _OPTIONAL_TEXT)
     )
-    return (
-        (run_id, task_id, state, attempt, failures, started_at, ended_at, error, output_file, at)
-        if well_formed
-        else None
-    )
+    if not well_formed:
+        return None
+    return (run_id, task_id, state, attempt, failures, started_at, ended_at, error, output_file, at)
 
 
 def _entries(journal_id: int, text: str) -> list[Any]:

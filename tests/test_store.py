@@ -223,11 +223,9 @@ async def test_a_left_over_nobody_applies_is_applied_by_an_open_store(
         run_id = await cli.create_run("d", "{}", ["a"], trigger="test")
         cli.record_task(run_id, TaskRecord("a", TaskState.SUCCESS, attempts=1))
         await cli.flush()
-        monkeypatch.setattr(Store, "_apply", _nothing)  # the CLI stops before it applies (killed, say)
-        await cli.close()
-        monkeypatch.undo()
-        monkeypatch.setattr(store_module, "CHECKPOINT_INTERVAL_S", 0.02)
-        monkeypatch.setattr(store_module, "PROJECTION_LAG_S", 0.1)
+        with monkeypatch.context() as patch:  # the CLI stops before it applies (killed, say)
+            patch.setattr(Store, "_apply", _nothing)
+            await cli.close()
         await _until(lambda: _task_rows(tmp_path / "t.db")["a"][0] == "success")  # the service's loop did it
         assert (await service.get_run(run_id)).counts == {"success": 1}
 
@@ -240,10 +238,9 @@ async def test_reads_apply_first_what_could_not_be_applied_at_open(
         run_id = await store.create_run("d", "{}", ["a"], trigger="test")
         store.record_task(run_id, TaskRecord("a", TaskState.SUCCESS, attempts=1), output='"out"')
         await store.flush()
-        monkeypatch.setattr(Store, "_apply", _nothing)  # stopped before it applied
-        await store.close()
-    monkeypatch.undo()
-    monkeypatch.setattr(store_module, "_PRAGMAS", (*store_module._PRAGMAS, "busy_timeout=100"))
+        with monkeypatch.context() as patch:  # stopped before it applied
+            patch.setattr(Store, "_apply", _nothing)
+            await store.close()
     with contextlib.closing(sqlite3.connect(tmp_path / "t.db", isolation_level=None)) as other:
         other.execute("BEGIN IMMEDIATE")
         async with Store(tmp_path / "t.db") as store:  # cannot apply at open: another process writes

@@ -152,6 +152,10 @@ _MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "CREATE TABLE journal_v2 (id INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER NOT NULL, "
             "entries TEXT NOT NULL)",
             "INSERT INTO journal_v2 (id, run_id, entries) SELECT id, run_id, entries FROM journal",
+            # Never an id task rows show already: the newest rows may have been deleted by hand.
+            "DELETE FROM sqlite_sequence WHERE name = 'journal_v2'",
+            "INSERT INTO sqlite_sequence (name, seq) SELECT 'journal_v2', "
+            "MAX(COALESCE((SELECT MAX(id) FROM journal), 0), COALESCE((SELECT MAX(applied) FROM projection), 0))",
             "DROP TABLE journal",
             "ALTER TABLE journal_v2 RENAME TO journal",
             "CREATE INDEX journal_by_run ON journal (run_id, id)",
@@ -293,7 +297,7 @@ class Store:
                 )
             try:
                 await self._apply()
-            except sqlite3.Error as exc:  # the journal has every change: the next start applies them
+            except Exception as exc:  # the journal has every change: the next start applies them
                 log.warning("task rows not brought up to the journal at close (%s); the next start does it", exc)
             await self.checkpoint()
         finally:
@@ -415,10 +419,13 @@ class Store:
             await asyncio.sleep(CHECKPOINT_INTERVAL_S)
             # Each step on its own: the journal and the WAL keep everything meanwhile, so a failed
             # step is tried again next time, and never stops the other.
-            if self._projection_due() or await self._left_behind():
-                await _logging_errors(self._apply(), "could not bring task rows up to the journal")
+            await _logging_errors(self._apply_if_due(), "could not bring task rows up to the journal")
             if self._checkpointed != self._commits:
                 await _logging_errors(self.checkpoint(), "could not checkpoint the database")
+
+    async def _apply_if_due(self) -> None:
+        if self._projection_due() or await self._left_behind():
+            await self._apply()
 
     def _projection_due(self) -> bool:
         """Whether to apply the journal now: once commits pause, or when task rows lag too long.
@@ -442,7 +449,7 @@ class Store:
             return False
         self._looked_at = now
         async with self._lock:  # the plain connection serves the lock's holder only
-            applied, pending = self._plain().execute(_WATERMARK).fetchone()
+            applied, pending = await self._on_plain(_watermark, in_thread=True)  # a read may wait (busy)
         stuck = bool(pending) and applied == self._seen_applied
         self._seen_applied = applied
         return stuck
@@ -462,16 +469,14 @@ class Store:
         The write lock is taken for each chunk (``_apply_chunk``), so commits that downstream tasks
         wait on get in between.
         """
-        pending, self._unapplied = self._unapplied, 0
-        try:
-            while True:
-                async with self._lock:
-                    if not await self._on_plain(_apply_chunk, in_thread=True, settle=self._count_commit):
-                        self._left_over = False
-                        return
-        except BaseException:
-            self._unapplied += pending  # what is left is applied next time; applying twice is harmless
-            raise
+        while True:
+            async with self._lock:
+                if not await self._on_plain(_apply_chunk, in_thread=True, settle=self._count_commit):
+                    # Only now, under the lock: every commit so far is applied. Not before the first
+                    # chunk, or a reader between two chunks would skip applying and read stale rows.
+                    self._unapplied = 0
+                    self._left_over = False
+                    return
 
     def _count_commit(self, committed: object) -> None:
         if committed:
@@ -831,9 +836,14 @@ def _journal_tasks(db: sqlite3.Connection, rows: list[tuple[int, Entry]], output
         db.executemany(_SET_OUTPUT, outputs)
 
 
+def _watermark(db: sqlite3.Connection) -> tuple[int, int]:
+    applied, pending = db.execute(_WATERMARK).fetchone()
+    return applied, pending
+
+
 def _apply_chunk(db: sqlite3.Connection) -> bool:
     """Apply up to _APPLY_ROWS journal rows that task rows do not show yet; whether there were any."""
-    if not db.execute(_WATERMARK).fetchone()[1]:
+    if not _watermark(db)[1]:
         return False  # the usual case: a check, without taking SQLite's write lock
     _in_transaction(db, _apply_journal)
     return True
@@ -891,7 +901,6 @@ def _apply_journal(db: sqlite3.Connection) -> None:
 
 
 _TASK_STATES = frozenset(TaskState)
-_OPTIONAL_TIME = (int, float, type(None))
 _OPTIONAL_TEXT = (str, type(None))
 
 
@@ -901,17 +910,26 @@ def _task_row(run_id: int, task_id: str, entry: list[Any]) -> tuple[Any, ...] | 
     well_formed = (
         isinstance(state, str)
         and state in _TASK_STATES
-        and type(attempt) is int
-        and type(failures) is int
-        and isinstance(at, (int, float))
-        and isinstance(started_at, _OPTIONAL_TIME)
-        and isinstance(ended_at, _OPTIONAL_TIME)
+        and _is_int64(attempt)
+        and _is_int64(failures)
+        and _is_time(at)
+        and (started_at is None or _is_time(started_at))
+        and (ended_at is None or _is_time(ended_at))
         and isinstance(error, _OPTIONAL_TEXT)
         and isinstance(output_file, _OPTIONAL_TEXT)
     )
     if not well_formed:
         return None
     return (run_id, task_id, state, attempt, failures, started_at, ended_at, error, output_file, at)
+
+
+def _is_int64(value: Any) -> bool:
+    # SQLite's integers: a larger one (JSON has no limit) would fail to bind, and every apply with it.
+    return type(value) is int and -(2**63) <= value < 2**63
+
+
+def _is_time(value: Any) -> bool:
+    return type(value) is float or _is_int64(value)
 
 
 def _entries(journal_id: int, text: str) -> list[Any]:

@@ -179,6 +179,9 @@ async def test_unreadable_journal_rows_and_deleted_runs_block_nothing(
                 '[["m1", {"n": 1}, 1, 1.0, null, 0, null, null, null]]',  # not a state
                 '[["m2", "sleeping", 1, 1.0, null, 0, null, null, null]]',  # not a state either
                 '[["m3", "running", {"n": 1}, 1.0, null, 0, null, null, null]]',  # not an attempt number
+                # Past SQLite's 64 bits (read as ints up to 2**64): binding them would fail every apply.
+                f'[["m4", "running", {2**63}, 1.0, null, 0, null, null, null]]',
+                f'[["m5", "running", 1, 1.0, null, 0, {2**64 - 1}, null, null]]',
             ]
             other.executemany("INSERT INTO journal (run_id, entries) VALUES (?, ?)", [(kept, m) for m in malformed])
         store.record_task(kept, TaskRecord("a", TaskState.SUCCESS, attempts=1))
@@ -210,6 +213,77 @@ async def test_a_failed_commit_or_apply_keeps_everything_for_the_next_try(
 
 def _disk_full(*args: Any, **kwargs: Any) -> Any:
     raise sqlite3.OperationalError("database or disk is full")
+
+
+async def test_a_reader_while_a_backlog_is_applied_chunk_by_chunk_sees_current_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "_APPLY_ROWS", 1)  # a journal row a chunk
+    real = store_module._apply_chunk
+
+    def slow_chunk(db: sqlite3.Connection) -> bool:
+        time.sleep(0.05)
+        return real(db)
+
+    async with Store(tmp_path / "t.db") as store:
+        run_id = await store.create_run("d", "{}", ["a", "b", "c"], trigger="test")
+        for task_id in ("a", "b", "c"):  # three commits: three journal rows
+            store.record_task(run_id, TaskRecord(task_id, TaskState.SUCCESS, attempts=1))
+            await store.flush()
+        monkeypatch.setattr(store_module, "_apply_chunk", slow_chunk)
+        applying = asyncio.create_task(store._apply())
+        await asyncio.sleep(0.01)  # the first chunk is being applied; the reader gets the lock after it
+        assert [t.state for t in await store.get_tasks(run_id)] == ["success"] * 3
+        await applying
+
+
+async def test_unexpected_errors_applying_at_close_are_logged_and_the_connections_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = Store(tmp_path / "t.db")
+    await store.open()
+    run_id = await store.create_run("d", "{}", ["a"], trigger="test")
+    store.record_task(run_id, TaskRecord("a", TaskState.SUCCESS, attempts=1))
+    monkeypatch.setattr(store_module, "_apply_chunk", _overflow)
+    await store.close()
+    assert (store._db, store._plain_db) == (None, None)
+    assert "not brought up to the journal at close" in caplog.text
+    monkeypatch.undo()
+    async with Store(tmp_path / "t.db") as store:  # committed at close, applied at the next start
+        assert [t.state for t in await store.get_tasks(run_id)] == ["success"]
+
+
+def _overflow(*args: Any, **kwargs: Any) -> Any:
+    raise OverflowError("Python int too large to convert to SQLite INTEGER")
+
+
+async def test_a_failed_look_at_the_watermark_does_not_stop_the_background_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(store_module, "CHECKPOINT_INTERVAL_S", 0.02)
+    monkeypatch.setattr(store_module, "PROJECTION_LAG_S", 0.05)
+    real = store_module._watermark
+    failures = []
+
+    def busy_once(db: sqlite3.Connection) -> tuple[int, int]:
+        if not failures:
+            failures.append(1)
+            raise sqlite3.OperationalError("database is locked")
+        return real(db)
+
+    async with Store(tmp_path / "t.db"):  # the service
+        cli = Store(tmp_path / "t.db")
+        await cli.open()
+        run_id = await cli.create_run("d", "{}", ["a"], trigger="test")
+        cli.record_task(run_id, TaskRecord("a", TaskState.SUCCESS, attempts=1))
+        await cli.flush()
+        with monkeypatch.context() as patch:  # the CLI stops before it applies
+            patch.setattr(Store, "_apply", _nothing)
+            await cli.close()
+        monkeypatch.setattr(store_module, "_watermark", busy_once)  # the service's next look fails
+        await _until(lambda: _task_rows(tmp_path / "t.db")["a"][0] == "success")  # and the one after applies
+    assert failures == [1]
+    assert "database is locked" in caplog.text
 
 
 async def test_a_left_over_nobody_applies_is_applied_by_an_open_store(
@@ -325,6 +399,27 @@ async def test_an_older_journal_is_rebuilt_so_its_ids_never_come_again(tmp_path:
         store.record_task(1, TaskRecord("a", TaskState.FAILED, attempts=1, error="boom"))
         assert [(t.state, t.error) for t in await store.get_tasks(1)] == [("failed", "boom")]
     assert "AUTOINCREMENT" in _table_sql(tmp_path / "t.db", "journal")
+
+
+async def test_rebuilding_an_older_journal_gives_no_id_task_rows_show_already(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "t.db")
+    db.executescript(
+        SCHEMA.replace("id INTEGER PRIMARY KEY AUTOINCREMENT, run_id", "id INTEGER PRIMARY KEY, run_id")
+        + """
+        INSERT INTO runs (dag_id, state, trigger, created_at) VALUES ('old', 'running', 'api', 1.0);
+        INSERT INTO task_instances (run_id, task_id, state, attempts) VALUES (1, 'a', 'running', 3);
+        INSERT INTO journal (run_id, entries) VALUES (1, '[["a", "running", 1, 2.0, null]]'),
+            (1, '[["a", "running", 2, 3.0, null]]'), (1, '[["a", "running", 3, 4.0, null]]');
+        INSERT INTO projection (id, applied) VALUES (1, 3);
+        DELETE FROM journal WHERE id > 1;  -- the newest rows, by hand, before the upgrade
+        """
+    )
+    db.close()
+    async with Store(tmp_path / "t.db") as store:
+        store.record_task(1, TaskRecord("a", TaskState.SUCCESS, attempts=4))
+        assert [(t.state, t.attempts) for t in await store.get_tasks(1)] == [("success", 4)]
+    with contextlib.closing(sqlite3.connect(tmp_path / "t.db")) as db:
+        assert db.execute("SELECT MIN(id) FROM journal WHERE id > 1").fetchone()[0] > 3
 
 
 def _table_sql(path: Path, table: str) -> str:

@@ -178,8 +178,8 @@ _JOURNAL = "INSERT INTO journal (run_id, entries) VALUES (?, ?)"
 # What one transaction applies at most (whole journal rows: at least one), so a backlog never has to
 # fit in memory at once and the write lock is let go between chunks.
 _APPLY_ROWS, _APPLY_ENTRIES = 500, 20_000
-# The last journal row task rows show, and whether there is any after it.
-_WATERMARK = "SELECT applied, EXISTS (SELECT 1 FROM journal WHERE id > applied) FROM projection"
+# The last journal row task rows show, and the journal's last row.
+_WATERMARK = "SELECT applied, (SELECT COALESCE(MAX(id), 0) FROM journal) FROM projection"
 _ROWS_PER_STATEMENT = 2000
 _INLINE_ROWS = 1000  # larger batches are written from a thread so the event loop does not stall
 _PRAGMAS = (
@@ -222,9 +222,10 @@ class Store:
         self._durable = 0  # writes committed so far
         self._commits = 0  # transactions committed so far, and how many of them are checkpointed
         self._checkpointed = 0
-        # Entries this store journalled that task rows may not show yet, since when, and when task
-        # transitions were last committed (monotonic clock): see ``_projection_due``.
-        self._unapplied = 0
+        # Commits of task transitions this store made, and how many of them task rows are known to
+        # show; since when some have not, and when the last was (monotonic clock): see ``_projection_due``.
+        self._journalled = 0
+        self._applied_to = 0
         self._unapplied_since = 0.0
         self._journalled_at = 0.0
         self._looked_at = 0.0  # when ``_left_behind`` last looked, and the watermark it saw
@@ -354,7 +355,7 @@ class Store:
                 self._journalled_at = time.monotonic()
                 if not self._unapplied:
                     self._unapplied_since = self._journalled_at
-                self._unapplied += len(rows)
+                self._journalled += 1
 
         try:
             async with self._lock:
@@ -449,8 +450,8 @@ class Store:
             return False
         self._looked_at = now
         async with self._lock:  # the plain connection serves the lock's holder only
-            applied, pending = await self._on_plain(_watermark, in_thread=True)  # a read may wait (busy)
-        stuck = bool(pending) and applied == self._seen_applied
+            applied, last = await self._on_plain(_watermark, in_thread=True)  # a read may wait (busy)
+        stuck = last > applied and applied == self._seen_applied
         self._seen_applied = applied
         return stuck
 
@@ -463,24 +464,31 @@ class Store:
         if self._unapplied or self._left_over:
             await self._apply()
 
+    @property
+    def _unapplied(self) -> bool:
+        """Whether task rows may not show all that this store journalled."""
+        return self._journalled > self._applied_to
+
     async def _apply(self) -> None:
-        """Bring task rows up to the journal (all of it: another process's changes too), from a thread.
+        """Bring task rows up to the journal as it is now (another process's changes too), from a thread.
 
         The write lock is taken for each chunk (``_apply_chunk``), so commits that downstream tasks
-        wait on get in between.
+        wait on get in between. Up to the journal's end when it starts only, or commits that go on
+        would keep it (and a reader waiting for it) going for as long as they do.
         """
-        while True:
+        async with self._lock:  # the commits of this store that the journal's end covers
+            covered = self._journalled
+            applied, last = await self._on_plain(_watermark, in_thread=True)
+        while applied < last:
             async with self._lock:
-                if not await self._on_plain(_apply_chunk, in_thread=True, settle=self._count_commit):
-                    # Only now, under the lock: every commit so far is applied. Not before the first
-                    # chunk, or a reader between two chunks would skip applying and read stale rows.
-                    self._unapplied = 0
-                    self._left_over = False
-                    return
+                applied = await self._on_plain(_apply_chunk, in_thread=True, settle=self._count_commit)
+        self._applied_to = max(self._applied_to, covered)
+        self._left_over = False
+        if self._unapplied:  # committed meanwhile: its lag counts from now
+            self._unapplied_since = time.monotonic()
 
-    def _count_commit(self, committed: object) -> None:
-        if committed:
-            self._commits += 1
+    def _count_commit(self, applied: object) -> None:
+        self._commits += 1  # one transaction per chunk, even one that found the rows applied already
 
     async def _commit(self, work: Callable[[sqlite3.Connection], T], *, rows: int = 0) -> T:
         """``work`` as one transaction on the plain connection, holding the write lock.
@@ -841,12 +849,9 @@ def _watermark(db: sqlite3.Connection) -> tuple[int, int]:
     return applied, pending
 
 
-def _apply_chunk(db: sqlite3.Connection) -> bool:
-    """Apply up to _APPLY_ROWS journal rows that task rows do not show yet; whether there were any."""
-    if not _watermark(db)[1]:
-        return False  # the usual case: a check, without taking SQLite's write lock
-    _in_transaction(db, _apply_journal)
-    return True
+def _apply_chunk(db: sqlite3.Connection) -> int:
+    """Apply up to _APPLY_ROWS journal rows that task rows do not show yet: the watermark after."""
+    return _in_transaction(db, _apply_journal)
 
 
 def _apply_left_over(db: sqlite3.Connection) -> tuple[int, bool]:
@@ -856,7 +861,9 @@ def _apply_left_over(db: sqlite3.Connection) -> tuple[int, bool]:
     """
     committed = 0
     try:
-        while _apply_chunk(db):
+        applied, last = _watermark(db)
+        while applied < last:
+            applied = _apply_chunk(db)
             committed += 1
     except Exception as exc:  # e.g. another process holds the lock: the journal keeps it all meanwhile
         log.warning("task rows not brought up to the journal at start (%s); reads of them try again", exc)
@@ -866,8 +873,9 @@ def _apply_left_over(db: sqlite3.Connection) -> tuple[int, bool]:
     return committed, True
 
 
-def _apply_journal(db: sqlite3.Connection) -> None:
-    """Up to _APPLY_ROWS journal rows past ``projection.applied`` into task rows: each task's latest entry."""
+def _apply_journal(db: sqlite3.Connection) -> int:
+    """Up to _APPLY_ROWS journal rows past ``projection.applied`` into task rows (each task's latest
+    entry): the watermark after."""
     (applied,) = db.execute("SELECT applied FROM projection").fetchone()
     journal = db.execute(
         "SELECT id, run_id, entries FROM journal WHERE id > ? ORDER BY id LIMIT ?", (applied, _APPLY_ROWS)
@@ -896,8 +904,10 @@ def _apply_journal(db: sqlite3.Connection) -> None:
             len(latest) - len(rows),
         )
     _insert_many(db, _UPSERT_TASKS, _ROW_PLACEHOLDERS, rows)
-    if last is not None:  # else another process applied them meanwhile
-        db.execute("UPDATE projection SET applied = ?", (last,))
+    if last is None:  # another process applied them meanwhile
+        return applied
+    db.execute("UPDATE projection SET applied = ?", (last,))
+    return last
 
 
 _TASK_STATES = frozenset(TaskState)

@@ -221,7 +221,7 @@ async def test_a_reader_while_a_backlog_is_applied_chunk_by_chunk_sees_current_r
     monkeypatch.setattr(store_module, "_APPLY_ROWS", 1)  # a journal row a chunk
     real = store_module._apply_chunk
 
-    def slow_chunk(db: sqlite3.Connection) -> bool:
+    def slow_chunk(db: sqlite3.Connection) -> int:
         time.sleep(0.05)
         return real(db)
 
@@ -235,6 +235,48 @@ async def test_a_reader_while_a_backlog_is_applied_chunk_by_chunk_sees_current_r
         await asyncio.sleep(0.01)  # the first chunk is being applied; the reader gets the lock after it
         assert [t.state for t in await store.get_tasks(run_id)] == ["success"] * 3
         await applying
+
+
+async def test_a_reader_returns_while_this_store_goes_on_committing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "_APPLY_ROWS", 1)  # a journal row a chunk: commits get in between each
+    real = store_module._apply_chunk
+    chunks = []
+
+    def slow_chunk(db: sqlite3.Connection) -> int:  # long enough for a commit to wait for every chunk
+        time.sleep(0.01)
+        chunks.append(1)
+        return real(db)
+
+    monkeypatch.setattr(store_module, "_apply_chunk", slow_chunk)
+    async with Store(tmp_path / "t.db") as store:
+        run_id = await store.create_run("d", "{}", ["a", "b"], trigger="test")
+        for attempt in range(1, 6):
+            store.record_task(run_id, TaskRecord("a", TaskState.RUNNING, attempts=attempt))
+            await store.flush()
+        going = True
+
+        async def commit_on() -> None:  # as a busy engine does: a commit whenever the lock is free
+            attempt = 0
+            while going:
+                attempt += 1
+                store.record_task(run_id, TaskRecord("b", TaskState.RUNNING, attempts=attempt))
+                await store.flush()
+                await asyncio.sleep(0)  # a flush with the lock free need not let others run
+
+        producer = asyncio.create_task(commit_on())
+        await asyncio.sleep(0)
+        try:
+            async with asyncio.timeout(5):
+                tasks = {t.task_id: t.attempts for t in await store.get_tasks(run_id)}
+            applied_for_the_read = len(chunks)
+        finally:
+            going = False
+            await producer
+    assert tasks["a"] == 5
+    # Up to where the journal ended (5 rows, and a commit or two), not on after each new end.
+    assert applied_for_the_read <= 12
 
 
 async def test_unexpected_errors_applying_at_close_are_logged_and_the_connections_closed(

@@ -182,6 +182,7 @@ _APPLY_ROWS, _APPLY_ENTRIES = 500, 20_000
 _WATERMARK = "SELECT applied, (SELECT COALESCE(MAX(id), 0) FROM journal) FROM projection"
 _ROWS_PER_STATEMENT = 2000
 _INLINE_ROWS = 1000  # larger batches are written from a thread so the event loop does not stall
+_SET_UP_S = 5.0  # how long opening waits for another process setting up the same new file
 _PRAGMAS = (
     "journal_mode=WAL",
     "synchronous=NORMAL",
@@ -233,6 +234,7 @@ class Store:
         self._left_over = False  # what the journal held at open could not be applied then
         self._flusher: asyncio.Task[None] | None = None
         self._checkpointer: asyncio.Task[None] | None = None
+        self._closing: asyncio.Event | None = None  # set once a close under way is done
 
     async def __aenter__(self) -> Store:
         await self.open()
@@ -251,27 +253,26 @@ class Store:
     async def open(self) -> None:
         """Open the database (WAL), create the schema, start the background flusher."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.path, isolation_level=None)
+        # Used only under the write lock, from the loop or from one thread at a time.
+        self._plain_db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
-            for pragma in _PRAGMAS:
-                await self._db.execute(f"PRAGMA {pragma}")
-            await self._db.executescript(SCHEMA)
-            # Used only under the write lock, from the loop or from one thread at a time.
-            self._plain_db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            for pragma in _PRAGMAS:
-                self._plain_db.execute(f"PRAGMA {pragma}")
-            _migrate(self._plain_db)  # once per database, at start: blocking the loop is fine here
+            # Once per database, at start: blocking the loop is fine here.
+            _set_up(self._plain_db)
+            _migrate(self._plain_db)
             committed, applied = _apply_left_over(self._plain_db)
             self._commits += committed
             self._left_over = not applied  # then reads apply first: the engine must not act on stale rows
+            self._db = await aiosqlite.connect(self.path, isolation_level=None)
+            for pragma in _PRAGMAS:
+                await self._db.execute(f"PRAGMA {pragma}")
             await self._db.executescript(EVENTS_VIEW)
         except BaseException:
             # Closed, so that the process can exit (aiosqlite's thread would keep it alive).
-            if self._plain_db is not None:
-                self._plain_db.close()
-                self._plain_db = None
-            await self._db.close()
-            self._db = None
+            self._plain_db.close()
+            self._plain_db = None
+            if self._db is not None:
+                await self._db.close()
+                self._db = None
             raise
         self._flusher = asyncio.create_task(self._flush_loop(), name="store-flusher")
         self._checkpointer = asyncio.create_task(self._checkpoint_loop(), name="store-checkpointer")
@@ -280,6 +281,10 @@ class Store:
         """Commit what is buffered, stop the flusher and close the connection."""
         if self._db is None:
             return
+        if self._closing is not None:  # another close is under way: this one is done when it is
+            await self._closing.wait()
+            return
+        closing = self._closing = asyncio.Event()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -302,11 +307,14 @@ class Store:
                 log.warning("task rows not brought up to the journal at close (%s); the next start does it", exc)
             await self.checkpoint()
         finally:
-            if self._plain_db is not None:
-                self._plain_db.close()
-                self._plain_db = None
-            await self._db.close()
-            self._db = None
+            try:
+                if self._plain_db is not None:
+                    self._plain_db.close()
+                    self._plain_db = None
+                await self._db.close()
+            finally:
+                self._db, self._closing = None, None
+                closing.set()
 
     # -- buffered task writes ---------------------------------------------------------------
 
@@ -969,6 +977,25 @@ async def _logging_errors(step: Awaitable[Any], what: str) -> None:
         log.warning("%s: %s", what, exc)
     except Exception:
         log.exception(what)
+
+
+def _set_up(db: sqlite3.Connection) -> None:
+    """The pragmas and the schema; retried while another process sets up the same new file.
+
+    Two connections switching a new file to WAL at once: one fails at once, busy_timeout or not,
+    and the switch is done a moment later.
+    """
+    deadline = time.monotonic() + _SET_UP_S
+    while True:
+        try:
+            for pragma in _PRAGMAS:
+                db.execute(f"PRAGMA {pragma}")
+            db.executescript(SCHEMA)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _migrate(db: sqlite3.Connection) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -415,6 +418,17 @@ async def test_a_close_cancelled_at_once_still_closes_its_connections(tmp_path: 
     assert (db, plain) == (None, None)
 
 
+async def test_two_closes_at_once_both_return_once_it_is_closed(tmp_path: Path) -> None:
+    store = Store(tmp_path / "t.db")
+    await store.open()
+    run_id = await store.create_run("d", "{}", ["a"], trigger="test")
+    store.record_task(run_id, TaskRecord("a", TaskState.SUCCESS, attempts=1))
+    async with asyncio.timeout(5):  # a shutdown handler and a context manager's exit, say
+        await asyncio.gather(store.close(), store.close())
+    assert (store._db, store._plain_db) == (None, None)
+    assert _task_rows(tmp_path / "t.db")["a"][0] == "success"
+
+
 def _current() -> asyncio.Task[Any]:
     task = asyncio.current_task()
     assert task is not None
@@ -572,6 +586,56 @@ async def test_a_migration_that_fails_changes_nothing_and_lets_the_process_go_on
         db.commit()
     async with Store(tmp_path / "t.db") as store:  # once the obstacle is gone, the next start migrates
         assert await store.run_config(1) == {"v": 1}
+
+
+# Pairs of processes, each opening a new file of its own the moment both are ready; prints what failed.
+_OPEN_AT_ONCE = """
+import asyncio, multiprocessing, sys
+from pathlib import Path
+from orchestrator.store import Store
+
+
+def open_store(path, start, failures):
+    async def opened():
+        start.wait()
+        async with Store(Path(path)):
+            pass
+
+    try:
+        asyncio.run(opened())
+    except Exception as exc:
+        failures.put(repr(exc))
+
+
+if __name__ == "__main__":
+    forked = multiprocessing.get_context("fork")
+    failures = forked.Queue()
+    for pair in range(10):
+        start = forked.Barrier(2)
+        path = Path(sys.argv[1], f"{pair}.db")
+        children = [forked.Process(target=open_store, args=(path, start, failures)) for _ in range(2)]
+        for child in children:
+            child.start()
+        for child in children:
+            child.join()
+    while not failures.empty():
+        print(failures.get())
+"""
+
+
+def test_processes_creating_the_same_new_database_at_once_all_open_it(tmp_path: Path) -> None:
+    script = tmp_path / "open_at_once.py"
+    script.write_text(_OPEN_AT_ONCE)
+    out = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)],
+        cwd=Path(__file__).parents[1],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert out.stdout == ""  # most pairs lost the race to switch their file to WAL: "database is locked"
 
 
 def test_processes_opening_an_old_database_at_once_migrate_it_once(tmp_path: Path) -> None:

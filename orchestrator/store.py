@@ -308,9 +308,13 @@ class Store:
             await self.checkpoint()
         finally:
             try:
-                if self._plain_db is not None:
-                    self._plain_db.close()
-                    self._plain_db = None
+                plain, self._plain_db = self._plain_db, None
+                if plain is not None:
+                    try:  # not under a statement another caller runs from a thread (a cancelled close)
+                        async with self._lock:
+                            pass
+                    finally:
+                        plain.close()
                 await self._db.close()
             finally:
                 self._db, self._closing = None, None

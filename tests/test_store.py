@@ -429,6 +429,42 @@ async def test_two_closes_at_once_both_return_once_it_is_closed(tmp_path: Path) 
     assert _task_rows(tmp_path / "t.db")["a"][0] == "success"
 
 
+async def test_a_close_cancelled_while_a_reader_waits_in_sqlite_never_blocks_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "_PRAGMAS", (*store_module._PRAGMAS, "busy_timeout=500"))
+    store = Store(tmp_path / "t.db")
+    await store.open()
+    run_id = await store.create_run("d", "{}", ["a"], trigger="test")
+    store.record_task(run_id, TaskRecord("a", TaskState.SUCCESS, attempts=1))
+    await store.flush()
+    gaps: list[float] = []
+
+    async def heartbeat() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            gaps.append(loop.time() - before)
+
+    with contextlib.closing(sqlite3.connect(tmp_path / "t.db", isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")  # the reader's apply waits for it in SQLite, from a thread
+        reader = asyncio.create_task(store.get_tasks(run_id))
+        await asyncio.sleep(0.05)
+        closer = asyncio.create_task(store.close())
+        await asyncio.sleep(0.05)
+        beating = asyncio.create_task(heartbeat())
+        closer.cancel()  # a second Ctrl-C, say
+        with pytest.raises(asyncio.CancelledError):
+            await closer
+        beating.cancel()
+        other.execute("ROLLBACK")
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        await reader
+    assert (store._db, store._plain_db) == (None, None)
+    assert max(gaps) < 0.2  # closing waited for the reader's statement off the loop, not in it
+
+
 def _current() -> asyncio.Task[Any]:
     task = asyncio.current_task()
     assert task is not None

@@ -715,8 +715,13 @@ class Store:
     async def get_events(self, run_id: int) -> list[EventRecord]:
         """The journal of a run's state changes, oldest first."""
         await self.flush()
-        rows = await self._all("SELECT entries FROM journal WHERE run_id = ? ORDER BY id", (run_id,))
-        return [EventRecord(run_id, *entry[:5]) for (entries,) in rows for entry in load_own_json(entries)]
+        rows = await self._all("SELECT id, entries FROM journal WHERE run_id = ? ORDER BY id", (run_id,))
+        return [
+            EventRecord(run_id, *entry[:5])
+            for journal_id, text in rows
+            for entry in _entries(journal_id, text)  # an unreadable row (written by hand) is skipped, and logged
+            if isinstance(entry, list) and len(entry) >= 5
+        ]
 
     async def unfinished_run_ids(self) -> list[int]:
         """Runs that had not ended when the service stopped."""

@@ -308,17 +308,29 @@ class Store:
             await self.checkpoint()
         finally:
             try:
-                plain, self._plain_db = self._plain_db, None
-                if plain is not None:
-                    try:  # not under a statement another caller runs from a thread (a cancelled close)
-                        async with self._lock:
-                            pass
-                    finally:
-                        plain.close()
-                await self._db.close()
+                cancelled = await self._close_connections()
             finally:
-                self._db, self._closing = None, None
+                self._closing = None
                 closing.set()
+            if cancelled:
+                raise asyncio.CancelledError
+
+    async def _close_connections(self) -> bool:
+        """Close both connections, waiting through any cancellation: whether one came meanwhile."""
+        plain, self._plain_db = self._plain_db, None
+        db, self._db = self._db, None
+        cancelled = False
+        if plain is not None:
+            # Not under a statement another caller runs on it from a thread: it holds the lock till then.
+            locked = asyncio.ensure_future(self._lock.acquire())
+            cancelled = await _wait_out(locked)
+            plain.close()
+            self._lock.release()
+        if db is not None:
+            closed = asyncio.ensure_future(db.close())
+            cancelled = await _wait_out(closed) or cancelled
+            closed.result()
+        return cancelled
 
     # -- buffered task writes ---------------------------------------------------------------
 
@@ -493,7 +505,8 @@ class Store:
             applied, last = await self._on_plain(_watermark, in_thread=True)
         while applied < last:
             async with self._lock:
-                applied = await self._on_plain(_apply_chunk, in_thread=True, settle=self._count_commit)
+                after = await self._on_plain(_apply_chunk, in_thread=True, settle=self._count_commit)
+            applied = last if after is None else after  # None: nothing left (rows deleted meanwhile, say)
         self._applied_to = max(self._applied_to, covered)
         self._left_over = False
         if self._unapplied:  # committed meanwhile: its lag counts from now
@@ -533,13 +546,7 @@ class Store:
             result = work(self._plain())
         else:
             thread = asyncio.ensure_future(asyncio.to_thread(work, self._plain()))
-            cancelled = False
-            while not thread.done():
-                try:
-                    await asyncio.wait([thread])  # which, unlike awaiting it, never cancels it
-                except asyncio.CancelledError:
-                    cancelled = True  # not uncancelled: the task is still being cancelled, and will be
-            if cancelled:
+            if await _wait_out(thread):
                 if thread.exception() is None and settle is not None:
                     settle(thread.result())
                 raise asyncio.CancelledError from thread.exception()
@@ -866,8 +873,9 @@ def _watermark(db: sqlite3.Connection) -> tuple[int, int]:
     return applied, pending
 
 
-def _apply_chunk(db: sqlite3.Connection) -> int:
-    """Apply up to _APPLY_ROWS journal rows that task rows do not show yet: the watermark after."""
+def _apply_chunk(db: sqlite3.Connection) -> int | None:
+    """Apply up to _APPLY_ROWS journal rows that task rows do not show yet: the watermark after,
+    or None if there was none (applied by another process, or deleted by hand, meanwhile)."""
     return _in_transaction(db, _apply_journal)
 
 
@@ -880,7 +888,8 @@ def _apply_left_over(db: sqlite3.Connection) -> tuple[int, bool]:
     try:
         applied, last = _watermark(db)
         while applied < last:
-            applied = _apply_chunk(db)
+            after = _apply_chunk(db)
+            applied = last if after is None else after
             committed += 1
     except Exception as exc:  # e.g. another process holds the lock: the journal keeps it all meanwhile
         log.warning("task rows not brought up to the journal at start (%s); reads of them try again", exc)
@@ -890,9 +899,9 @@ def _apply_left_over(db: sqlite3.Connection) -> tuple[int, bool]:
     return committed, True
 
 
-def _apply_journal(db: sqlite3.Connection) -> int:
+def _apply_journal(db: sqlite3.Connection) -> int | None:
     """Up to _APPLY_ROWS journal rows past ``projection.applied`` into task rows (each task's latest
-    entry): the watermark after."""
+    entry): the watermark after, or None if there were none."""
     (applied,) = db.execute("SELECT applied FROM projection").fetchone()
     journal = db.execute(
         "SELECT id, run_id, entries FROM journal WHERE id > ? ORDER BY id LIMIT ?", (applied, _APPLY_ROWS)
@@ -921,8 +930,8 @@ def _apply_journal(db: sqlite3.Connection) -> int:
             len(latest) - len(rows),
         )
     _insert_many(db, _UPSERT_TASKS, _ROW_PLACEHOLDERS, rows)
-    if last is None:  # another process applied them meanwhile
-        return applied
+    if last is None:
+        return None
     db.execute("UPDATE projection SET applied = ?", (last,))
     return last
 
@@ -976,6 +985,17 @@ def _journal_run(db: sqlite3.Connection, run_id: int, state: RunState, at: float
     journal_id = db.execute(_JOURNAL, (run_id, _run_entry(state, at, error))).lastrowid
     # If task rows show every row before it, they show this one too: readers then find nothing to apply.
     db.execute("UPDATE projection SET applied = ?1 WHERE applied = ?1 - 1", (journal_id,))
+
+
+async def _wait_out(future: asyncio.Future[Any]) -> bool:
+    """Wait for ``future`` to end even if this task is cancelled meanwhile: whether it was."""
+    cancelled = False
+    while not future.done():
+        try:
+            await asyncio.wait([future])  # which, unlike awaiting it, never cancels it
+        except asyncio.CancelledError:
+            cancelled = True  # not uncancelled: the task is still being cancelled, and will be
+    return cancelled
 
 
 async def _logging_errors(step: Awaitable[Any], what: str) -> None:

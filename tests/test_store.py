@@ -284,6 +284,42 @@ async def test_a_reader_returns_while_this_store_goes_on_committing(
     assert applied_for_the_read <= 12
 
 
+@pytest.mark.parametrize("when", ["reading", "opening"])
+async def test_journal_rows_deleted_while_they_are_applied_end_the_applying(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    monkeypatch.setattr(store_module, "_APPLY_ROWS", 1)
+    real = store_module._apply_chunk
+    chunks = []
+
+    def chunk_then_newest_deleted(db: sqlite3.Connection) -> int | None:
+        chunks.append(1)
+        after = real(db)
+        if len(chunks) == 1:  # meanwhile, by hand
+            with contextlib.closing(sqlite3.connect(tmp_path / "t.db", isolation_level=None)) as other:
+                other.execute("DELETE FROM journal WHERE id > (SELECT MAX(id) - 2 FROM journal)")
+        return after
+
+    async with Store(tmp_path / "t.db") as store:
+        run_id = await store.create_run("d", "{}", ["a"], trigger="test")
+        for attempt in range(1, 5):
+            store.record_task(run_id, TaskRecord("a", TaskState.RUNNING, attempts=attempt))
+            await store.flush()
+        if when == "opening":
+            monkeypatch.setattr(Store, "_apply", _nothing)  # left to the next open
+        else:
+            monkeypatch.setattr(store_module, "_apply_chunk", chunk_then_newest_deleted)
+            async with asyncio.timeout(5):
+                assert [t.attempts for t in await store.get_tasks(run_id)] == [2]
+    if when == "opening":
+        monkeypatch.undo()
+        monkeypatch.setattr(store_module, "_APPLY_ROWS", 1)
+        monkeypatch.setattr(store_module, "_apply_chunk", chunk_then_newest_deleted)
+        async with asyncio.timeout(5), Store(tmp_path / "t.db") as store:
+            assert [t.attempts for t in await store.get_tasks(run_id)] == [2]
+    assert len(chunks) < 10
+
+
 async def test_unexpected_errors_applying_at_close_are_logged_and_the_connections_closed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -456,7 +492,10 @@ async def test_a_close_cancelled_while_a_reader_waits_in_sqlite_never_blocks_the
         closer = asyncio.create_task(store.close())
         await asyncio.sleep(0.05)
         beating = asyncio.create_task(heartbeat())
-        closer.cancel()  # a second Ctrl-C, say
+        db = store.db
+        closer.cancel()  # a second Ctrl-C, say, and a third
+        await asyncio.sleep(0.05)
+        closer.cancel()
         with pytest.raises(asyncio.CancelledError):
             await closer
         beating.cancel()
@@ -464,6 +503,8 @@ async def test_a_close_cancelled_while_a_reader_waits_in_sqlite_never_blocks_the
     with pytest.raises(sqlite3.OperationalError, match="locked"):
         await reader
     assert (store._db, store._plain_db) == (None, None)
+    with pytest.raises(ValueError, match="no active connection"):  # closed, not left to the garbage collector
+        await db.execute("SELECT 1")
     assert max(gaps) < 0.2  # closing waited for the reader's statement off the loop, not in it
 
 

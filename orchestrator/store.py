@@ -279,10 +279,10 @@ class Store:
 
     async def close(self) -> None:
         """Commit what is buffered, stop the flusher and close the connection."""
-        if self._db is None:
-            return
         if self._closing is not None:  # another close is under way: this one is done when it is
             await self._closing.wait()
+            return
+        if self._db is None:
             return
         closing = self._closing = asyncio.Event()
         if self._timer is not None:
@@ -317,19 +317,29 @@ class Store:
 
     async def _close_connections(self) -> bool:
         """Close both connections, waiting through any cancellation: whether one came meanwhile."""
-        plain, self._plain_db = self._plain_db, None
-        db, self._db = self._db, None
         cancelled = False
-        if plain is not None:
-            # Not under a statement another caller runs on it from a thread: it holds the lock till then.
-            locked = asyncio.ensure_future(self._lock.acquire())
-            cancelled = await _wait_out(locked)
-            plain.close()
-            self._lock.release()
-        if db is not None:
-            closed = asyncio.ensure_future(db.close())
-            cancelled = await _wait_out(closed) or cancelled
-            closed.result()
+        try:
+            if self._plain_db is not None:
+                # Not under a statement another caller runs on it from a thread: it holds the lock till then.
+                while True:
+                    try:
+                        await self._lock.acquire()
+                        break
+                    except asyncio.CancelledError:
+                        cancelled = True
+                try:
+                    self._plain_db.close()
+                    self._plain_db = None
+                finally:
+                    self._lock.release()
+        finally:
+            if self._db is not None:
+                try:
+                    await self._db.close()  # which stops aiosqlite's thread even if cancelled meanwhile
+                except asyncio.CancelledError:
+                    cancelled = True
+                finally:
+                    self._db = None
         return cancelled
 
     # -- buffered task writes ---------------------------------------------------------------
@@ -545,7 +555,9 @@ class Store:
         if not in_thread:
             result = work(self._plain())
         else:
-            thread = asyncio.ensure_future(asyncio.to_thread(work, self._plain()))
+            # A future, not a task: nothing cancels it, not even asyncio.run's shutdown, so the
+            # connection is never left to another caller while the thread still uses it.
+            thread = asyncio.get_running_loop().run_in_executor(None, work, self._plain())
             if await _wait_out(thread):
                 if thread.exception() is None and settle is not None:
                     settle(thread.result())

@@ -467,6 +467,75 @@ async def test_two_closes_at_once_both_return_once_it_is_closed(tmp_path: Path) 
     assert _task_rows(tmp_path / "t.db")["a"][0] == "success"
 
 
+class _Reader:
+    """A caller that takes the lock, for a statement of 0.5 s from a thread, right after close's last
+    checkpoint: close then has to wait for it to close the connections."""
+
+    def __init__(self, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.holding = asyncio.Event()  # set once it holds the lock
+        self.read: list[Any] = []  # what its statement read, once it ran to its end
+        self.task: asyncio.Task[None] | None = None
+        self._store, self._checkpoint = store, store.checkpoint
+        monkeypatch.setattr(store, "checkpoint", self._checkpoint_then_read)
+
+    async def _checkpoint_then_read(self) -> tuple[int, int]:
+        done = await self._checkpoint()
+        self.task = asyncio.create_task(self._read(), name="reader")
+        await self.holding.wait()
+        return done
+
+    async def _read(self) -> None:
+        async with self._store._lock:
+            self.holding.set()
+            await self._store._on_plain(self._statement, in_thread=True)
+
+    def _statement(self, db: sqlite3.Connection) -> None:
+        time.sleep(0.5)
+        self.read.append(db.execute("SELECT 1").fetchone())
+
+
+async def test_a_second_close_returns_only_once_the_first_has_closed_the_connections(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(tmp_path / "t.db")
+    await store.open()
+    db = store.db
+    reader = _Reader(store, monkeypatch)
+    first = asyncio.create_task(store.close())
+    await reader.holding.wait()  # the first close waits for the reader
+    assert await store.list_dags() == []  # reads go on meanwhile
+    await store.close()
+    assert first.done()
+    with pytest.raises(ValueError, match="no active connection"):
+        await db.execute("SELECT 1")
+
+
+def test_a_close_under_way_when_asyncio_run_ends_closes_everything_and_takes_no_ones_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(tmp_path / "t.db")
+    outcome: dict[str, Any] = {}
+
+    async def main() -> None:
+        await store.open()
+        outcome["db"] = store.db
+        outcome["reader"] = reader = _Reader(store, monkeypatch)
+        outcome["close"] = asyncio.create_task(store.close(), name="close")
+        await reader.holding.wait()
+        # main returns while close waits for the reader: asyncio.run cancels them both
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),))  # a loop of its own, to end it
+    thread.start()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert outcome["close"].cancelled()  # its cancellation, not "Lock is not acquired"
+    assert outcome["reader"].task.cancelled()  # its lock was its own till it let it go
+    assert outcome["reader"].read == [(1,)]  # the connection was closed after its statement, not under it
+    assert not store._lock.locked()
+    assert (store._db, store._plain_db) == (None, None)
+    assert outcome["db"]._connection is None  # aiosqlite's thread stopped: the process can exit
+
+
 async def test_a_close_cancelled_while_a_reader_waits_in_sqlite_never_blocks_the_event_loop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

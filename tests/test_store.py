@@ -583,17 +583,24 @@ def _current() -> asyncio.Task[Any]:
     return task
 
 
+def _journal_without_autoincrement(path: Path, rows_sql: str) -> None:
+    """A database whose journal's ids could come again, as earlier versions made it, with a run 1."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.executescript(
+            SCHEMA.replace("id INTEGER PRIMARY KEY AUTOINCREMENT, run_id", "id INTEGER PRIMARY KEY, run_id")
+            + "INSERT INTO runs (dag_id, state, trigger, created_at) VALUES ('old', 'running', 'api', 1.0);"
+            + rows_sql
+        )
+
+
 async def test_an_older_journal_is_rebuilt_so_its_ids_never_come_again(tmp_path: Path) -> None:
-    db = sqlite3.connect(tmp_path / "t.db")
-    db.executescript(
-        SCHEMA.replace("id INTEGER PRIMARY KEY AUTOINCREMENT, run_id", "id INTEGER PRIMARY KEY, run_id")
-        + """
-        INSERT INTO runs (dag_id, state, trigger, created_at) VALUES ('old', 'running', 'api', 1.0);
+    _journal_without_autoincrement(
+        tmp_path / "t.db",
+        """
         INSERT INTO task_instances (run_id, task_id, state) VALUES (1, 'a', 'running');
         INSERT INTO journal (run_id, entries) VALUES (1, '[["a", "running", 1, 2.0, null]]');
-        """
+        """,
     )
-    db.close()
     async with Store(tmp_path / "t.db") as store:
         assert [(e.task_id, e.state) for e in await store.get_events(1)] == [("a", "running")]
         store.record_task(1, TaskRecord("a", TaskState.SUCCESS, attempts=1))
@@ -606,19 +613,16 @@ async def test_an_older_journal_is_rebuilt_so_its_ids_never_come_again(tmp_path:
 
 
 async def test_rebuilding_an_older_journal_gives_no_id_task_rows_show_already(tmp_path: Path) -> None:
-    db = sqlite3.connect(tmp_path / "t.db")
-    db.executescript(
-        SCHEMA.replace("id INTEGER PRIMARY KEY AUTOINCREMENT, run_id", "id INTEGER PRIMARY KEY, run_id")
-        + """
-        INSERT INTO runs (dag_id, state, trigger, created_at) VALUES ('old', 'running', 'api', 1.0);
+    _journal_without_autoincrement(
+        tmp_path / "t.db",
+        """
         INSERT INTO task_instances (run_id, task_id, state, attempts) VALUES (1, 'a', 'running', 3);
         INSERT INTO journal (run_id, entries) VALUES (1, '[["a", "running", 1, 2.0, null]]'),
             (1, '[["a", "running", 2, 3.0, null]]'), (1, '[["a", "running", 3, 4.0, null]]');
         INSERT INTO projection (id, applied) VALUES (1, 3);
         DELETE FROM journal WHERE id > 1;  -- the newest rows, by hand, before the upgrade
-        """
+        """,
     )
-    db.close()
     async with Store(tmp_path / "t.db") as store:
         store.record_task(1, TaskRecord("a", TaskState.SUCCESS, attempts=4))
         assert [(t.state, t.attempts) for t in await store.get_tasks(1)] == [("success", 4)]

@@ -252,6 +252,10 @@ class Store:
 
     async def open(self) -> None:
         """Open the database (WAL), create the schema, start the background flusher."""
+        if self._closing is not None:  # a close under way would close the new connections too
+            await self._closing.wait()
+        if self._db is not None:
+            raise RuntimeError("store is open already")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Used only under the write lock, from the loop or from one thread at a time.
         self._plain_db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -316,8 +320,12 @@ class Store:
                 raise asyncio.CancelledError
 
     async def _close_connections(self) -> bool:
-        """Close both connections, waiting through any cancellation: whether one came meanwhile."""
+        """Close both connections, waiting through any cancellation: whether one came meanwhile.
+
+        Reads go on until the lock is free; callers waiting for it then are told the store is not open.
+        """
         cancelled = False
+        db = self._db
         try:
             if self._plain_db is not None:
                 # Not under a statement another caller runs on it from a thread: it holds the lock till then.
@@ -331,15 +339,19 @@ class Store:
                     self._plain_db.close()
                     self._plain_db = None
                 finally:
+                    self._db = None
                     self._lock.release()
         finally:
-            if self._db is not None:
+            self._db = None
+            if db is not None:
+                # A task, waited out: even one cancelled (by asyncio.run's shutdown, say) ends only once
+                # aiosqlite's thread has closed the connection and stopped.
+                closed = asyncio.ensure_future(db.close())
+                cancelled = await _wait_out(closed) or cancelled
                 try:
-                    await self._db.close()  # which stops aiosqlite's thread even if cancelled meanwhile
+                    closed.result()
                 except asyncio.CancelledError:
                     cancelled = True
-                finally:
-                    self._db = None
         return cancelled
 
     # -- buffered task writes ---------------------------------------------------------------

@@ -533,7 +533,52 @@ def test_a_close_under_way_when_asyncio_run_ends_closes_everything_and_takes_no_
     assert outcome["reader"].read == [(1,)]  # the connection was closed after its statement, not under it
     assert not store._lock.locked()
     assert (store._db, store._plain_db) == (None, None)
-    assert outcome["db"]._connection is None  # aiosqlite's thread stopped: the process can exit
+    assert not (tmp_path / "t.db-wal").exists()  # SQLite removes it once the last connection is closed
+
+
+_SLOW_READ = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) SELECT count(*) FROM c"
+
+
+async def test_a_close_cancelled_again_and_again_still_waits_for_aiosqlite_to_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(tmp_path / "t.db")
+    await store.open()
+    checkpoint, reads = store.checkpoint, []
+
+    async def checkpoint_then_a_long_read() -> tuple[int, int]:  # on aiosqlite's thread, ahead of its close
+        done = await checkpoint()
+        reads.append(asyncio.create_task(store._all(_SLOW_READ)))
+        await asyncio.sleep(0.05)
+        return done
+
+    monkeypatch.setattr(store, "checkpoint", checkpoint_then_a_long_read)
+    closer = asyncio.create_task(store.close())
+    await _until(lambda: store._plain_db is None)  # closing aiosqlite's connection now
+    for _ in range(3):
+        closer.cancel()
+        await asyncio.sleep(0.01)
+    with pytest.raises(asyncio.CancelledError):
+        await closer
+    assert not (tmp_path / "t.db-wal").exists()  # closed by then, not left to a thread the loop may outlive
+    assert await reads[0] == [(3_000_000,)]
+
+
+async def test_opening_while_a_close_is_under_way_waits_for_it_and_opens_anew(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(tmp_path / "t.db")
+    await store.open()
+    reader = _Reader(store, monkeypatch)
+    closer = asyncio.create_task(store.close())
+    await reader.holding.wait()
+    await store.open()  # a restart, say
+    assert closer.done()
+    assert await store.list_dags() == []
+    with pytest.raises(RuntimeError, match="open already"):
+        await store.open()
+    await store.close()
+    assert not (tmp_path / "t.db-wal").exists()
 
 
 async def test_a_close_cancelled_while_a_reader_waits_in_sqlite_never_blocks_the_event_loop(

@@ -234,7 +234,7 @@ class Store:
         self._left_over = False  # what the journal held at open could not be applied then
         self._flusher: asyncio.Task[None] | None = None
         self._checkpointer: asyncio.Task[None] | None = None
-        self._closing: asyncio.Event | None = None  # set once a close under way is done
+        self._lifecycle = asyncio.Lock()  # opening and closing, one at a time and in the order called
 
     async def __aenter__(self) -> Store:
         await self.open()
@@ -252,10 +252,12 @@ class Store:
 
     async def open(self) -> None:
         """Open the database (WAL), create the schema, start the background flusher."""
-        if self._closing is not None:  # a close under way would close the new connections too
-            await self._closing.wait()
-        if self._db is not None:
-            raise RuntimeError("store is open already")
+        async with self._lifecycle:
+            if self._db is not None:
+                raise RuntimeError("store is open already")
+            await self._open()
+
+    async def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Used only under the write lock, from the loop or from one thread at a time.
         self._plain_db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -283,12 +285,11 @@ class Store:
 
     async def close(self) -> None:
         """Commit what is buffered, stop the flusher and close the connection."""
-        if self._closing is not None:  # another close is under way: this one is done when it is
-            await self._closing.wait()
-            return
-        if self._db is None:
-            return
-        closing = self._closing = asyncio.Event()
+        async with self._lifecycle:  # a second close returns once the first is done
+            if self._db is not None:
+                await self._close()
+
+    async def _close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -311,12 +312,7 @@ class Store:
                 log.warning("task rows not brought up to the journal at close (%s); the next start does it", exc)
             await self.checkpoint()
         finally:
-            try:
-                cancelled = await self._close_connections()
-            finally:
-                self._closing = None
-                closing.set()
-            if cancelled:
+            if await self._close_connections():
                 raise asyncio.CancelledError
 
     async def _close_connections(self) -> bool:
@@ -343,15 +339,11 @@ class Store:
                     self._lock.release()
         finally:
             self._db = None
-            if db is not None:
-                # A task, waited out: even one cancelled (by asyncio.run's shutdown, say) ends only once
-                # aiosqlite's thread has closed the connection and stopped.
-                closed = asyncio.ensure_future(db.close())
-                cancelled = await _wait_out(closed) or cancelled
-                try:
-                    closed.result()
-                except asyncio.CancelledError:
-                    cancelled = True
+            # stop(), not close(): it queues closing after what is queued already and returns a future,
+            # not a coroutine, so nothing (not even asyncio.run's shutdown) can cancel it before it runs.
+            stopped = db.stop() if db is not None else None
+            if stopped is not None:
+                cancelled = await _wait_out(stopped) or cancelled
         return cancelled
 
     # -- buffered task writes ---------------------------------------------------------------

@@ -480,6 +480,8 @@ class _Reader:
 
     async def _checkpoint_then_read(self) -> tuple[int, int]:
         done = await self._checkpoint()
+        if self.task is not None:  # once: later closes have no reader
+            return done
         self.task = asyncio.create_task(self._read(), name="reader")
         await self.holding.wait()
         return done
@@ -510,8 +512,9 @@ async def test_a_second_close_returns_only_once_the_first_has_closed_the_connect
         await db.execute("SELECT 1")
 
 
+@pytest.mark.parametrize("turns", range(4))
 def test_a_close_under_way_when_asyncio_run_ends_closes_everything_and_takes_no_ones_lock(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, turns: int
 ) -> None:
     store = Store(tmp_path / "t.db")
     outcome: dict[str, Any] = {}
@@ -522,14 +525,19 @@ def test_a_close_under_way_when_asyncio_run_ends_closes_everything_and_takes_no_
         outcome["reader"] = reader = _Reader(store, monkeypatch)
         outcome["close"] = asyncio.create_task(store.close(), name="close")
         await reader.holding.wait()
-        # main returns while close waits for the reader: asyncio.run cancels them both
+        if turns:  # else main returns while close waits for the reader
+            while not reader.read:
+                await asyncio.sleep(0)
+            for _ in range(turns):  # ...or as close goes on to its last steps
+                await asyncio.sleep(0)
+        # asyncio.run cancels every task left
 
     thread = threading.Thread(target=asyncio.run, args=(main(),))  # a loop of its own, to end it
     thread.start()
     thread.join(timeout=10)
     assert not thread.is_alive()
     assert outcome["close"].cancelled()  # its cancellation, not "Lock is not acquired"
-    assert outcome["reader"].task.cancelled()  # its lock was its own till it let it go
+    assert outcome["reader"].task.cancelled() or turns  # its lock was its own till it let it go
     assert outcome["reader"].read == [(1,)]  # the connection was closed after its statement, not under it
     assert not store._lock.locked()
     assert (store._db, store._plain_db) == (None, None)
@@ -564,21 +572,30 @@ async def test_a_close_cancelled_again_and_again_still_waits_for_aiosqlite_to_cl
     assert await reads[0] == [(3_000_000,)]
 
 
-async def test_opening_while_a_close_is_under_way_waits_for_it_and_opens_anew(
+async def test_opens_and_closes_take_turns_in_the_order_they_were_called(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = Store(tmp_path / "t.db")
     await store.open()
     reader = _Reader(store, monkeypatch)
-    closer = asyncio.create_task(store.close())
-    await reader.holding.wait()
-    await store.open()  # a restart, say
-    assert closer.done()
+    first_close = asyncio.create_task(store.close())
+    await reader.holding.wait()  # the close waits for the reader: an open and a close are called meanwhile
+    reopen, last_close = asyncio.create_task(store.open()), asyncio.create_task(store.close())
+    await reopen  # a restart, say: after the first close, on connections of its own
+    assert first_close.done()
     assert await store.list_dags() == []
-    with pytest.raises(RuntimeError, match="open already"):
-        await store.open()
-    await store.close()
+    await last_close  # closes what the restart opened
+    assert (store._db, store._plain_db) == (None, None)
     assert not (tmp_path / "t.db-wal").exists()
+
+
+async def test_a_second_open_while_the_first_goes_on_is_refused(tmp_path: Path) -> None:
+    store = Store(tmp_path / "t.db")
+    results = await asyncio.gather(store.open(), store.open(), return_exceptions=True)
+    assert [type(r) for r in results] == [type(None), RuntimeError]
+    assert "open already" in str(results[1])
+    await store.close()
+    assert not (tmp_path / "t.db-wal").exists()  # the one open's connections, and no other
 
 
 async def test_a_close_cancelled_while_a_reader_waits_in_sqlite_never_blocks_the_event_loop(

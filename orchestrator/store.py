@@ -517,10 +517,10 @@ class Store:
         async with self._lock:  # the commits of this store that the journal's end covers
             covered = self._journalled
             applied, last = await self._on_plain(_watermark, in_thread=True)
+        chunk = functools.partial(_apply_chunk, last=last)
         while applied < last:
             async with self._lock:
-                after = await self._on_plain(_apply_chunk, in_thread=True, settle=self._count_commit)
-            applied = last if after is None else after  # None: nothing left (rows deleted meanwhile, say)
+                applied = await self._on_plain(chunk, in_thread=True, settle=self._count_commit)
         self._applied_to = max(self._applied_to, covered)
         self._left_over = False
         if self._unapplied:  # committed meanwhile: its lag counts from now
@@ -885,14 +885,16 @@ def _journal_tasks(db: sqlite3.Connection, rows: list[tuple[int, Entry]], output
 
 
 def _watermark(db: sqlite3.Connection) -> tuple[int, int]:
-    applied, pending = db.execute(_WATERMARK).fetchone()
-    return applied, pending
+    applied, last = db.execute(_WATERMARK).fetchone()
+    return applied, last
 
 
-def _apply_chunk(db: sqlite3.Connection) -> int | None:
-    """Apply up to _APPLY_ROWS journal rows that task rows do not show yet: the watermark after,
-    or None if there was none (applied by another process, or deleted by hand, meanwhile)."""
-    return _in_transaction(db, _apply_journal)
+def _apply_chunk(db: sqlite3.Connection, *, last: int) -> int:
+    """Apply up to _APPLY_ROWS journal rows that task rows do not show yet, towards ``last``: the
+    watermark after, or ``last`` if there was none (applied by another process, or deleted by hand,
+    meanwhile), so that applying ends."""
+    after = _in_transaction(db, _apply_journal)
+    return last if after is None else after
 
 
 def _apply_left_over(db: sqlite3.Connection) -> tuple[int, bool]:
@@ -904,8 +906,7 @@ def _apply_left_over(db: sqlite3.Connection) -> tuple[int, bool]:
     try:
         applied, last = _watermark(db)
         while applied < last:
-            after = _apply_chunk(db)
-            applied = last if after is None else after
+            applied = _apply_chunk(db, last=last)
             committed += 1
     except Exception as exc:  # e.g. another process holds the lock: the journal keeps it all meanwhile
         log.warning("task rows not brought up to the journal at start (%s); reads of them try again", exc)

@@ -220,22 +220,29 @@ def _disk_full(*args: Any, **kwargs: Any) -> Any:
     raise sqlite3.OperationalError("database or disk is full")
 
 
+def _slow_chunks(monkeypatch: pytest.MonkeyPatch, seconds: float) -> list[int]:
+    """Each chunk of applying takes ``seconds`` longer, and one journal row; returns the watermarks they reach."""
+    monkeypatch.setattr(store_module, "_APPLY_ROWS", 1)
+    real, reached = store_module._apply_chunk, []
+
+    def slow_chunk(db: sqlite3.Connection, *, last: int) -> int:
+        time.sleep(seconds)
+        reached.append(real(db, last=last))
+        return reached[-1]
+
+    monkeypatch.setattr(store_module, "_apply_chunk", slow_chunk)
+    return reached
+
+
 async def test_a_reader_while_a_backlog_is_applied_chunk_by_chunk_sees_current_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_module, "_APPLY_ROWS", 1)  # a journal row a chunk
-    real = store_module._apply_chunk
-
-    def slow_chunk(db: sqlite3.Connection) -> int:
-        time.sleep(0.05)
-        return real(db)
-
     async with Store(tmp_path / "t.db") as store:
         run_id = await store.create_run("d", "{}", ["a", "b", "c"], trigger="test")
         for task_id in ("a", "b", "c"):  # three commits: three journal rows
             store.record_task(run_id, TaskRecord(task_id, TaskState.SUCCESS, attempts=1))
             await store.flush()
-        monkeypatch.setattr(store_module, "_apply_chunk", slow_chunk)
+        _slow_chunks(monkeypatch, 0.05)
         applying = asyncio.create_task(store._apply())
         await asyncio.sleep(0.01)  # the first chunk is being applied; the reader gets the lock after it
         assert [t.state for t in await store.get_tasks(run_id)] == ["success"] * 3
@@ -245,16 +252,7 @@ async def test_a_reader_while_a_backlog_is_applied_chunk_by_chunk_sees_current_r
 async def test_a_reader_returns_while_this_store_goes_on_committing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_module, "_APPLY_ROWS", 1)  # a journal row a chunk: commits get in between each
-    real = store_module._apply_chunk
-    chunks = []
-
-    def slow_chunk(db: sqlite3.Connection) -> int:  # long enough for a commit to wait for every chunk
-        time.sleep(0.01)
-        chunks.append(1)
-        return real(db)
-
-    monkeypatch.setattr(store_module, "_apply_chunk", slow_chunk)
+    chunks = _slow_chunks(monkeypatch, 0.01)  # long enough for a commit to wait for every chunk
     async with Store(tmp_path / "t.db") as store:
         run_id = await store.create_run("d", "{}", ["a", "b"], trigger="test")
         for attempt in range(1, 6):
@@ -292,9 +290,9 @@ async def test_journal_rows_deleted_while_they_are_applied_end_the_applying(
     real = store_module._apply_chunk
     chunks = []
 
-    def chunk_then_newest_deleted(db: sqlite3.Connection) -> int | None:
+    def chunk_then_newest_deleted(db: sqlite3.Connection, *, last: int) -> int:
         chunks.append(1)
-        after = real(db)
+        after = real(db, last=last)
         if len(chunks) == 1:  # meanwhile, by hand
             with contextlib.closing(sqlite3.connect(tmp_path / "t.db", isolation_level=None)) as other:
                 other.execute("DELETE FROM journal WHERE id > (SELECT MAX(id) - 2 FROM journal)")

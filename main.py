@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +22,21 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.text import Text
 
-from orchestrator.engine import Orchestrator, RunReport
+from orchestrator.client import ServiceClient
+from orchestrator.engine import Orchestrator
 from orchestrator.errors import ConfigError, Problem, TaskFlowError
 from orchestrator.library import DagLibrary
-from orchestrator.limits import MAX_CONFIG_BYTES, MAX_XML_BYTES
+from orchestrator.limits import MAX_XML_BYTES
+from orchestrator.ownership import DatabaseInUseError
 from orchestrator.process import tune_gc
+from orchestrator.records import RunReport
 from orchestrator.settings import Settings
 from orchestrator.states import RunState
+from orchestrator.store import Store
 from orchestrator.validation import config_schema, parse_config
 
 log = logging.getLogger("taskflow")
+_POLL_S = 0.25  # how often a run the service executes is looked at, when no progress is shown
 
 
 # -- the service ----------------------------------------------------------------------------
@@ -40,18 +46,18 @@ async def serve(settings: Settings) -> None:
     """Run every part of the service until SIGINT or SIGTERM."""
     from bot import TaskFlowBot
     from orchestrator.scheduler import Scheduler
-    from web import create_app, start_site
+    from web import create_app, local_url, start_site
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     # Runs left unfinished are resumed only once the bot can deliver their messages.
-    async with Orchestrator(settings, resume=False) as orch:
-        library = DagLibrary(settings, orch.store)
+    async with Store(settings.db_path, command="service") as store, Orchestrator(settings, store, resume=False) as orch:
+        library = DagLibrary(settings, store)
         for name, problems in (await library.sync_folder()).items():
             log.warning("dags/%s was not loaded: %s", name, "; ".join(problems))
-        scheduler = Scheduler(settings, orch.store, orch, library)
+        scheduler = Scheduler(settings, store, orch, library)
         bot = TaskFlowBot(settings, orch, library, scheduler) if settings.telegram_bot_token else None
         if bot is None:
             log.info("the Telegram bot is off (TELEGRAM_BOT_TOKEN is not set)")
@@ -61,6 +67,7 @@ async def serve(settings: Settings) -> None:
         if bot is not None:
             await bot.notify_resumed(orch.resumed)
         runner = await start_site(create_app(settings, orch, library), settings)
+        store.owner.announce(local_url(runner, settings))  # other commands hand their runs to it here
         supervisor = _Supervisor(stop)
         supervisor.start(library.watch(), "dags-watcher")
         supervisor.start(scheduler.run_forever(), "scheduler")
@@ -110,16 +117,54 @@ def _read(path: str, limit: int) -> bytes:
 
 
 async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    """Run one DAG in the foreground with a live progress display."""
+    """Run one DAG in the foreground with a live progress display (by the service, if it owns the data)."""
     from orchestrator.console import watch
 
-    config = parse_config(_read(args.file, MAX_CONFIG_BYTES), source=args.file)
+    raw = _read(args.file, settings.max_config_bytes)
+    config = parse_config(raw, source=args.file, max_tasks=settings.max_tasks)
     console = Console(stderr=True)
-    # resume=False: a service sharing this database owns the runs it left unfinished.
-    async with Orchestrator(settings, resume=False) as orch:
+    async with _owner(settings, "run") as orch:
+        if isinstance(orch, ServiceClient):
+            console.print(Text(f"the service at {orch.url} owns {settings.db_path}: the run is handed to it"))
+            run_id = await orch.submit(raw)
+            return await _follow(orch, run_id, console, args.progress)
         tune_gc()
         run_id = await orch.submit(config, trigger="cli", owner="cli")
-        report = await watch(orch, run_id, console) if args.progress else await orch.wait(run_id)
+        report = await watch(orch.report, run_id, console) if args.progress else await orch.wait(run_id)
+    return _finish(report, console)
+
+
+@contextlib.asynccontextmanager
+async def _owner(settings: Settings, command: str) -> AsyncIterator[Orchestrator | ServiceClient]:
+    """This process's own orchestrator, or a client of the service that owns the database."""
+    store = Store(settings.db_path, command=command)
+    try:
+        await store.open()
+    except DatabaseInUseError as exc:
+        if exc.holder is None or exc.holder.url is None:
+            raise
+        async with ServiceClient(exc.holder.url, settings.api_token, settings.runs_dir) as client:
+            yield client
+        return
+    try:
+        # resume=False: a foreground command finishes its own run, not what a stopped service left.
+        async with Orchestrator(settings, store, resume=command == "resume") as orch:
+            yield orch
+    finally:
+        await store.close()
+
+
+async def _follow(client: ServiceClient, run_id: int, console: Console, progress: bool) -> int:
+    """Follow a run the service executes until it ends, as a local run is followed."""
+    from orchestrator.console import watch
+
+    if progress:
+        report = await watch(client.report, run_id, console)
+    else:
+        report = await client.report(run_id)
+        while not report.run.finished:
+            await asyncio.sleep(_POLL_S)
+            report = await client.report(run_id)
     return _finish(report, console)
 
 
@@ -138,7 +183,8 @@ def _finish(report: RunReport, console: Console) -> int:
 
 async def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
     """Validate a DAG config file and print the report."""
-    config = parse_config(_read(args.file, MAX_CONFIG_BYTES), source=args.file)
+    raw = _read(args.file, settings.max_config_bytes)
+    config = parse_config(raw, source=args.file, max_tasks=settings.max_tasks)
     print(f"{args.file} is valid: DAG {config.dag_id!r} with {len(config.tasks)} task(s)")
     return 0
 
@@ -151,7 +197,10 @@ async def cmd_schema(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_resume(settings: Settings, args: argparse.Namespace) -> int:
     """Finish every run a stopped service left unfinished, then exit."""
-    async with Orchestrator(settings, resume=True) as orch:
+    async with _owner(settings, "resume") as orch:
+        if isinstance(orch, ServiceClient):
+            print(f"the service at {orch.url} owns {settings.db_path} and resumes unfinished runs itself")
+            return 0
         if not orch.resumed:
             print("no unfinished runs")
             return 0
@@ -162,9 +211,11 @@ async def cmd_resume(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_rerun(settings: Settings, args: argparse.Namespace) -> int:
-    """Re-run a failed run from its failure, in the foreground."""
+    """Re-run a failed run from its failure, in the foreground (by the service, if it owns the data)."""
     console = Console(stderr=True)
-    async with Orchestrator(settings, resume=False) as orch:
+    async with _owner(settings, "rerun") as orch:
+        if isinstance(orch, ServiceClient):
+            return await _follow(orch, await orch.rerun(args.run_id), console, progress=False)
         run_id = await orch.rerun(args.run_id)
         report = await orch.wait(run_id)
     return _finish(report, console)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from collections.abc import Awaitable, Callable
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -11,8 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.engine import Orchestrator, RunReport
-from orchestrator.records import TaskRecord
+from orchestrator.records import RunReport, TaskRecord
 from orchestrator.states import RUN_TERMINAL, TASK_TERMINAL, RunState, TaskState
 
 STATE_STYLE = {
@@ -26,25 +25,26 @@ STATE_STYLE = {
     TaskState.CANCELLED: "magenta",
 }
 RUN_STYLE = {RunState.SUCCESS: "bold green", RunState.FAILED: "bold red", RunState.CANCELLED: "magenta"}
+_POLL_S = 0.2  # how often the run is read again
 _MAX_LIVE_ROWS = 30  # beyond this the live view shows counts only; the report lists every task
 
 
-async def watch(orch: Orchestrator, run_id: int, console: Console) -> RunReport:
-    """Show a run's progress live until it ends; return its report."""
-    async with orch.events.subscribe(run_id) as sub:
-        report = await orch.report(run_id)
-        total = len(report.tasks)
-        bar = Progress(TextColumn("run {task.fields[run]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        bar_id = bar.add_task("run", total=total, run=run_id)
-        with Live(_view(bar, report), console=console, refresh_per_second=8, transient=False) as live:
-            while report.state not in RUN_TERMINAL:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(0.25):
-                        await sub.get()
-                report = await orch.report(run_id)
-                bar.update(bar_id, completed=sum(t.state in TASK_TERMINAL for t in report.tasks.values()))
-                live.update(_view(bar, report))
-    return await orch.wait(run_id)
+async def watch(fetch: Callable[[int], Awaitable[RunReport]], run_id: int, console: Console) -> RunReport:
+    """Show a run's progress live until it ends; return its report.
+
+    ``fetch(run_id)`` reads the run as it stands: the local orchestrator's, or the service's API.
+    """
+    report = await fetch(run_id)
+    bar = Progress(TextColumn("run {task.fields[run]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    bar_id = bar.add_task("run", total=len(report.tasks), run=run_id)
+    with Live(_view(bar, report), console=console, refresh_per_second=8, transient=False) as live:
+        while True:
+            bar.update(bar_id, completed=sum(t.state in TASK_TERMINAL for t in report.tasks.values()))
+            live.update(_view(bar, report))
+            if report.state in RUN_TERMINAL and report.archive is not None:
+                return report
+            await asyncio.sleep(_POLL_S)
+            report = await fetch(run_id)
 
 
 def _view(bar: Progress, report: RunReport) -> Group:

@@ -50,18 +50,19 @@ EXECUTOR_RETRY_MAX_S = 15.0  # doubled each time in a row up to this: an outage 
 
 
 class Orchestrator:
-    """Runs DAGs. ``async with Orchestrator(settings) as orch: report = await orch.run(config)``."""
+    """Runs DAGs over an open store: ``async with Orchestrator(settings, store) as orch: await orch.run(config)``."""
 
     def __init__(
         self,
         settings: Settings,
+        store: Store,
         *,
         resources: Resources | None = None,
         executor: Executor | None = None,
         resume: bool = True,
     ) -> None:
         self.settings = settings
-        self.store = Store(settings.db_path)
+        self.store = store
         self.events = EventBus()
         self.resources = resources or Resources(allow_shell=settings.allow_shell)
         self.resumed: list[int] = []  # runs picked up again at start, for the admins' digest
@@ -85,9 +86,8 @@ class Orchestrator:
         await self.close()
 
     async def start(self) -> None:
-        """Open the store, start the workers, and resume runs a previous process left unfinished."""
+        """Start the workers, and resume runs a previous process left unfinished."""
         self.settings.runs_dir.mkdir(parents=True, exist_ok=True)
-        await self.store.open()
         if self.resources.http is None:
             self.resources.http = aiohttp.ClientSession()
             self._owns_http = True
@@ -119,7 +119,6 @@ class Orchestrator:
         await self._executor.close()
         if self._owns_http:
             await self.resources.http.close()
-        await self.store.close()
 
     # -- public API -------------------------------------------------------------------------
 

@@ -54,7 +54,7 @@ class DagLibrary:
 
     async def add_json(self, raw: str | bytes, *, source: str) -> DagRecord:
         """Validate JSON text (a user's upload) and save it as a DAG."""
-        return await self.save(parse_config(raw, source=source), source=source)
+        return await self.save(parse_config(raw, source=source, max_tasks=self.settings.max_tasks), source=source)
 
     async def set_filename(self, dag_id: str, task_id: str, filename: str) -> DagConfig:
         """Change one task's ``filename`` param: the only edit a chat user may make."""
@@ -110,7 +110,7 @@ class DagLibrary:
     async def _load_file(self, path: Path) -> None:
         data = await asyncio.to_thread(path.read_bytes)
         digest = f"{path.name}#{hashlib.sha256(data).hexdigest()}"
-        config = parse_config(data, source=path.name)
+        config = parse_config(data, source=path.name, max_tasks=self.settings.max_tasks)
         marker = self.settings.configs_dir / config.dag_id / "loaded_from"
         if marker.is_file() and marker.read_text(encoding="utf-8") == digest and await self._known(config.dag_id):
             return  # same file as last time: keep any edits users made since

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-MAX_CONFIG_BYTES = 2 * 1024 * 1024
-MAX_TASKS = 10_000
+# Tasks a DAG may have: the TASKFLOW_MAX_TASKS setting's default. A config may take this many bytes
+# a task (a generous task, description and params included), and never less than 2 MiB in all.
+DEFAULT_MAX_TASKS = 100_000
+CONFIG_BYTES_PER_TASK = 200
+
+
+def max_config_bytes(max_tasks: int) -> int:
+    """The size a config may have when a DAG may have ``max_tasks`` tasks."""
+    return max(2 * 1024 * 1024, max_tasks * CONFIG_BYTES_PER_TASK)
+
+
+MAX_CONFIG_BYTES = max_config_bytes(DEFAULT_MAX_TASKS)
 MAX_ID_LENGTH = 64
 # SQLite's largest integer: no run or schedule can have a larger id.
 MAX_ROW_ID = 2**63 - 1

@@ -13,7 +13,6 @@ from orchestrator.limits import (
     MAX_ID_LENGTH,
     MAX_RETRIES,
     MAX_RETRY_DELAY_S,
-    MAX_TASKS,
     MAX_TIMEOUT_S,
     RESERVED_FILENAMES,
 )
@@ -114,7 +113,7 @@ class DagConfig(BaseModel):
     description: str = ""
     max_retries: int = Field(default=0, ge=0, le=MAX_RETRIES)
     retry_delay: float = Field(default=0.0, ge=0, le=MAX_RETRY_DELAY_S)
-    tasks: list[TaskConfig] = Field(min_length=1, max_length=MAX_TASKS)
+    tasks: list[TaskConfig] = Field(min_length=1)  # at most TASKFLOW_MAX_TASKS: see validation
     metadata: dict[str, Any] = Field(
         default_factory=dict,
         description="Free-form data kept with the DAG (e.g. its origin).",

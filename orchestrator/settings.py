@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from orchestrator.limits import DEFAULT_MAX_TASKS, max_config_bytes
+
 
 def _env(name: str) -> AliasChoices:
     # Settings may also be passed by field name in code (Settings(data_dir=...)).
@@ -34,6 +36,7 @@ class Settings(BaseSettings):
     timezone: str = Field(default="UTC", validation_alias=_env("TASKFLOW_TIMEZONE"))
     executor: str = Field(default="local", validation_alias=_env("TASKFLOW_EXECUTOR"))
     dask_address: str | None = Field(default=None, validation_alias=_env("TASKFLOW_DASK_ADDRESS"))
+    max_tasks: int = Field(default=DEFAULT_MAX_TASKS, ge=1, le=10_000_000, validation_alias=_env("TASKFLOW_MAX_TASKS"))
 
     @field_validator("timezone")
     @classmethod
@@ -48,6 +51,11 @@ class Settings(BaseSettings):
     def public_url(self) -> str:
         """Base of the links handed out (no trailing slash)."""
         return (self.public_url_setting or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def max_config_bytes(self) -> int:
+        """The size a DAG config may have (it follows ``max_tasks``)."""
+        return max_config_bytes(self.max_tasks)
 
     @property
     def db_path(self) -> Path:

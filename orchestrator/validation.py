@@ -18,17 +18,26 @@ from operations.registry import all_operations, get_operation
 from orchestrator.errors import ConfigError, InvalidJsonError, Problem
 from orchestrator.graph import find_cycle, is_upstream
 from orchestrator.jsontext import load_json, value_problems
-from orchestrator.limits import MAX_CONFIG_BYTES
+from orchestrator.limits import DEFAULT_MAX_TASKS, max_config_bytes
 from orchestrator.models import DagConfig, TaskConfig
 from orchestrator.paths import split_reference
 
 
-def parse_config(raw: str | bytes | dict[str, Any], *, source: str = "config") -> DagConfig:
-    """Validate ``raw`` (JSON text or an already-parsed dict) fully; raise ``ConfigError`` if bad."""
-    data = raw if isinstance(raw, dict) else _load_json(raw, source)
+def parse_config(
+    raw: str | bytes | dict[str, Any], *, source: str = "config", max_tasks: int = DEFAULT_MAX_TASKS
+) -> DagConfig:
+    """Validate ``raw`` (JSON text or an already-parsed dict) fully; raise ``ConfigError`` if bad.
+
+    ``max_tasks``: the TASKFLOW_MAX_TASKS setting; it also bounds the config's size.
+    """
+    data = raw if isinstance(raw, dict) else _load_json(raw, source, max_config_bytes(max_tasks))
     unstorable = value_problems(data)
     if unstorable:
         raise ConfigError(unstorable, source=source)
+    tasks = data.get("tasks") if isinstance(data, dict) else None
+    if isinstance(tasks, list) and len(tasks) > max_tasks:
+        message = f"{len(tasks)} tasks; the limit is {max_tasks} (the TASKFLOW_MAX_TASKS setting)"
+        raise ConfigError([Problem("tasks", message)], source=source)
     try:
         config = DagConfig.model_validate(data)
     except ValidationError as exc:
@@ -38,13 +47,10 @@ def parse_config(raw: str | bytes | dict[str, Any], *, source: str = "config") -
     return check_config(config, source=source)
 
 
-def _load_json(raw: str | bytes, source: str) -> Any:
+def _load_json(raw: str | bytes, source: str, limit: int) -> Any:
     size = len(raw.encode() if isinstance(raw, str) else raw)
-    if size > MAX_CONFIG_BYTES:
-        raise ConfigError(
-            [Problem("", f"config is {size} bytes; the limit is {MAX_CONFIG_BYTES}")],
-            source=source,
-        )
+    if size > limit:
+        raise ConfigError([Problem("", f"config is {size} bytes; the limit is {limit}")], source=source)
     try:
         return load_json(raw)
     except InvalidJsonError as exc:

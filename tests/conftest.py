@@ -10,6 +10,7 @@ import pytest
 from orchestrator.engine import Orchestrator
 from orchestrator.library import DagLibrary
 from orchestrator.settings import Settings
+from tests.engine_harness import running
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 @pytest.fixture
 async def orch(settings: Settings) -> AsyncIterator[Orchestrator]:
     """A started orchestrator; closed after the test."""
-    async with Orchestrator(settings) as orchestrator:
+    async with running(settings) as orchestrator:
         yield orchestrator
 
 

@@ -10,6 +10,7 @@ from orchestrator.engine import Orchestrator
 from orchestrator.library import DagLibrary
 from orchestrator.settings import Settings
 from orchestrator.validation import parse_config
+from tests.engine_harness import running
 from tests.fake_telegram import ALICE, BOB, EVE, BotHarness
 
 SLOW = {"dag_name": "slow", "tasks": [{"id": "nap", "operation": "sleep", "independent_params": {"seconds": 60}}]}
@@ -19,13 +20,13 @@ SLOW = {"dag_name": "slow", "tasks": [{"id": "nap", "operation": "sleep", "indep
 async def test_after_a_restart_admins_get_one_digest_and_the_chat_its_final_message(
     settings: Settings, resume_before_the_bot: bool
 ) -> None:
-    async with Orchestrator(settings) as before:
+    async with running(settings) as before:
         run_id = await before.submit(parse_config(json.dumps(SLOW)), trigger="telegram", notify_chat=ALICE["id"])
         # Bob is allowed by @username: he can only be reached if he has talked to the bot.
         await before.store.upsert_user(BOB["id"], BOB["username"], BOB["id"], "Bob")
         await before.store.upsert_user(EVE["id"], EVE["username"], EVE["id"], "Eve")
     async with (
-        Orchestrator(settings, resume=resume_before_the_bot) as after,
+        running(settings, resume=resume_before_the_bot) as after,
         BotHarness(settings, after, DagLibrary(settings, after.store)) as tg,
     ):
         if not resume_before_the_bot:  # main.py's order: the bot first, so no message is missed

@@ -33,12 +33,13 @@ from operations.base import OperationContext, Resources  # noqa: E402
 from operations.registry import get_operation  # noqa: E402
 from orchestrator import dask_executor  # noqa: E402
 from orchestrator.dask_executor import MISSING_EXTRA, DaskExecutor, local_cluster_shape  # noqa: E402
-from orchestrator.engine import Orchestrator, RunReport  # noqa: E402
+from orchestrator.engine import RunReport  # noqa: E402
 from orchestrator.errors import TaskFlowError  # noqa: E402
 from orchestrator.executor import make_executor  # noqa: E402
 from orchestrator.settings import Settings  # noqa: E402
 from orchestrator.states import RunState, TaskState  # noqa: E402
 from orchestrator.validation import parse_config  # noqa: E402
+from tests.engine_harness import running  # noqa: E402
 
 # One LocalCluster (2 worker processes, started once) serves the tests of this module that need one.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -218,7 +219,7 @@ async def test_a_permanent_error_on_a_worker_is_not_retried(dask_settings: Setti
             "tasks": [{"id": "sh", "operation": "shell", "independent_params": {"command": "true"}}],
         }
     )
-    async with Orchestrator(dask_settings) as orch:  # shell is not allowed: refused on the worker
+    async with running(dask_settings) as orch:  # shell is not allowed: refused on the worker
         report = await asyncio.wait_for(orch.run(config), 30)
     assert report.state == RunState.FAILED
     assert report.tasks["sh"].attempts == 1
@@ -236,7 +237,7 @@ async def test_a_dag_gives_the_same_results_on_a_local_cluster(settings: Setting
             runs[executor] = settings.model_copy(
                 update={"executor": executor, "data_dir": tmp_path / executor, "allow_shell": True}
             )
-            async with Orchestrator(runs[executor]) as orch:
+            async with running(runs[executor]) as orch:
                 reports[executor] = await orch.run(config)
     local, remote = reports["local"], reports["dask"]
     assert remote.state == local.state == RunState.FAILED  # `missing` fails, everywhere alike
@@ -269,7 +270,7 @@ async def test_a_worker_killed_mid_task_does_not_fail_the_run(dask_settings: Set
             ],
         }
     )
-    async with Orchestrator(dask_settings) as orch:
+    async with running(dask_settings) as orch:
         run_id = await orch.submit(config)
         victim = await kill_the_busy_worker(probe)
         report = await asyncio.wait_for(orch.wait(run_id), 30)
@@ -290,7 +291,7 @@ async def test_a_task_whose_workers_keep_dying_is_a_failed_attempt(
             "tasks": [{"id": "slow", "operation": "sleep", "independent_params": {"seconds": 1}, "max_retries": 1}],
         }
     )
-    async with Orchestrator(dask_settings) as orch:
+    async with running(dask_settings) as orch:
         run_id = await orch.submit(config)
         await kill_the_busy_worker(probe)
         report = await asyncio.wait_for(orch.wait(run_id), 30)
@@ -311,7 +312,7 @@ async def test_a_hanging_task_is_timed_out_and_stopped_on_its_worker(dask_settin
             ],
         }
     )
-    async with Orchestrator(dask_settings) as orch:
+    async with running(dask_settings) as orch:
         report = await asyncio.wait_for(orch.run(config), 20)
         assert report.tasks["hang"].state == TaskState.FAILED
         assert report.tasks["hang"].error == "timed out after 0.5s"
@@ -324,7 +325,7 @@ async def test_a_cancelled_run_stops_its_task_on_the_worker(dask_settings: Setti
     config = parse_config(
         {"dag_name": "cancelme", "tasks": [{"id": "long", "operation": "sleep", "independent_params": {"seconds": 60}}]}
     )
-    async with Orchestrator(dask_settings) as orch:
+    async with running(dask_settings) as orch:
         run_id = await orch.submit(config)
         await wait_for(lambda: busy_workers(probe), 10, "the task to start on a worker")
         await orch.cancel(run_id)
@@ -378,7 +379,7 @@ async def test_a_killed_scheduler_does_not_lose_the_run(
         scheduler = spawn("scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard")
         spawn("worker", address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1")
         await wait_for(lambda: _listening(port), 20, "the scheduler to listen")
-        async with Orchestrator(settings.model_copy(update=update)) as orch:
+        async with running(settings.model_copy(update=update)) as orch:
             run_id = await orch.submit(config)
             await wait_for(lambda: _exists(marker), 20, "the task to start on the worker")
             scheduler.kill()  # SIGKILL, mid-task
@@ -404,7 +405,7 @@ async def test_a_cluster_without_taskflow_fails_the_task_saying_so(settings: Set
         # The scheduler already unpickles the task (no worker needed to see it fail).
         spawn("scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard", taskflow=False)
         await wait_for(lambda: _listening(port), 20, "the scheduler to listen")
-        async with Orchestrator(settings.model_copy(update={"executor": "dask", "dask_address": address})) as orch:
+        async with running(settings.model_copy(update={"executor": "dask", "dask_address": address})) as orch:
             report = await asyncio.wait_for(orch.run(config), 30)
     task = report.tasks["t"]
     assert task.state == TaskState.FAILED

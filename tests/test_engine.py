@@ -7,6 +7,7 @@ import datetime
 import hashlib
 import json
 import sqlite3
+import time
 import zipfile
 from typing import Any
 
@@ -22,6 +23,7 @@ from orchestrator.rundir import RunFolder
 from orchestrator.settings import Settings
 from orchestrator.states import RunState, TaskState
 from orchestrator.validation import parse_config
+from tests.engine_harness import running
 
 
 class FlakyParams(OperationParams):
@@ -81,16 +83,13 @@ def test_operations(monkeypatch: pytest.MonkeyPatch) -> None:
 
     @operation("probe_db")
     async def probe_db(ctx: OperationContext, params: ProbeParams) -> str:
-        # Reads the database as another process would: what is committed, nothing buffered. The
-        # journal is the record of transitions (task rows are brought up to it later); the output
-        # is stored with the success.
+        # Reads the database as another connection would: what is committed, nothing buffered.
         db = sqlite3.connect(ctx.resources.extra["db_path"])
         try:
             key = (ctx.run_id, params.upstream)
-            (state,) = db.execute(
-                "SELECT state FROM events WHERE run_id = ? AND task_id = ? ORDER BY batch DESC, seq DESC LIMIT 1", key
+            state, output = db.execute(
+                "SELECT state, output FROM task_instances WHERE run_id = ? AND task_id = ?", key
             ).fetchone()
-            (output,) = db.execute("SELECT output FROM task_instances WHERE run_id = ? AND task_id = ?", key).fetchone()
         finally:
             db.close()
         return f"{state} {output}"
@@ -139,7 +138,7 @@ async def test_independent_tasks_run_in_parallel(orch: Orchestrator) -> None:
 
 
 async def test_priority_orders_ready_tasks(settings: Settings) -> None:
-    async with Orchestrator(settings.model_copy(update={"workers": 1})) as orch:
+    async with running(settings.model_copy(update={"workers": 1})) as orch:
         report = await orch.run(
             dag(
                 {"id": "root", "operation": "noop"},
@@ -291,7 +290,7 @@ async def test_unexpected_exceptions_and_bad_outputs_fail_cleanly(orch: Orchestr
 
 
 async def test_success_is_durable_before_downstream_starts(settings: Settings) -> None:
-    async with Orchestrator(settings) as orch:
+    async with running(settings) as orch:
         orch.resources.extra["db_path"] = str(settings.db_path)
         report = await orch.run(
             dag(
@@ -512,8 +511,7 @@ async def test_a_run_cancelled_while_its_start_waits_for_the_store_ends_cancelle
         if state == RunState.RUNNING:  # another commit holds the write lock a while
 
             async def hold() -> None:
-                async with store._lock:
-                    await asyncio.sleep(0.05)
+                await store._in_writer(time.sleep, 0.05)
 
             holder = asyncio.create_task(hold())
             await asyncio.sleep(0)

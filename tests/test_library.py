@@ -15,6 +15,7 @@ from orchestrator.library import DagLibrary
 from orchestrator.settings import Settings
 from orchestrator.states import RunState
 from orchestrator.validation import parse_config
+from tests.engine_harness import running
 
 
 def dag(name: str = "lib", description: str = "first") -> dict[str, Any]:
@@ -285,7 +286,7 @@ async def test_dags_folder_is_loaded_into_a_fresh_database(library: DagLibrary, 
     write_dag_file(settings.dags_dir / "lib.json", dag())
     assert await library.sync_folder() == {}
     fresh = settings.model_copy(update={"db_setting": settings.data_dir / "fresh.db"})
-    async with Orchestrator(fresh) as other:
+    async with running(fresh) as other:
         restarted = DagLibrary(fresh, other.store)
         assert await restarted.sync_folder() == {}
         assert [r.dag_id for r in await restarted.list()] == ["lib"]

@@ -29,6 +29,7 @@ from orchestrator.errors import ConfigError, OperationError, PermanentOperationE
 from orchestrator.settings import Settings
 from orchestrator.states import RunState, TaskState
 from orchestrator.validation import parse_config
+from tests.engine_harness import running
 
 # -- helpers ----------------------------------------------------------------------------------
 
@@ -674,7 +675,7 @@ def test_a_filename_may_not_take_another_tasks_default_output() -> None:
 
 @pytest.fixture
 async def shell_orch(settings: Settings) -> AsyncIterator[Orchestrator]:
-    async with Orchestrator(settings.model_copy(update={"allow_shell": True})) as orchestrator:
+    async with running(settings.model_copy(update={"allow_shell": True})) as orchestrator:
         yield orchestrator
 
 
@@ -825,7 +826,7 @@ class FakeSender:
 
 async def test_telegram_send_through_a_bot(settings: Settings):
     sender = FakeSender()
-    async with Orchestrator(settings, resources=Resources(sender=sender)) as orch:
+    async with running(settings, resources=Resources(sender=sender)) as orch:
         report = await run_dag(
             orch,
             [

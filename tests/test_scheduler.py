@@ -17,6 +17,7 @@ from orchestrator.records import ScheduleRecord
 from orchestrator.scheduler import ScheduleError, Scheduler, format_duration, parse_duration
 from orchestrator.settings import Settings
 from orchestrator.states import RunState
+from tests.engine_harness import running
 
 T0 = datetime(2026, 6, 1, 0, 0, tzinfo=UTC).timestamp()  # a Monday
 HELLO = {"dag_name": "hello", "tasks": [{"id": "a", "operation": "noop"}]}
@@ -187,12 +188,12 @@ async def test_a_schedule_whose_dag_is_gone_says_so_and_moves_on(scheduler: Sche
 
 async def test_schedules_survive_a_restart(settings: Settings) -> None:
     clock = Clock()
-    async with Orchestrator(settings) as first:
+    async with running(settings) as first:
         library = DagLibrary(settings, first.store)
         await library.add_json(json.dumps(HELLO), source="test")
         record = await Scheduler(settings, first.store, first, library, clock=clock).add("hello", "every 1m")
     clock.now = T0 + 3600  # the service was down for an hour
-    async with Orchestrator(settings) as second:
+    async with running(settings) as second:
         scheduler = Scheduler(settings, second.store, second, DagLibrary(settings, second.store), clock=clock)
         assert [s.schedule_id for s in await scheduler.schedules()] == [record.schedule_id]
         started = await scheduler.tick()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from orchestrator.errors import ConfigError
-from orchestrator.limits import MAX_CONFIG_BYTES, MAX_TASKS
+from orchestrator.limits import DEFAULT_MAX_TASKS, MAX_CONFIG_BYTES
 from orchestrator.models import DagConfig, TaskConfig
 from orchestrator.validation import check_config, checked_params, config_schema, parse_config
 
@@ -168,9 +168,18 @@ def test_bad_dag_names(dag_name: str) -> None:
 def test_limits_on_size_and_task_count() -> None:
     too_big = json.dumps(dag({"id": "a", "operation": "noop", "description": "x" * MAX_CONFIG_BYTES}))
     assert "the limit is" in next(iter(problems(too_big).values()))
-    many = dag(*({"id": f"t{i}", "operation": "noop"} for i in range(MAX_TASKS + 1)))
-    assert "at most" in problems(many)["tasks"]
     assert "at least" in problems(dag())["tasks"]
+
+
+def test_the_task_count_follows_the_setting_and_so_does_the_size_limit() -> None:
+    many = dag(*({"id": f"t{i}", "operation": "noop"} for i in range(11)))
+    with pytest.raises(ConfigError) as refused:
+        parse_config(many, max_tasks=10)
+    assert str(refused.value.problems[0]) == "tasks: 11 tasks; the limit is 10 (the TASKFLOW_MAX_TASKS setting)"
+    assert len(parse_config(many, max_tasks=11).tasks) == 11
+    # 100,000 tasks fit the default limits, bytes included
+    big = json.dumps(dag(*({"id": f"task_{i:06d}", "operation": "noop"} for i in range(DEFAULT_MAX_TASKS))))
+    assert len(parse_config(big).tasks) == DEFAULT_MAX_TASKS
 
 
 def test_bad_types_and_ranges() -> None:

@@ -130,6 +130,7 @@ async def test_run_page_while_it_runs(client: TestClient[Any, Any], orch: Orches
         run_id = await orch.submit(parse_config(dag(seconds=0.5)))
         while (await asyncio.wait_for(events.get(), 5)).state != "running":
             pass
+    await orch.store.flush()  # pages show what is committed: the engine commits within milliseconds
     page = await (await client.get(f"/runs/{run_id}")).text()
     assert 'data-finished="0"' in page
     states = node_states(page)

@@ -112,6 +112,12 @@ async def start_site(app: web.Application, settings: Settings) -> web.AppRunner:
 _WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})  # every interface: a place to listen, not to link to
 
 
+def local_url(runner: web.AppRunner, settings: Settings) -> str:
+    """Where a process on this machine reaches the API (the CLI hands its runs there)."""
+    host = "127.0.0.1" if settings.host in _WILDCARD_HOSTS else _url_host(settings.host)
+    return f"http://{host}:{bound_port(runner)}"
+
+
 def bound_port(runner: web.AppRunner) -> int:
     """The port the runner's first site listens on."""
     address = runner.addresses[0]

@@ -27,10 +27,11 @@ from orchestrator.errors import (
     ConflictError,
     ExecutorUnavailableError,
     PermanentOperationError,
+    TaskFlowError,
     describe,
 )
 from orchestrator.events import EventBus, RunEvent
-from orchestrator.executor import Executor, make_executor, validate_params, with_timeout
+from orchestrator.executor import Executor, LocalExecutor, validate_params, with_timeout
 from orchestrator.graph import downstream
 from orchestrator.jsontext import output_json
 from orchestrator.models import DagConfig
@@ -490,6 +491,17 @@ class Orchestrator:
             run.done.set_result(report)
         self.events.publish(RunEvent(run.run_id, None, final.value, error))
         log.info("run %d of %r ended: %s", run.run_id, run.config.dag_id, final)
+
+
+def make_executor(settings: Settings) -> Executor:
+    """The executor ``TASKFLOW_EXECUTOR`` names: ``local`` (the default) or ``dask``."""
+    if settings.executor == "local":
+        return LocalExecutor()
+    if settings.executor == "dask":
+        from orchestrator.dask_executor import DaskExecutor  # optional extra, imported only when asked for
+
+        return DaskExecutor(settings)
+    raise TaskFlowError(f"TASKFLOW_EXECUTOR={settings.executor!r} is not known (use 'local' or 'dask')")
 
 
 def _outcome(run: ActiveRun) -> tuple[RunState, str | None]:

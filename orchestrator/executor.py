@@ -9,8 +9,7 @@ from typing import Any, Protocol, TypeVar
 from pydantic import ValidationError
 
 from operations.base import Operation, OperationContext, OperationParams
-from orchestrator.errors import PermanentOperationError, TaskFlowError
-from orchestrator.settings import Settings
+from orchestrator.errors import PermanentOperationError
 from orchestrator.validation import pydantic_problems
 
 T = TypeVar("T")
@@ -41,17 +40,6 @@ class LocalExecutor:
 
     async def close(self) -> None:
         """Nothing to release."""
-
-
-def make_executor(settings: Settings) -> Executor:
-    """The executor ``TASKFLOW_EXECUTOR`` names: ``local`` (the default) or ``dask``."""
-    if settings.executor == "local":
-        return LocalExecutor()
-    if settings.executor == "dask":
-        from orchestrator.dask_executor import DaskExecutor  # optional extra, imported only when asked for
-
-        return DaskExecutor(settings)
-    raise TaskFlowError(f"TASKFLOW_EXECUTOR={settings.executor!r} is not known (use 'local' or 'dask')")
 
 
 def validate_params(op: Operation, raw: Mapping[str, Any], where: str) -> OperationParams:

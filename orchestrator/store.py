@@ -1,9 +1,12 @@
 """All SQL lives here: DAGs, runs, task instances, the journal, schedules and bot users.
 
-One process owns a database (``OwnerLock``). Its writes all go to one writer thread that owns the
-write connection, one transaction a job, in the order they were sent: nothing can interleave with a
-transaction or cancel it half way, and the event loop never waits for SQLite. Reads go through
-aiosqlite's connection (a thread of its own) and never write.
+One process owns a database (``OwnerLock``), and one connection writes it: each write is one
+synchronous transaction, with no await inside, so nothing interleaves with it or cancels it half
+way. Small ones run in the event loop when the writer thread is idle (a hop to a thread costs more
+than the commit itself, and a chain of tasks waits for a commit at every step); large ones, and any
+sent while the writer thread has work, are queued to that thread, which runs them in order.
+Checkpoints run in the writer thread too. Reads go through aiosqlite's connection (a thread of its
+own) and never write.
 
 Task transitions are buffered and committed in groups by the flusher: one transaction appends the
 group to the journal (the history) and updates each task's row in ``task_instances`` (its state
@@ -19,7 +22,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -48,14 +51,18 @@ T = TypeVar("T")
 # downstream tasks wait on is committed at once, with whatever else is buffered.
 FLUSH_INTERVAL_S = 0.005
 FLUSH_RETRY_S = 1.0  # after a failed commit (a full disk...): the batch stays buffered meanwhile
+INLINE_ROWS = 1000  # a write of more rows than this goes to the writer thread, off the event loop
+CHECKPOINT_INTERVAL_S = 1.0  # at most this long between checkpoints while commits go on
 
 _PRAGMAS = (
     "journal_mode=WAL",
     "synchronous=NORMAL",
     "foreign_keys=ON",
     "busy_timeout=5000",
-    # SQLite checkpoints inside the commit that crosses 1,000 WAL pages: in the writer thread, so
-    # never in the event loop. A WAL that a burst grew is cut back to this once it starts over.
+    # SQLite's own checkpoints would run inside whichever commit crosses 1,000 pages, maybe in the
+    # event loop: the writer thread runs them instead (``_checkpoint_if_due``).
+    "wal_autocheckpoint=0",
+    # A WAL that a burst grew is cut back to this once it starts over.
     f"journal_size_limit={64 * 1024 * 1024}",
 )
 _JOURNAL = "INSERT INTO journal (run_id, entries) VALUES (?, ?)"
@@ -86,7 +93,10 @@ class Store:
         self.owner = OwnerLock(path)
         self._command = command
         self._writer: ThreadPoolExecutor | None = None
-        self._wdb: sqlite3.Connection | None = None  # used by the writer thread only
+        self._wdb: sqlite3.Connection | None = None  # by the writer thread, or the loop while it is idle
+        self._jobs = 0  # writer-thread jobs sent and not yet finished, counted in the event loop
+        self._dirty = False  # committed since the last checkpoint
+        self._checkpointed_at = 0.0
         self._rdb: aiosqlite.Connection | None = None
         self._rows: list[tuple[int, Entry]] = []  # (run_id, entry), in the order they happened
         self._outputs: list[tuple[str, int, str]] = []  # (output, run_id, task_id) of successes
@@ -146,13 +156,38 @@ class Store:
     # -- the writer thread ------------------------------------------------------------------
 
     async def _in_writer(self, work: Callable[..., T], *args: Any) -> T:
+        return await asyncio.wrap_future(self._submit(work, *args))
+
+    def _submit(self, work: Callable[..., T], *args: Any) -> Future[T]:
+        """Queue ``work(*args)`` to the writer thread."""
         if self._writer is None:
             raise RuntimeError("store is not open")
-        return await asyncio.wrap_future(self._writer.submit(work, *args))
+        loop = asyncio.get_running_loop()
+        job = self._writer.submit(work, *args)
+        self._jobs += 1
+        # Counted down once the thread is done with it, not when a caller stops waiting.
+        job.add_done_callback(lambda _: loop.call_soon_threadsafe(self._job_done))
+        return job
 
-    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """``work(connection)`` as one transaction in the writer thread."""
-        return await self._in_writer(_transaction, self._wdb, work)
+    def _job_done(self) -> None:
+        self._jobs -= 1
+
+    async def _write(self, work: Callable[[sqlite3.Connection], T], *, rows: int = 1) -> T:
+        """``work(connection)`` as one transaction: in the loop if small and the writer thread is idle."""
+        if rows <= INLINE_ROWS and self._jobs == 0 and self._wdb is not None:
+            result = _transaction(self._wdb, work)
+        else:
+            result = await self._in_writer(_transaction, self._wdb, work)
+        self._dirty = True
+        self._checkpoint_if_due()
+        return result
+
+    def _checkpoint_if_due(self) -> None:
+        """Queue a checkpoint to the writer thread, at most every CHECKPOINT_INTERVAL_S while commits go on."""
+        now = time.monotonic()
+        if self._dirty and now - self._checkpointed_at >= CHECKPOINT_INTERVAL_S and self._writer is not None:
+            self._dirty, self._checkpointed_at = False, now
+            self._submit(_checkpoint, self._wdb)
 
     async def _execute(self, sql: str, args: Iterable[Any] = ()) -> tuple[int, int | None]:
         """One statement as a transaction: (rows changed, last row id)."""
@@ -229,7 +264,7 @@ class Store:
         self._rows, self._outputs, self._callbacks = [], [], {}
         if rows:
             try:
-                await self._write(lambda db: _commit_tasks(db, rows, outputs))
+                await self._write(lambda db: _commit_tasks(db, rows, outputs), rows=len(rows) + len(outputs))
             except Exception as exc:  # kept for the next try: nothing is dropped
                 self._rows, self._outputs = rows + self._rows, outputs + self._outputs
                 for callback, later in self._callbacks.items():
@@ -291,7 +326,7 @@ class Store:
             db.execute(_JOURNAL, (run_id, _run_entry(RunState.QUEUED, now, None)))
             return run_id
 
-        return await self._write(insert)
+        return await self._write(insert, rows=len(ids_json) // 8)  # about a row a task
 
     async def set_run_state(
         self,
@@ -556,7 +591,7 @@ class Store:
 def _connect(path: Path) -> sqlite3.Connection:
     """The write connection, in the writer thread: pragmas, then the migrations it needs."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, isolation_level=None)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)  # the loop uses it too
     try:
         for pragma in _PRAGMAS:
             db.execute(f"PRAGMA {pragma}")
@@ -565,6 +600,15 @@ def _connect(path: Path) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def _checkpoint(db: sqlite3.Connection | None) -> None:
+    """Copy committed pages from the WAL into the database (PASSIVE: it waits for no reader)."""
+    try:
+        if db is not None:
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    except sqlite3.Error as exc:  # the WAL keeps everything meanwhile: the next one tries again
+        log.warning("could not checkpoint the database: %s", exc)
 
 
 def _transaction(db: sqlite3.Connection | None, work: Callable[[sqlite3.Connection], T]) -> T:

@@ -33,9 +33,8 @@ from operations.base import OperationContext, Resources  # noqa: E402
 from operations.registry import get_operation  # noqa: E402
 from orchestrator import dask_executor  # noqa: E402
 from orchestrator.dask_executor import MISSING_EXTRA, DaskExecutor, local_cluster_shape  # noqa: E402
-from orchestrator.engine import RunReport  # noqa: E402
+from orchestrator.engine import RunReport, make_executor  # noqa: E402
 from orchestrator.errors import TaskFlowError  # noqa: E402
-from orchestrator.executor import make_executor  # noqa: E402
 from orchestrator.settings import Settings  # noqa: E402
 from orchestrator.states import RunState, TaskState  # noqa: E402
 from orchestrator.validation import parse_config  # noqa: E402

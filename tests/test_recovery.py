@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import random
 import signal
 import sqlite3
 import subprocess
@@ -90,8 +92,7 @@ def test_sigkill_mid_run_then_resume_finishes_without_redoing_successes(tmp_path
         proc.communicate(timeout=10)
     assert proc.returncode == -signal.SIGKILL
     assert query(tmp_path, "SELECT state FROM runs WHERE run_id = 1") == [("running",)]
-    # Its success is in the journal, the record of transitions (task rows are brought up to it later).
-    assert ("success",) in query(tmp_path, "SELECT state FROM events WHERE task_id = 'first'")
+    assert query(tmp_path, "SELECT state FROM task_instances WHERE task_id = 'first'") == [("success",)]
 
     resume = cli(tmp_path, "resume")
     out, err = resume.communicate(timeout=30)
@@ -174,7 +175,8 @@ def start_service(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
 
 
 def post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers=headers)
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())  # type: ignore[no-any-return]
 
@@ -212,3 +214,103 @@ def test_the_service_resumes_runs_after_sigkill(tmp_path: Path) -> None:
     assert runs_started(tmp_path, "first") == 1
     assert runs_started(tmp_path, "slow") == 2
     assert (tmp_path / "dag" / "dag_1.zip").is_file()
+
+
+def stop(service: subprocess.Popen[str]) -> str:
+    """SIGTERM the service; what it logged."""
+    service.send_signal(signal.SIGTERM)
+    _, err = service.communicate(timeout=20)
+    assert service.returncode == 0, err
+    return err
+
+
+def test_commands_hand_their_runs_to_the_service_that_owns_the_database(tmp_path: Path) -> None:
+    good = write_dag(tmp_path, {"dag_name": "handed", "tasks": [{"id": "a", "operation": "noop"}]})
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps(
+            {
+                "dag_name": "broken",
+                "tasks": [{"id": "a", "operation": "read_file", "independent_params": {"path": "nope.txt"}}],
+            }
+        )
+    )
+    service, base = start_service(tmp_path)
+    try:
+        run = cli(tmp_path, "run", str(good))
+        out, err = run.communicate(timeout=60)
+        assert run.returncode == 0, err
+        assert f"the service at {base} owns" in err
+        assert json.loads(out.strip().splitlines()[-1])["state"] == "success"
+        assert "run 1 of handed: success" in err  # the same report table as a local run
+        failing = cli(tmp_path, "run", str(bad), "--no-progress")
+        out, err = failing.communicate(timeout=60)
+        assert failing.returncode == 1, err
+        assert json.loads(out.strip().splitlines()[-1])["state"] == "failed"
+        rerun = cli(tmp_path, "rerun", "2")
+        out, err = rerun.communicate(timeout=60)
+        assert rerun.returncode == 1, err  # it fails again, run by the service
+        assert json.loads(out.strip().splitlines()[-1])["run_id"] == 2
+        resume = cli(tmp_path, "resume")
+        out, _ = resume.communicate(timeout=60)
+        assert resume.returncode == 0
+        assert "resumes unfinished runs itself" in out
+    finally:
+        err = stop(service)
+    assert "Traceback" not in err
+    assert query(tmp_path, "SELECT run_id, state FROM runs ORDER BY run_id") == [(1, "success"), (2, "failed")]
+    assert (tmp_path / "dag" / "dag_1.zip").is_file()
+
+
+def test_a_second_service_on_the_same_database_refuses_to_start(tmp_path: Path) -> None:
+    service, base = start_service(tmp_path)
+    try:
+        second = cli(tmp_path, env_extra={"TASKFLOW_PORT": "0"})
+        _, err = second.communicate(timeout=30)
+    finally:
+        stop(service)
+    assert second.returncode == 1
+    assert f"is in use by the TaskFlow service (pid {service.pid}) at {base}" in err
+    assert "Traceback" not in err
+
+
+def _layered(count: int, width: int, seconds: float) -> dict[str, Any]:
+    tasks = []
+    for i in range(count):
+        layer_start = (i // width - 1) * width
+        deps = [f"t{layer_start + (i + k) % width:03d}" for k in (0, 1)] if i >= width else []
+        tasks.append(
+            {"id": f"t{i:03d}", "operation": "sleep", "independent_params": {"seconds": seconds}, "dependencies": deps}
+        )
+    return {"dag_name": "kill_loop", "tasks": tasks}
+
+
+def test_a_service_killed_ten_times_during_a_run_finishes_it_without_repeating_a_success(tmp_path: Path) -> None:
+    rng = random.Random(7)
+    service, base = start_service(tmp_path)
+    post_json(f"{base}/api/web", _layered(300, 30, 0.05))
+    for _ in range(10):
+        time.sleep(rng.uniform(0.05, 0.4))
+        service.send_signal(signal.SIGKILL)
+        service.communicate(timeout=10)
+        service, base = start_service(tmp_path)
+    try:
+        wait_for(lambda: query(tmp_path, "SELECT state FROM runs WHERE run_id = 1") == [("success",)], 60)
+    finally:
+        stop(service)
+    # A success committed is never followed by another start of the same task.
+    events = query(tmp_path, "SELECT task_id, state FROM events WHERE task_id IS NOT NULL ORDER BY batch, seq")
+    succeeded: set[str] = set()
+    for task_id, state in events:
+        assert task_id not in succeeded, f"{task_id} went {state} after its success"
+        if state == "success":
+            succeeded.add(task_id)
+    assert len(succeeded) == 300
+    assert query(tmp_path, "SELECT COUNT(*) FROM task_instances WHERE state = 'success'") == [(300,)]
+    kills = query(tmp_path, "SELECT COUNT(*) FROM events WHERE task_id IS NULL AND state = 'running'")[0][0]
+    assert kills > 1  # the run was really interrupted (started again after kills)
+    with zipfile.ZipFile(tmp_path / "dag" / "dag_1.zip") as zf:
+        files = json.loads(zf.read("manifest.json"))["files"]
+        assert set(files) == set(zf.namelist()) - {"manifest.json"}
+        for name, entry in files.items():
+            assert hashlib.sha256(zf.read(name)).hexdigest() == entry["sha256"], name

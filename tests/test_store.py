@@ -249,6 +249,23 @@ async def test_a_big_run_is_created_while_the_event_loop_goes_on(tmp_path: Path)
     assert ticks > 10
 
 
+async def test_the_wal_stays_bounded_while_commits_go_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # SQLite's own checkpoints are off (they would run inside a commit, maybe in the event loop).
+    monkeypatch.setattr(store_module, "CHECKPOINT_INTERVAL_S", 0.02)
+    wal = tmp_path / "t.db-wal"
+    async with Store(tmp_path / "t.db") as store:
+        run_id = await store.create_run("d", "{}", [f"t{i}" for i in range(200)], trigger="test")
+        sizes = []
+        for _ in range(200):
+            for i in range(200):
+                store.record_task(run_id, TaskRecord(f"t{i}", TaskState.RUNNING, attempts=1), '"' + "x" * 500 + '"')
+            await store.flush()
+            sizes.append(wal.stat().st_size)
+            await asyncio.sleep(0.001)
+    # Each flush adds ~150 KB of pages: 200 of them without a checkpoint pass 25 MiB.
+    assert max(sizes) < 12 * 1024 * 1024
+
+
 async def test_close_commits_what_is_buffered(tmp_path: Path) -> None:
     store = Store(tmp_path / "t.db")
     await store.open()

@@ -1,4 +1,4 @@
-"""The DAG config (SPEC §1) as pydantic models: the shape of a config, before any graph checks."""
+"""The DAG config as pydantic models: the shape of a config, before any graph checks."""
 
 from __future__ import annotations
 

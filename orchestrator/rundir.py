@@ -68,7 +68,7 @@ class RunFolder:
         return handler
 
     def write_report(self, run: RunRecord, tasks: list[TaskFields]) -> None:
-        """Write ``run.json`` (SPEC §2)."""
+        """Write ``run.json``."""
         report = {
             "run_id": run.run_id,
             "dag_id": run.dag_id,

@@ -1,4 +1,4 @@
-"""The service's one scheduler loop: cron expressions, fixed intervals and one-off times (SPEC §5).
+"""The service's one scheduler loop: cron expressions, fixed intervals and one-off times.
 
 A schedule is written as users type it:
 

@@ -1,4 +1,4 @@
-"""Settings from the environment or a ``.env`` file (SPEC §7), read once and injected."""
+"""Settings from the environment or a ``.env`` file, read once and injected."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``python main.py`` sub-commands (SPEC §7), run as real processes on a temporary data dir."""
+"""``python main.py`` sub-commands, run as real processes on a temporary data dir."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The engine (SPEC §2): queue, workers, parameters, retries, timeouts, failures, cancel, outputs."""
+"""The engine: queue, workers, parameters, retries, timeouts, failures, cancel, outputs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The built-in operations (SPEC §3), mostly through the real engine, and the operation registry."""
+"""The built-in operations, mostly through the real engine, and the operation registry."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Config validation (SPEC §1): every problem reported at once, each with its location."""
+"""Config validation: every problem reported at once, each with its location."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Import Eclipse 4diac (IEC 61499) XML into a TaskFlow DAG config (SPEC §6).
+"""Import Eclipse 4diac (IEC 61499) XML into a TaskFlow DAG config.
 
 What becomes what:
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-import itertools
 import json
-import random
 import re
 import time
 import zipfile
@@ -23,8 +21,7 @@ from orchestrator.records import EventRecord
 from orchestrator.settings import Settings
 from orchestrator.validation import parse_config
 from web import create_app
-from web.render.graph import NODE_H, NODE_W, GraphTask, layout
-from web.render.timeline import build_timeline, timeline_html
+from web.render.timeline import build_timeline, draw
 
 
 def dag(name: str = "d", seconds: float = 0.2) -> dict[str, Any]:
@@ -46,8 +43,8 @@ async def client(settings: Settings, orch: Orchestrator, library: DagLibrary) ->
 
 
 def node_states(page: str) -> dict[str, str]:
-    """Task id → state of every box of the graph on a page."""
-    return dict(re.findall(r'<g class="node" data-task="([^"]+)" data-state="([^"]+)"', page))
+    """Task id → state of every row of the task table on a page."""
+    return dict(re.findall(r'<span class="badge" data-task="([^"]+)" data-state="([^"]+)"', page))
 
 
 async def read_events(resp: aiohttp.ClientResponse) -> list[tuple[str, dict[str, Any]]]:
@@ -107,7 +104,9 @@ async def test_run_page_of_an_ended_run(client: TestClient[Any, Any], orch: Orch
     assert resp.status == 200
     page = await resp.text()
     assert node_states(page) == {"a": "success", "b": "success"}
-    assert page.count('class="edge"') == 1
+    graph = json.loads(re.search(r'<script type="application/json" class="graph-data">(.*?)</script>', page).group(1))
+    assert graph["tasks"] == [{"id": "a", "op": "sleep", "deps": []}, {"id": "b", "op": "noop", "deps": ["a"]}]
+    assert graph["states"] == {"a": "success", "b": "success"}
     assert 'data-finished="1"' in page
     assert f'href="/runs/{run_id}/archive.zip"' in page
     assert 'id="task-a"' in page
@@ -115,6 +114,7 @@ async def test_run_page_of_an_ended_run(client: TestClient[Any, Any], orch: Orch
     assert page.count('class="tl-row"') == 2
     assert "run ended: success" in page  # the log
     assert '<script src="/static/run.js' in page
+    assert '<script src="/static/vendor/elk.bundled.js' in page
 
     archive = await client.get(f"/runs/{run_id}/archive.zip")
     assert archive.status == 200
@@ -232,60 +232,6 @@ async def test_shutdown_ends_live_streams(settings: Settings, orch: Orchestrator
 # -- drawings --------------------------------------------------------------------------------------
 
 
-def random_dag(n: int, seed: int) -> list[GraphTask]:
-    """``n`` tasks, each depending on up to 3 earlier ones (seeded)."""
-    rng = random.Random(seed)
-    tasks = []
-    for i in range(n):
-        parents = rng.sample(range(i), min(i, rng.randint(0, 3)))
-        tasks.append(GraphTask(f"t{i}", "noop", tuple(f"t{p}" for p in parents)))
-    return tasks
-
-
-def overlaps(plan: Any) -> list[tuple[str, str]]:
-    """Pairs of boxes that overlap."""
-    boxes = list(plan.boxes.values())
-    return [
-        (a.task.task_id, b.task.task_id)
-        for a, b in itertools.combinations(boxes, 2)
-        if abs(a.x - b.x) < NODE_W and abs(a.y - b.y) < NODE_H
-    ]
-
-
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_fifty_tasks_are_laid_out_by_depth_without_overlap(seed: int) -> None:
-    tasks = random_dag(50, seed)
-    plan = layout(tasks)
-    assert not plan.by_position
-    assert len(plan.boxes) == 50
-    assert overlaps(plan) == []
-    assert len(plan.edges) == sum(len(t.dependencies) for t in tasks)
-    for parent, child in plan.edges:
-        assert plan.boxes[child].x > plan.boxes[parent].x  # every edge points right
-    assert plan.width >= max(b.x for b in plan.boxes.values()) + NODE_W
-    assert plan.height >= max(b.y for b in plan.boxes.values()) + NODE_H
-
-
-def test_positions_are_used_when_every_task_has_one() -> None:
-    tasks = [
-        GraphTask("fetch", "http_request", (), (100, 200)),
-        GraphTask("text", "json_to_string", ("fetch",), (900.5, 200)),
-        GraphTask("send", "telegram_send", ("text",), (1700, -40)),
-        GraphTask("close", "noop", ("fetch",), (110, 205)),  # nearly on top of "fetch"
-    ]
-    plan = layout(tasks)
-    assert plan.by_position
-    assert overlaps(plan) == []
-    xs = {t: b.x for t, b in plan.boxes.items()}
-    assert xs["fetch"] < xs["text"] < xs["send"]
-    assert plan.boxes["send"].y < plan.boxes["fetch"].y  # the drawing keeps its shape
-
-    partial = [*tasks[:3], GraphTask("free", "noop", ())]
-    assert not layout(partial).by_position
-    same_spot = [GraphTask("a", "noop", (), (1, 1)), GraphTask("b", "noop", (), (1, 1))]
-    assert not layout(same_spot).by_position
-
-
 def test_timeline_shows_waits_runs_and_retries() -> None:
     t0 = 1000.0
     events = [
@@ -316,8 +262,8 @@ def test_timeline_shows_waits_runs_and_retries() -> None:
     assert timeline.rows["c"] == []
     assert timeline.start == t0
     assert timeline.end == t0 + 4.0
-    titles = re.findall(r"<title>([^<]*)</title>", timeline_html(timeline))
-    assert titles[:6] == [
+    bars = draw(timeline).rows[0][1]
+    assert [b.label for b in bars] == [
         "queued 0.20 s (attempt 1)",
         "running 0.70 s (attempt 1)",
         "up for retry 1.00 s (after attempt 1): boom",
@@ -325,3 +271,13 @@ def test_timeline_shows_waits_runs_and_retries() -> None:
         "running 0.90 s (attempt 2)",
         "success (attempt 2)",
     ]
+    # A finished attempt takes the colour of how it ended; only the attempt still going is "running".
+    assert [b.state for b in bars] == ["queued", "up_for_retry", "up_for_retry", "queued", "success", "success"]
+    assert draw(timeline).rows[1][1][-1].state == "running"
+
+
+def test_timeline_of_a_short_run_counts_in_milliseconds() -> None:
+    events = [EventRecord(1, None, "running", None, 50.0), EventRecord(1, "a", "running", 1, 50.0)]
+    events.append(EventRecord(1, "a", "success", 1, 50.004))
+    events.append(EventRecord(1, None, "success", None, 50.004))
+    assert draw(build_timeline(events, ["a"], now=60.0)).ticks == ["0 ms", "1 ms", "2 ms", "3 ms", "4 ms"]

@@ -23,7 +23,7 @@ from web import views_runs as runs
 from web import views_submit as submit
 from web.keys import LIBRARY, ORCH, SETTINGS, STATE, WebState
 from web.middlewares import auth_middleware, error_middleware
-from web.render.base import STATIC_DIR
+from web.render.base import STATIC_DIR, setup_templates
 
 log = logging.getLogger("taskflow.web")
 
@@ -70,6 +70,7 @@ def create_app(settings: Settings, orch: Orchestrator, library: DagLibrary) -> w
     app[ORCH] = orch
     app[LIBRARY] = library
     app[STATE] = WebState(public_url=settings.public_url)
+    setup_templates(app)
     app.add_routes(ROUTES)
     app.on_shutdown.append(_on_shutdown)
     return app

@@ -11,21 +11,17 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
+from orchestrator.progress import progress
 from orchestrator.records import TaskRecord
 from web.files import archive_path, archive_response, log_response, read_log_tail
 from web.inputs import path_id
 from web.keys import LIBRARY, ORCH, SETTINGS
-from web.render.base import html_headers
-from web.render.run import RunView, run_page, run_parts
-from web.render.status import StatusView, status_page
+from web.render.base import Clock, html_response, render
+from web.render.durations import run_elapsed
+from web.render.run import PARTS, RunView, page_context, parts_context
 from web.serialize import json_response
 
 RECENT_RUNS = 30
-
-
-def html_response(text: str, *, status: int = 200) -> web.Response:
-    """An HTML page with the headers every page carries."""
-    return web.Response(text=text, status=status, content_type="text/html", headers=html_headers())
 
 
 async def status(request: web.Request) -> web.Response:
@@ -36,14 +32,23 @@ async def status(request: web.Request) -> web.Response:
     for dag in dags:
         latest = await store.list_runs(dag_id=dag.dag_id, limit=1)
         last_runs[dag.dag_id] = latest[0] if latest else None
-    view = StatusView(
-        dags=dags,
-        last_runs=last_runs,
-        runs=await store.list_runs(limit=RECENT_RUNS),
-        schedules=await store.list_schedules(),
-        now=time.time(),
-    )
-    return html_response(status_page(view, request.app[SETTINGS].tz))
+    runs = await store.list_runs(limit=RECENT_RUNS)
+    schedules = await store.list_schedules()
+    now = time.time()
+    tz = request.app[SETTINGS].tz
+    context = {
+        "tz": tz,
+        "clock": Clock(tz, now),
+        "dags": dags,
+        "last_runs": last_runs,
+        "runs": runs,
+        "going": sum(not r.finished for r in runs),
+        "schedules": schedules,
+        "active_schedules": sum(not s.paused for s in schedules),
+        "progress_of": lambda run: progress(run.counts),
+        "run_elapsed": lambda run: run_elapsed(run, now),
+    }
+    return html_response(render(request, "status.html", context))
 
 
 async def load_run_view(app: web.Application, run_id: int) -> RunView:
@@ -75,18 +80,19 @@ def _in_config_order(tasks: list[TaskRecord], config: dict[str, Any]) -> list[Ta
 async def run_view(request: web.Request) -> web.Response:
     """``GET /runs/<id>``: the run's graph, tasks, timeline and log; it updates itself live."""
     view = await load_run_view(request.app, path_id(request))
-    return html_response(run_page(view, request.app[SETTINGS].tz))
+    return html_response(render(request, "run.html", page_context(view, request.app[SETTINGS].tz)))
 
 
 async def run_view_parts(request: web.Request) -> web.Response:
     """``GET /runs/<id>/parts``: the changing parts of the run page, for its script."""
     view = await load_run_view(request.app, path_id(request))
+    context = parts_context(view, request.app[SETTINGS].tz)
     body = {
         "run_id": view.run.run_id,
         "state": view.run.state.value,
         "finished": view.settled,
         "states": {t.task_id: t.state.value for t in view.tasks},
-        "parts": run_parts(view, request.app[SETTINGS].tz),
+        "parts": {name: render(request, f"run/_{name}.html", context) for name in PARTS},
     }
     return json_response(body, headers={hdrs.CACHE_CONTROL: "no-store"})
 

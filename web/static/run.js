@@ -121,6 +121,9 @@
     });
   }
 
+  // The graph is drawn after the page loads: bring its colours up to date once it is there.
+  document.addEventListener("taskflow:graph-drawn", schedule);
+
   if (!settled) connect();
   // While the run goes on, in case a stream silently stalls; once it ended, seldom, to notice a re-run.
   (function poll() {

@@ -347,11 +347,60 @@ def fourdiac_dag() -> dict[str, Any]:
 async def test_graph_of_150_tasks_and_of_a_4diac_import_route_edges_around_boxes(
     browser: Browser, site: str, orch: Orchestrator
 ) -> None:
-    for name, config in (("graph-150-tasks", wide_dag(150, seed=7)), ("graph-4diac", fourdiac_dag())):
+    unconnected = {"dag_name": "flat", "tasks": [{"id": f"job_{i:03d}", "operation": "noop"} for i in range(60)]}
+    cases = (
+        ("graph-150-tasks", wide_dag(150, seed=7)),
+        ("graph-4diac", fourdiac_dag()),
+        ("graph-no-edges", unconnected),
+    )
+    for name, config in cases:
         run_id = await orch.submit(parse_config(config))
         await orch.wait(run_id)
         page, problems = await drawn_page(browser, f"{site}/runs/{run_id}")
-        check_geometry(await page.evaluate(GEOMETRY_JS), config)
+        geometry = await page.evaluate(GEOMETRY_JS)
+        check_geometry(geometry, config)
         await screenshot(page, name, ".graph")
         assert problems == []
         await page.context.close()
+    # Tasks without edges wrap into rows rather than one column 60 boxes tall.
+    rows = {n["y"] for n in geometry["nodes"]}
+    columns = {n["x"] for n in geometry["nodes"]}
+    assert 3 <= len(rows) <= 20
+    assert len(columns) >= 3
+
+
+async def test_pages_fit_a_phone(browser: Browser, site: str, orch: Orchestrator) -> None:
+    tasks: list[dict[str, Any]] = [{"id": f"task_number_{i:02d}", "operation": "noop"} for i in range(12)]
+    for i, task in enumerate(tasks[1:], start=1):
+        task["dependencies"] = [tasks[i - 1]["id"]]
+    run_id = await orch.submit(parse_config({"dag_name": "phone", "tasks": tasks}))
+    await orch.wait(run_id)
+    context = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = await context.new_page()
+    problems = watch_problems(page)
+    await page.goto(site + "/")
+    await screenshot(page, "phone-status")
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+    await page.goto(f"{site}/runs/{run_id}")
+    await page.wait_for_selector("[data-graph][data-drawn='1']")
+    # The page never scrolls sideways; the graph starts at a readable scale, panned to its start...
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+    box = await page.locator(".graph-wrap").bounding_box()
+    assert box is not None
+    assert box["x"] >= 0
+    assert box["x"] + box["width"] <= 390
+    assert float(await page.get_attribute("svg.dag", "data-scale") or 0) >= 0.6
+    assert await page.locator("g.node[data-task='task_number_00']").is_visible()
+    await screenshot(page, "phone-run")
+    # ...and Fit shows all of it.
+    await page.click("[data-zoom='fit']")
+    view = [float(v) for v in (await page.get_attribute("svg.dag", "viewBox") or "").split()]
+    size = await page.evaluate(
+        "[+document.querySelector('svg.dag').dataset.width, +document.querySelector('svg.dag').dataset.height]"
+    )
+    assert max(view[0], view[1]) <= 0
+    assert view[0] + view[2] >= size[0] - 1
+    assert view[1] + view[3] >= size[1] - 1
+    await screenshot(page, "phone-run-fit", ".graph")
+    assert problems == []
+    await context.close()

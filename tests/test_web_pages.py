@@ -17,10 +17,12 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from orchestrator.engine import Orchestrator
 from orchestrator.library import DagLibrary
+from orchestrator.progress import progress
 from orchestrator.records import EventRecord
 from orchestrator.settings import Settings
 from orchestrator.validation import parse_config
 from web import create_app
+from web.render.durations import Elapsed, running_time
 from web.render.timeline import build_timeline, draw
 
 
@@ -281,3 +283,43 @@ def test_timeline_of_a_short_run_counts_in_milliseconds() -> None:
     events.append(EventRecord(1, "a", "success", 1, 50.004))
     events.append(EventRecord(1, None, "success", None, 50.004))
     assert draw(build_timeline(events, ["a"], now=60.0)).ticks == ["0 ms", "1 ms", "2 ms", "3 ms", "4 ms"]
+
+
+# -- honest numbers --------------------------------------------------------------------------------
+
+
+def test_a_re_run_counts_only_its_running_time() -> None:
+    run = [("queued", 0.0), ("running", 0.5), ("failed", 1.5), ("queued", 12.0), ("running", 12.1), ("success", 13.1)]
+    assert running_time(run, now=99.0, running="running") == Elapsed(2.0)
+    going = running_time(run[:5], now=13.0, running="running")
+    assert going == Elapsed(pytest.approx(1.9), since=12.1, base=1.0)
+    assert running_time([("queued", 0.0)], now=5.0, running="running") == Elapsed(None)
+
+
+def test_progress_has_a_part_per_outcome() -> None:
+    failed = progress({"failed": 1, "upstream_failed": 2})
+    assert [(p.key, p.count) for p in failed.shown] == [("failed", 1), ("upstream_failed", 2)]
+    assert failed.text() == "1 failed, 2 upstream failed of 3"
+    going = progress({"success": 1, "running": 1, "queued": 1, "pending": 2, "cancelled": 1})
+    assert going.text() == "1 succeeded, 1 cancelled, 1 running, 3 waiting of 6"
+
+
+async def test_a_failed_run_does_not_read_as_done(client: TestClient[Any, Any], orch: Orchestrator) -> None:
+    config = {
+        "dag_name": "broken",
+        "tasks": [
+            {"id": "r", "operation": "read_file", "independent_params": {"path": "missing.txt"}},
+            {"id": "s", "operation": "noop", "dependencies": ["r"]},
+        ],
+    }
+    run_id = await orch.submit(parse_config(config))
+    await orch.wait(run_id)
+    for path in ("/", f"/runs/{run_id}"):
+        page = await (await client.get(path)).text()
+        assert "1 failed, 1 upstream failed of 2" in page, path
+        parts = re.findall(r'<rect class="part" data-state="([a-z_]+)"', page)
+        assert parts == ["failed", "upstream_failed"], path
+    assert "1 run going" not in page
+    status = await (await client.get("/")).text()
+    assert "0 runs going" in status
+    assert "0 DAGs" in status

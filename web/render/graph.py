@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-# Where the layout stops being quick enough for a page: see bench/graph_layout.mjs.
+# Where the layout stops taking well under a second in Chromium: see bench/graph_layout.py.
 MAX_DRAWN_TASKS = 1000
 
 

@@ -21,7 +21,7 @@ from orchestrator.progress import progress
 from orchestrator.records import EventRecord
 from orchestrator.settings import Settings
 from orchestrator.validation import parse_config
-from web import create_app
+from web import create_app, views_pages
 from web.render.durations import Elapsed, running_time
 from web.render.timeline import build_timeline, draw
 
@@ -323,3 +323,39 @@ async def test_a_failed_run_does_not_read_as_done(client: TestClient[Any, Any], 
     status = await (await client.get("/")).text()
     assert "0 runs going" in status
     assert "0 DAGs" in status
+
+
+async def test_status_page_filters_and_pages_its_runs(
+    client: TestClient[Any, Any], orch: Orchestrator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(views_pages, "RUNS_PER_PAGE", 2)
+    ids = []
+    for name in ("one", "two", "one", "one"):
+        ids.append(await orch.submit(parse_config(dag(name, 0.0))))
+        await orch.wait(ids[-1])
+
+    def shown(page: str) -> list[int]:
+        return [int(n) for n in re.findall(r'<a href="/runs/(\d+)">#', page)]
+
+    first = await (await client.get("/?dag=one")).text()
+    assert shown(first) == [ids[3], ids[2]]
+    assert 'href="/?dag=one&amp;state=&amp;offset=2" rel="next"' in first
+    assert 'rel="prev"' not in first
+    second = await (await client.get("/?dag=one&offset=2")).text()
+    assert shown(second) == [ids[0]]
+    assert 'href="/?dag=one&amp;state=&amp;offset=0" rel="prev"' in second
+    assert shown(await (await client.get("/?state=failed")).text()) == []
+    parts = await (await client.get("/parts/runs?dag=two")).json()
+    assert shown(parts["runs"]) == [ids[1]]
+    assert parts["going"].strip() == "0 runs going"
+
+
+async def test_status_stream_says_when_something_changed(client: TestClient[Any, Any], orch: Orchestrator) -> None:
+    resp = await client.get("/live")
+    assert resp.content_type == "text/event-stream"
+    assert (await resp.content.readline()).startswith(b"retry:")
+    await resp.content.readline()
+    run_id = await orch.submit(parse_config(dag(seconds=0.0)))
+    assert await asyncio.wait_for(resp.content.readline(), 5) == b"event: change\n"
+    await orch.wait(run_id)
+    resp.close()

@@ -35,6 +35,8 @@ _RUN = r"{run_id:\d{1,19}}"
 ROUTES = [
     # Pages: open and read-only.
     web.get("/", pages.status),
+    web.get("/parts/runs", pages.status_runs),
+    web.get("/live", live.status_stream),
     web.get(f"/runs/{_RUN}", pages.run_view),
     web.get(f"/runs/{_RUN}/parts", pages.run_view_parts),
     web.get(f"/runs/{_RUN}/live", live.run_stream),

@@ -13,42 +13,69 @@ from aiohttp import hdrs, web
 
 from orchestrator.progress import progress
 from orchestrator.records import TaskRecord
+from orchestrator.states import RUN_ACTIVE, RunState
 from web.files import archive_path, archive_response, log_response, read_log_tail
-from web.inputs import path_id
+from web.inputs import int_query, path_id
 from web.keys import LIBRARY, ORCH, SETTINGS
 from web.render.base import Clock, html_response, render
 from web.render.durations import run_elapsed
 from web.render.run import PARTS, RunView, page_context, parts_context
 from web.serialize import json_response
 
-RECENT_RUNS = 30
+RUNS_PER_PAGE = 30
+MAX_COUNTED = 1000  # runs going, counted up to this ("1000+ runs going")
 
 
 async def status(request: web.Request) -> web.Response:
-    """``GET /``: DAGs with their last run, recent runs, schedules."""
+    """``GET /[?dag=&state=&offset=]``: DAGs with their last run, runs (filtered, paged), schedules."""
     store = request.app[ORCH].store
     dags = await request.app[LIBRARY].list()
     last_runs = {}
     for dag in dags:
         latest = await store.list_runs(dag_id=dag.dag_id, limit=1)
         last_runs[dag.dag_id] = latest[0] if latest else None
-    runs = await store.list_runs(limit=RECENT_RUNS)
     schedules = await store.list_schedules()
-    now = time.time()
-    tz = request.app[SETTINGS].tz
     context = {
-        "tz": tz,
-        "clock": Clock(tz, now),
+        **await runs_context(request),
         "dags": dags,
         "last_runs": last_runs,
-        "runs": runs,
-        "going": sum(not r.finished for r in runs),
         "schedules": schedules,
         "active_schedules": sum(not s.paused for s in schedules),
+        "run_states": [s.value for s in RunState],
+    }
+    return html_response(render(request, "status.html", context))
+
+
+async def status_runs(request: web.Request) -> web.Response:
+    """``GET /parts/runs[?dag=&state=&offset=]``: the status page's runs and counters, for its script."""
+    context = await runs_context(request)
+    body = {"runs": render(request, "_runs.html", context), "going": render(request, "_going.html", context)}
+    return json_response(body, headers={hdrs.CACHE_CONTROL: "no-store"})
+
+
+async def runs_context(request: web.Request) -> dict[str, Any]:
+    """One page of runs, filtered by the query, and how many runs are going."""
+    store = request.app[ORCH].store
+    dag_id = request.query.get("dag") or None
+    state = request.query.get("state") or None
+    states = [RunState(state)] if state in set(RunState) else None
+    offset = int_query(request, "offset", 0, low=0, high=2**31)
+    runs = await store.list_runs(dag_id=dag_id, states=states, limit=RUNS_PER_PAGE + 1, offset=offset)
+    going = await store.list_runs(states=RUN_ACTIVE, limit=MAX_COUNTED)
+    now = time.time()
+    tz = request.app[SETTINGS].tz
+    return {
+        "tz": tz,
+        "clock": Clock(tz, now),
+        "runs": runs[:RUNS_PER_PAGE],
+        "filters": {"dag": dag_id or "", "state": state if states else ""},
+        "newer": max(0, offset - RUNS_PER_PAGE) if offset else None,
+        "older": offset + RUNS_PER_PAGE if len(runs) > RUNS_PER_PAGE else None,
+        "going": len(going),
+        "going_more": len(going) == MAX_COUNTED,
         "progress_of": lambda run: progress(run.counts),
         "run_elapsed": lambda run: run_elapsed(run, now),
     }
-    return html_response(render(request, "status.html", context))
 
 
 async def load_run_view(app: web.Application, run_id: int) -> RunView:

@@ -404,3 +404,50 @@ async def test_pages_fit_a_phone(browser: Browser, site: str, orch: Orchestrator
     await screenshot(page, "phone-run-fit", ".graph")
     assert problems == []
     await context.close()
+
+
+# -- task details ----------------------------------------------------------------------------------
+
+
+async def test_a_click_on_a_box_opens_the_task_details_live(browser: Browser, site: str, orch: Orchestrator) -> None:
+    value = "<b>not bold</b> " + "x" * 3000
+    config = {
+        "dag_name": "details",
+        "tasks": [
+            {"id": "make", "operation": "noop", "independent_params": {"value": value}},
+            {"id": "wait", "operation": "sleep", "independent_params": {"seconds": 4}, "dependencies": ["make"]},
+        ],
+    }
+    run_id = await orch.submit(parse_config(config))
+    page, problems = await drawn_page(browser, f"{site}/runs/{run_id}")
+    details = page.locator("#task-details")
+    assert await details.is_hidden()
+
+    await page.click("g.node[data-task='make']")
+    await page.wait_for_selector("#task-details .output-preview")
+    preview = await page.text_content("#task-details .output-preview") or ""
+    assert preview == value[:1024] + "…"  # the first KB, as text: the markup in it is not markup
+    assert await page.locator("#task-details b").count() == 0
+    assert await page.text_content("#task-details h3") == "make"
+    assert "/runs/" in page.url
+    assert page.url.endswith("#task-make")
+    async with page.expect_download() as info:
+        await page.click("#output-link")
+    download = await info.value
+    assert await asyncio.to_thread(Path(await download.path()).read_text) == value
+    await screenshot(page, "details-output", "#task-details")
+
+    # A row of the table opens its task too; while it runs its details follow it.
+    await page.click("#task-wait a.tid")
+    await page.wait_for_function(
+        "() => document.querySelector('#task-details h3').textContent === 'wait'", polling=50, timeout=5000
+    )
+    await page.wait_for_selector("#task-details .badge[data-state='running']", timeout=5000)
+    await page.wait_for_selector("#task-details .attempts .badge[data-state='success']", timeout=10_000)
+    assert await page.locator("#task-details .attempts tbody tr").count() == 1
+    await screenshot(page, "details-after-run")
+    await page.click("#task-details [data-close]")
+    assert await details.is_hidden()
+    assert problems == []
+    await orch.wait(run_id)
+    await page.context.close()

@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import re
+import shutil
 import time
 import zipfile
 from collections.abc import AsyncIterator
@@ -359,3 +360,40 @@ async def test_status_stream_says_when_something_changed(client: TestClient[Any,
     assert await asyncio.wait_for(resp.content.readline(), 5) == b"event: change\n"
     await orch.wait(run_id)
     resp.close()
+
+
+# -- task details ----------------------------------------------------------------------------------
+
+
+async def test_task_details_read_the_output_from_the_zip_once_the_folder_is_gone(
+    client: TestClient[Any, Any], orch: Orchestrator, settings: Settings
+) -> None:
+    config = {
+        "dag_name": "out",
+        "tasks": [
+            {"id": "make", "operation": "noop", "independent_params": {"value": "hello <i>there</i>"}},
+            {"id": "fail", "operation": "read_file", "independent_params": {"path": "missing.txt"}},
+        ],
+    }
+    run_id = await orch.submit(parse_config(config))
+    await orch.wait(run_id)
+    details = await (await client.get(f"/runs/{run_id}/task?id=make")).json()
+    assert details["state"] == "success"
+    assert "hello &lt;i&gt;there&lt;/i&gt;" in details["html"]
+    assert "from the run's ZIP" not in details["html"]
+    assert f'href="/runs/{run_id}/output?task=make"' in details["html"]
+
+    shutil.rmtree(settings.runs_dir / f"dag_{run_id}")
+    details = await (await client.get(f"/runs/{run_id}/task?id=make")).json()
+    assert "from the run's ZIP" in details["html"]
+    output = await client.get(f"/runs/{run_id}/output?task=make")
+    assert output.status == 200
+    assert await output.text() == "hello <i>there</i>"
+    assert output.headers["Content-Disposition"] == 'attachment; filename="make.txt"'
+
+    failed = await (await client.get(f"/runs/{run_id}/task?id=fail")).json()
+    assert failed["state"] == "failed"
+    assert failed["html"].count('<span class="badge" data-state="failed">') >= 2  # the task and its attempt
+    assert "No output file." in failed["html"]
+    assert (await client.get(f"/runs/{run_id}/task?id=nope")).status == 404
+    assert (await client.get(f"/runs/{run_id}/output?task=fail")).status == 404

@@ -21,6 +21,7 @@ from web import views_live as live
 from web import views_pages as pages
 from web import views_runs as runs
 from web import views_submit as submit
+from web import views_task as task
 from web.keys import LIBRARY, ORCH, SETTINGS, STATE, WebState
 from web.middlewares import auth_middleware, error_middleware
 from web.render.base import STATIC_DIR, setup_templates
@@ -42,6 +43,8 @@ ROUTES = [
     web.get(f"/runs/{_RUN}/live", live.run_stream),
     web.get(f"/runs/{_RUN}/log", pages.run_log),
     web.get(f"/runs/{_RUN}/archive.zip", pages.run_archive),
+    web.get(f"/runs/{_RUN}/task", task.task_details),
+    web.get(f"/runs/{_RUN}/output", task.task_output),
     web.static("/static", STATIC_DIR),
     # JSON API: needs the token when one is set.
     web.post("/api/web", submit.submit_web),

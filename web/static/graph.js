@@ -177,7 +177,7 @@
     }
     function fit() {
       const s = size();
-      view.k = Math.min(MAX_SCALE, Math.max(MIN_SCALE, Math.min(s.w / width, s.h / height)));
+      view.k = Math.min(1, Math.max(MIN_SCALE, Math.min(s.w / width, s.h / height))); // fit shrinks, never blows up
       view.x = (width - s.w / view.k) / 2;
       view.y = (height - s.h / view.k) / 2;
       apply();

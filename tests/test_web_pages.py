@@ -23,6 +23,8 @@ from orchestrator.records import EventRecord
 from orchestrator.settings import Settings
 from orchestrator.validation import parse_config
 from web import create_app, views_pages
+from web.render import graph as graph_render
+from web.render import run as run_render
 from web.render.durations import Elapsed, running_time
 from web.render.timeline import build_timeline, draw
 
@@ -397,3 +399,25 @@ async def test_task_details_read_the_output_from_the_zip_once_the_folder_is_gone
     assert "No output file." in failed["html"]
     assert (await client.get(f"/runs/{run_id}/task?id=nope")).status == 404
     assert (await client.get(f"/runs/{run_id}/output?task=fail")).status == 404
+
+
+async def test_the_task_table_comes_a_page_at_a_time(
+    client: TestClient[Any, Any], orch: Orchestrator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(run_render, "TASKS_PER_PAGE", 2)
+    monkeypatch.setattr(graph_render, "MAX_DRAWN_TASKS", 3)
+    monkeypatch.setattr(run_render, "MAX_DRAWN_TASKS", 3)
+    tasks = [{"id": f"t{i}", "operation": "noop"} for i in range(5)]
+    run_id = await orch.submit(parse_config({"dag_name": "many", "tasks": tasks}))
+    await orch.wait(run_id)
+    page = await (await client.get(f"/runs/{run_id}")).text()
+    assert list(node_states(page)) == ["t0", "t1"]
+    assert "tasks 1–2 of 5" in page
+    assert 'href="?tasks=2" rel="next"' in page
+    # Past the size the page draws, it says the graph is collapsed and sends no graph data.
+    assert "the graph is collapsed" in page
+    assert 'class="graph-data"' not in page
+    parts = await (await client.get(f"/runs/{run_id}/parts?tasks=4")).json()
+    assert list(parts["states"]) == ["t4"]
+    assert list(node_states(parts["parts"]["tasks"])) == ["t4"]
+    assert 'href="?tasks=2" rel="prev"' in parts["parts"]["tasks"]

@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
+from orchestrator.limits import MAX_ROW_ID
 from orchestrator.progress import progress
 from orchestrator.records import TaskRecord
 from orchestrator.states import RUN_ACTIVE, RunState
@@ -19,7 +20,7 @@ from web.inputs import int_query, path_id
 from web.keys import LIBRARY, ORCH, SETTINGS
 from web.render.base import Clock, html_response, render
 from web.render.durations import run_elapsed
-from web.render.run import PARTS, RunView, page_context, parts_context
+from web.render.run import PARTS, RunView, graph_drawn, page_context, parts_context
 from web.serialize import json_response
 
 RUNS_PER_PAGE = 30
@@ -78,7 +79,7 @@ async def runs_context(request: web.Request) -> dict[str, Any]:
     }
 
 
-async def load_run_view(app: web.Application, run_id: int) -> RunView:
+async def load_run_view(app: web.Application, run_id: int, offset: int = 0) -> RunView:
     """Read a run, its tasks, journal, log tail and archive state (``NotFoundError`` if unknown)."""
     store = app[ORCH].store
     settings = app[SETTINGS]
@@ -95,6 +96,7 @@ async def load_run_view(app: web.Application, run_id: int) -> RunView:
         log_cut=cut,
         has_archive=archive is not None and await asyncio.to_thread(archive.is_file),
         now=time.time(),
+        offset=offset,
     )
 
 
@@ -106,19 +108,23 @@ def _in_config_order(tasks: list[TaskRecord], config: dict[str, Any]) -> list[Ta
 
 async def run_view(request: web.Request) -> web.Response:
     """``GET /runs/<id>``: the run's graph, tasks, timeline and log; it updates itself live."""
-    view = await load_run_view(request.app, path_id(request))
+    view = await load_run_view(request.app, path_id(request), _tasks_offset(request))
     return html_response(render(request, "run.html", page_context(view, request.app[SETTINGS].tz)))
+
+
+def _tasks_offset(request: web.Request) -> int:
+    return int_query(request, "tasks", 0, low=0, high=MAX_ROW_ID)
 
 
 async def run_view_parts(request: web.Request) -> web.Response:
     """``GET /runs/<id>/parts``: the changing parts of the run page, for its script."""
-    view = await load_run_view(request.app, path_id(request))
+    view = await load_run_view(request.app, path_id(request), _tasks_offset(request))
     context = parts_context(view, request.app[SETTINGS].tz)
     body = {
         "run_id": view.run.run_id,
         "state": view.run.state.value,
         "finished": view.settled,
-        "states": {t.task_id: t.state.value for t in view.tasks},
+        "states": view.shown_states(graph_drawn(view)),
         "parts": {name: render(request, f"run/_{name}.html", context) for name in PARTS},
     }
     return json_response(body, headers={hdrs.CACHE_CONTROL: "no-store"})

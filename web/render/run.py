@@ -16,12 +16,13 @@ from orchestrator.records import EventRecord, RunRecord, TaskRecord
 from orchestrator.states import TaskState
 from web.render.base import Clock
 from web.render.durations import run_elapsed, task_elapsed
-from web.render.graph import graph_data
+from web.render.graph import MAX_DRAWN_TASKS, graph_data
 from web.render.timeline import build_timeline, draw
 
 ERROR_PREVIEW_CHARS = 160
 ARCHIVE_GRACE_S = 10.0
 PARTS = ("summary", "tasks", "timeline", "log")
+TASKS_PER_PAGE = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,23 @@ class RunView:
     log_cut: bool
     has_archive: bool
     now: float
+    offset: int = 0  # the first task the table shows
+
+    @property
+    def table(self) -> list[TaskRecord]:
+        """The tasks on the table's page."""
+        return self.tasks[self.offset : self.offset + TASKS_PER_PAGE]
+
+    @property
+    def pages(self) -> tuple[int | None, int | None]:
+        """The offsets of the table's previous and next pages (None at either end)."""
+        newer = max(0, self.offset - TASKS_PER_PAGE) if self.offset else None
+        older = self.offset + TASKS_PER_PAGE if self.offset + TASKS_PER_PAGE < len(self.tasks) else None
+        return newer, older
+
+    def shown_states(self, graph_drawn: bool) -> dict[str, str]:
+        """The states the page shows: every task's when the graph is drawn, else the table's."""
+        return {t.task_id: t.state.value for t in (self.tasks if graph_drawn else self.table)}
 
     @property
     def settled(self) -> bool:
@@ -67,9 +85,15 @@ def parts_context(view: RunView, tz: tzinfo) -> dict[str, Any]:
 
 def page_context(view: RunView, tz: tzinfo) -> dict[str, Any]:
     """What the whole page needs: the parts, the graph's data and the legend."""
+    graph = graph_data(view.config)
     return {
         **parts_context(view, tz),
-        "graph": graph_data(view.config),
-        "states": {t.task_id: t.state.value for t in view.tasks},
+        "graph": graph,
+        "states": view.shown_states(not graph["collapsed"]),
         "legend": [s.value for s in TaskState],
     }
+
+
+def graph_drawn(view: RunView) -> bool:
+    """Whether the page draws the run's graph (small enough)."""
+    return len(view.tasks) <= MAX_DRAWN_TASKS

@@ -116,7 +116,7 @@
     }
     inFlight = true;
     try {
-      const res = await fetch("/runs/" + runId + "/parts", { cache: "no-store" });
+      const res = await fetch("/runs/" + runId + "/parts" + location.search, { cache: "no-store" });
       if (res.ok) apply(await res.json());
     } catch (err) {
       // A network hiccup: the next event or the safety poll tries again.

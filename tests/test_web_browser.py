@@ -451,3 +451,39 @@ async def test_a_click_on_a_box_opens_the_task_details_live(browser: Browser, si
     assert problems == []
     await orch.wait(run_id)
     await page.context.close()
+
+
+# -- the DAG page ----------------------------------------------------------------------------------
+
+
+async def test_dag_page_grid_links_each_cell_to_its_task_in_its_run(
+    browser: Browser, site: str, orch: Orchestrator, library: DagLibrary
+) -> None:
+    config = {
+        "dag_name": "grid",
+        "description": "Three tasks, one that fails",
+        "tasks": [
+            {"id": "fetch", "operation": "noop"},
+            {"id": "broken", "operation": "read_file", "independent_params": {"path": "nope.txt"}},
+            {"id": "after", "operation": "noop", "dependencies": ["fetch", "broken"]},
+        ],
+    }
+    await library.save(parse_config(config), source="test")
+    runs = []
+    for _ in range(3):
+        runs.append(await orch.submit(await library.get("grid")))
+        await orch.wait(runs[-1])
+    page, problems = await drawn_page(browser, f"{site}/dags/grid")
+    states = await page.evaluate(
+        "() => [...document.querySelectorAll('.run-grid tbody tr')]"
+        ".map((tr) => [...tr.querySelectorAll('a.cell')].map((a) => a.dataset.state))"
+    )
+    assert states == [["success"] * 3, ["failed"] * 3, ["upstream_failed"] * 3]
+    await screenshot(page, "dag-page")
+    cell = page.locator(f"a.cell[href='/runs/{runs[1]}#task-broken']")
+    await cell.click()
+    await page.wait_for_selector("#task-details h3")
+    assert await page.text_content("#task-details h3") == "broken"
+    assert page.url.endswith(f"/runs/{runs[1]}#task-broken")
+    assert problems == []
+    await page.context.close()

@@ -421,3 +421,40 @@ async def test_the_task_table_comes_a_page_at_a_time(
     assert list(parts["states"]) == ["t4"]
     assert list(node_states(parts["parts"]["tasks"])) == ["t4"]
     assert 'href="?tasks=2" rel="prev"' in parts["parts"]["tasks"]
+
+
+# -- the DAG page ----------------------------------------------------------------------------------
+
+
+async def test_dag_page_shows_versions_schedules_and_a_grid_of_runs(
+    client: TestClient[Any, Any], orch: Orchestrator, library: DagLibrary
+) -> None:
+    first = dag("nightly", 0.0)
+    await library.save(parse_config({**first, "description": "Nightly <b>export</b>"}), source="t")
+    second = {
+        **first,
+        "description": "Nightly <b>export</b>",
+        "tasks": [*first["tasks"], {"id": "c", "operation": "noop"}],
+    }
+    await library.save(parse_config(second), source="t")
+    runs = []
+    for _ in range(2):
+        runs.append(await orch.submit(await library.get("nightly")))
+        await orch.wait(runs[-1])
+    await orch.store.add_schedule("nightly", "cron", "0 3 * * *", "UTC", owner_id=1, chat_id=1, next_fire_at=4e9)
+
+    resp = await client.get("/dags/nightly")
+    assert resp.status == 200
+    page = await resp.text()
+    assert "Nightly &lt;b&gt;export&lt;/b&gt;" in page
+    assert "0 3 * * *" in page
+    assert '<time datetime="2096-' in page  # the next fire time
+    cells = re.findall(r'<a class="cell" data-state="(\w+)" href="/runs/(\d+)#task-(\w+)"', page)
+    assert sorted(cells) == sorted(
+        (s, str(r), t) for r in runs for t, s in (("a", "success"), ("b", "success"), ("c", "success"))
+    )
+    assert '<option value="1" selected>v1</option>' in page
+    assert '<option value="2" selected>v2 (current)</option>' in page
+    assert '<span class="add">+      &#34;id&#34;: &#34;c&#34;,</span>' in page
+    assert 'class="graph-data"' in page
+    assert (await client.get("/dags/nowhere")).status == 404

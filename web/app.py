@@ -16,6 +16,7 @@ from orchestrator.engine import Orchestrator
 from orchestrator.library import DagLibrary
 from orchestrator.limits import MAX_HTTP_BODY_BYTES
 from orchestrator.settings import Settings
+from web import views_dag_page as dag_page
 from web import views_dags as dags
 from web import views_live as live
 from web import views_pages as pages
@@ -38,6 +39,7 @@ ROUTES = [
     web.get("/", pages.status),
     web.get("/parts/runs", pages.status_runs),
     web.get("/live", live.status_stream),
+    web.get("/dags/{dag_id}", dag_page.dag_page),
     web.get(f"/runs/{_RUN}", pages.run_view),
     web.get(f"/runs/{_RUN}/parts", pages.run_view_parts),
     web.get(f"/runs/{_RUN}/live", live.run_stream),

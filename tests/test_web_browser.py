@@ -369,18 +369,20 @@ async def test_graph_of_150_tasks_and_of_a_4diac_import_route_edges_around_boxes
     assert len(columns) >= 3
 
 
-async def test_pages_fit_a_phone(browser: Browser, site: str, orch: Orchestrator) -> None:
+async def test_pages_fit_a_phone(browser: Browser, site: str, orch: Orchestrator, library: DagLibrary) -> None:
     tasks: list[dict[str, Any]] = [{"id": f"task_number_{i:02d}", "operation": "noop"} for i in range(12)]
     for i, task in enumerate(tasks[1:], start=1):
         task["dependencies"] = [tasks[i - 1]["id"]]
-    run_id = await orch.submit(parse_config({"dag_name": "phone", "tasks": tasks}))
+    await library.save(parse_config({"dag_name": "phone", "tasks": tasks}), source="test")
+    run_id = await orch.submit(await library.get("phone"))
     await orch.wait(run_id)
     context = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     page = await context.new_page()
     problems = watch_problems(page)
-    await page.goto(site + "/")
-    await screenshot(page, "phone-status")
-    assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+    for path, name in (("/", "phone-status"), ("/dags/phone", "phone-dag")):
+        await page.goto(site + path)
+        await screenshot(page, name)
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 390, path
     await page.goto(f"{site}/runs/{run_id}")
     await page.wait_for_selector("[data-graph][data-drawn='1']")
     # The page never scrolls sideways; the graph starts at a readable scale, panned to its start...
@@ -486,4 +488,67 @@ async def test_dag_page_grid_links_each_cell_to_its_task_in_its_run(
     assert await page.text_content("#task-details h3") == "broken"
     assert page.url.endswith(f"/runs/{runs[1]}#task-broken")
     assert problems == []
+    await page.context.close()
+
+
+# -- actions ---------------------------------------------------------------------------------------
+
+SLOW_DAG = {
+    "dag_name": "slow",
+    "tasks": [
+        {"id": "nap", "operation": "sleep", "independent_params": {"seconds": 1.5}},
+        {"id": "then", "operation": "noop", "dependencies": ["nap"]},
+    ],
+}
+
+
+async def test_trigger_cancel_and_rerun_buttons_without_a_token(
+    browser: Browser, site: str, orch: Orchestrator, library: DagLibrary
+) -> None:
+    await library.save(parse_config(SLOW_DAG), source="test")
+    page, problems = await drawn_page(browser, f"{site}/dags/slow")
+    assert await page.locator("[data-token-ask]").count() == 0  # no token: nothing to ask
+    await page.click("button[data-action='trigger']")
+    await page.wait_for_url(re.compile(r"/runs/\d+$"))
+    run_id = int(page.url.rsplit("/", 1)[1])
+    assert (await orch.store.get_run(run_id)).trigger == "web"
+
+    await page.click("button[data-action='cancel']")
+    assert (await orch.wait(run_id)).state == "cancelled"
+    await page.wait_for_selector("#part-summary .badge[data-state='cancelled']", timeout=10_000)
+    await page.click("button[data-action='rerun']")
+    await page.wait_for_selector("#part-summary .badge[data-state='success']", timeout=15_000)
+    assert (await orch.store.get_run(run_id)).state == "success"
+    await screenshot(page, "actions-after-rerun")
+    assert problems == []
+    await page.context.close()
+
+
+async def test_with_a_token_the_page_asks_for_it_once_and_hides_the_buttons_till_then(
+    browser: Browser, site: str, orch: Orchestrator, library: DagLibrary, settings: Settings
+) -> None:
+    settings.api_token = "s3cret-token"
+    await library.save(parse_config(SLOW_DAG), source="test")
+    page, problems = await drawn_page(browser, f"{site}/dags/slow")
+    trigger = page.locator("button[data-action='trigger']")
+    assert await trigger.is_hidden()
+    await page.click("[data-token-ask]")
+    await page.fill("[data-token-form] input[name='token']", "wrong")
+    await page.click("[data-token-form] button[type='submit']")
+    await page.wait_for_selector("#action-notice[data-bad='1']")
+    assert await trigger.is_hidden()
+    await screenshot(page, "token-asked")
+    await page.fill("[data-token-form] input[name='token']", "s3cret-token")
+    await page.click("[data-token-form] button[type='submit']")
+    await trigger.wait_for(state="visible")
+
+    await trigger.click()
+    await page.wait_for_url(re.compile(r"/runs/\d+$"))
+    run_id = int(page.url.rsplit("/", 1)[1])
+    # Kept in the browser: the run page can act at once.
+    await page.click("button[data-action='cancel']")
+    assert (await orch.wait(run_id)).state == "cancelled"
+    assert await page.locator("[data-token-ask]").is_hidden()
+    # 401 answers (one of them 'wrong') are console errors of the page's own check; nothing else.
+    assert [p for p in problems if "401" not in p] == []
     await page.context.close()

@@ -77,7 +77,7 @@ def create_app(settings: Settings, orch: Orchestrator, library: DagLibrary) -> w
     app[ORCH] = orch
     app[LIBRARY] = library
     app[STATE] = WebState(public_url=settings.public_url)
-    setup_templates(app)
+    setup_templates(app, settings)
     app.add_routes(ROUTES)
     app.on_shutdown.append(_on_shutdown)
     return app

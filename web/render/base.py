@@ -17,6 +17,8 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from orchestrator.settings import Settings
+
 WEB_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = WEB_DIR / "templates"
 STATIC_DIR = WEB_DIR / "static"
@@ -38,7 +40,7 @@ def html_headers() -> dict[str, str]:
     }
 
 
-def setup_templates(app: web.Application) -> None:
+def setup_templates(app: web.Application, settings: Settings) -> None:
     """Give ``app`` the Jinja2 environment over ``web/templates`` (autoescaping on, unknown names fail)."""
     aiohttp_jinja2.setup(
         app,
@@ -50,7 +52,10 @@ def setup_templates(app: web.Application) -> None:
         filters={"duration": duration_text, "state_label": state_label, "plural": plural},
         default_helpers=False,
     )
-    aiohttp_jinja2.get_env(app).globals["static"] = static_url
+    env = aiohttp_jinja2.get_env(app)
+    env.globals["static"] = static_url
+    # Read at each page: the pages' buttons need the token only when one is set.
+    env.globals["token_required"] = lambda: bool(settings.api_token)
 
 
 def render(request: web.Request, name: str, context: dict[str, Any]) -> str:

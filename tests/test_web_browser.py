@@ -445,6 +445,12 @@ async def test_a_click_on_a_box_opens_the_task_details_live(browser: Browser, si
         "() => document.querySelector('#task-details h3').textContent === 'wait'", polling=50, timeout=5000
     )
     await page.wait_for_selector("#task-details .badge[data-state='running']", timeout=5000)
+    # Durations of what runs count on between updates.
+    ticking = "#part-summary .elapsed[data-since]"
+    first = await page.text_content(ticking)
+    await page.wait_for_function(
+        f"(first) => document.querySelector('{ticking}').textContent !== first", arg=first, timeout=5000
+    )
     await page.wait_for_selector("#task-details .attempts .badge[data-state='success']", timeout=10_000)
     assert await page.locator("#task-details .attempts tbody tr").count() == 1
     await screenshot(page, "details-after-run")
@@ -506,11 +512,22 @@ async def test_trigger_cancel_and_rerun_buttons_without_a_token(
     browser: Browser, site: str, orch: Orchestrator, library: DagLibrary
 ) -> None:
     await library.save(parse_config(SLOW_DAG), source="test")
-    page, problems = await drawn_page(browser, f"{site}/dags/slow")
+    # The status page shows a run started elsewhere, without a reload.
+    page = await (await browser.new_context()).new_page()
+    problems = watch_problems(page)
+    await page.goto(site + "/")
+    await page.wait_for_selector('#live-status[data-live="live"]')
+    other = await orch.submit(await library.get("slow"))
+    await page.wait_for_selector(f'#part-runs a[href="/runs/{other}"]', timeout=5000)
+    await page.wait_for_function("() => document.getElementById('going').textContent.trim() === '1 run going'")
+    await orch.wait(other)
+    await page.goto(f"{site}/dags/slow")
+    await page.wait_for_selector("[data-graph][data-drawn='1']")
     assert await page.locator("[data-token-ask]").count() == 0  # no token: nothing to ask
     await page.click("button[data-action='trigger']")
     await page.wait_for_url(re.compile(r"/runs/\d+$"))
     run_id = int(page.url.rsplit("/", 1)[1])
+    assert run_id != other
     assert (await orch.store.get_run(run_id)).trigger == "web"
 
     await page.click("button[data-action='cancel']")

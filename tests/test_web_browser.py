@@ -311,6 +311,37 @@ async def screenshot(page: Page, name: str, selector: str | None = None) -> None
         await page.screenshot(path=path, full_page=True)
 
 
+async def view_box(page: Page) -> list[float]:
+    return [float(v) for v in (await page.get_attribute("svg.dag", "viewBox") or "").split()]
+
+
+async def pan_and_zoom(page: Page) -> None:
+    """Dragging pans (and a drag that ends on a box opens nothing), the wheel zooms, Fit shows it all."""
+    box = await page.locator("svg.dag").bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    before = await view_box(page)
+    scale = float(await page.get_attribute("svg.dag", "data-scale") or 0)
+    await page.mouse.move(x, y)
+    await page.mouse.down()
+    await page.mouse.move(x - 120, y - 60, steps=6)
+    await page.mouse.up()
+    after = await view_box(page)
+    assert after[0] == pytest.approx(before[0] + 120 / scale, abs=1)
+    assert after[1] == pytest.approx(before[1] + 60 / scale, abs=1)
+    assert await page.locator("#task-details").is_hidden()
+    await page.mouse.wheel(0, 400)
+    await page.wait_for_function(f"() => +document.querySelector('svg.dag').dataset.scale < {scale}")
+    await page.click("[data-zoom='fit']")
+    fitted = await view_box(page)
+    size = await page.evaluate(
+        "[+document.querySelector('svg.dag').dataset.width, +document.querySelector('svg.dag').dataset.height]"
+    )
+    assert fitted[0] + fitted[2] >= size[0] - 1
+    assert fitted[1] + fitted[3] >= size[1] - 1
+    await screenshot(page, "graph-150-tasks-fit", ".graph")
+
+
 def wide_dag(n: int, seed: int) -> dict[str, Any]:
     """``n`` tasks with long names, each depending on up to 3 earlier ones, some on none (seeded)."""
     rng = random.Random(seed)
@@ -360,6 +391,8 @@ async def test_graph_of_150_tasks_and_of_a_4diac_import_route_edges_around_boxes
         geometry = await page.evaluate(GEOMETRY_JS)
         check_geometry(geometry, config)
         await screenshot(page, name, ".graph")
+        if name == "graph-150-tasks":
+            await pan_and_zoom(page)
         assert problems == []
         await page.context.close()
     # Tasks without edges wrap into rows rather than one column 60 boxes tall.

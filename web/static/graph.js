@@ -119,7 +119,10 @@
     el("tspan", {}, sub).textContent = " · " + fitText(task.op, NODE_W - 2 * PAD_X - 100, SUB_FONT);
     link.addEventListener("click", function (e) {
       e.preventDefault();
-      if (link.dataset.dragged === "1") return; // the end of a pan, not a click
+      if (link.dataset.dragged === "1") {
+        link.dataset.dragged = "0";
+        return; // the end of a pan, not a click
+      }
       document.dispatchEvent(new CustomEvent("taskflow:open-task", { detail: { taskId: task.id } }));
     });
   }

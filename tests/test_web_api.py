@@ -350,6 +350,16 @@ async def test_one_run_its_events_and_archive(client: TestClient[Any, Any], orch
     assert tasks["a"]["state"] == "success"
     assert tasks["a"]["attempts"] == 1
     assert tasks["a"]["duration_s"] >= 0.3
+    assert body["tasks_total"] == 2
+    assert body["tasks_next_offset"] is None
+
+    # The tasks come a page at a time (a DAG may have 100,000).
+    first = await (await client.get(f"/api/runs/{run_id}", params={"limit": "1"})).json()
+    assert [t["task_id"] for t in first["tasks"]] == ["a"]
+    assert first["tasks_next_offset"] == 1
+    second = await (await client.get(f"/api/runs/{run_id}", params={"limit": "1", "offset": "1"})).json()
+    assert [t["task_id"] for t in second["tasks"]] == ["b"]
+    assert second["tasks_next_offset"] is None
 
     events = (await (await client.get(f"/api/runs/{run_id}/events")).json())["events"]
     a_states = [e["state"] for e in events if e["task_id"] == "a"]

@@ -16,14 +16,16 @@ from orchestrator.engine import Orchestrator
 from orchestrator.library import DagLibrary
 from orchestrator.limits import MAX_HTTP_BODY_BYTES
 from orchestrator.settings import Settings
+from web import views_dag_page as dag_page
 from web import views_dags as dags
 from web import views_live as live
 from web import views_pages as pages
 from web import views_runs as runs
 from web import views_submit as submit
+from web import views_task as task
 from web.keys import LIBRARY, ORCH, SETTINGS, STATE, WebState
 from web.middlewares import auth_middleware, error_middleware
-from web.render.base import STATIC_DIR
+from web.render.base import STATIC_DIR, setup_templates
 
 log = logging.getLogger("taskflow.web")
 
@@ -35,11 +37,16 @@ _RUN = r"{run_id:\d{1,19}}"
 ROUTES = [
     # Pages: open and read-only.
     web.get("/", pages.status),
+    web.get("/parts/runs", pages.status_runs),
+    web.get("/live", live.status_stream),
+    web.get("/dags/{dag_id}", dag_page.dag_page),
     web.get(f"/runs/{_RUN}", pages.run_view),
     web.get(f"/runs/{_RUN}/parts", pages.run_view_parts),
     web.get(f"/runs/{_RUN}/live", live.run_stream),
     web.get(f"/runs/{_RUN}/log", pages.run_log),
     web.get(f"/runs/{_RUN}/archive.zip", pages.run_archive),
+    web.get(f"/runs/{_RUN}/task", task.task_details),
+    web.get(f"/runs/{_RUN}/output", task.task_output),
     web.static("/static", STATIC_DIR),
     # JSON API: needs the token when one is set.
     web.post("/api/web", submit.submit_web),
@@ -70,6 +77,7 @@ def create_app(settings: Settings, orch: Orchestrator, library: DagLibrary) -> w
     app[ORCH] = orch
     app[LIBRARY] = library
     app[STATE] = WebState(public_url=settings.public_url)
+    setup_templates(app, settings)
     app.add_routes(ROUTES)
     app.on_shutdown.append(_on_shutdown)
     return app

@@ -18,7 +18,7 @@ from aiohttp.typedefs import Handler
 from orchestrator.errors import ConfigError, ConflictError, NotFoundError, TaskFlowError
 from orchestrator.limits import MAX_HTTP_BODY_BYTES
 from web.keys import SETTINGS
-from web.render.base import error_page, html_headers
+from web.render.base import html_headers, render
 from web.serialize import json_response
 
 log = logging.getLogger("taskflow.web")
@@ -93,7 +93,8 @@ def render_error(request: web.Request, error: ApiError) -> web.Response:
     """The error as JSON under ``/api``, as an HTML page elsewhere."""
     if is_api(request.path):
         return json_response(error.body(), status=error.status, headers=error.headers)
-    page = error_page(error.status, error.message)
+    title = "Not found" if error.status == 404 else f"Error {error.status}"
+    page = render(request, "error.html", {"status": error.status, "title": title, "message": error.message})
     headers = {**html_headers(), **error.headers}
     return web.Response(text=page, status=error.status, content_type="text/html", headers=headers)
 

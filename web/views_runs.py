@@ -13,6 +13,8 @@ from web.serialize import event_json, json_response, run_json, task_json
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
+MAX_TASK_PAGE = 10_000
+DEFAULT_TASK_PAGE = 1000
 
 
 def _states(request: web.Request) -> list[RunState] | None:
@@ -45,11 +47,17 @@ async def list_runs(request: web.Request) -> web.Response:
 
 
 async def get_run(request: web.Request) -> web.Response:
-    """``GET /api/runs/<id>``: the run and its tasks."""
+    """``GET /api/runs/<id>?limit=&offset=``: the run and a page of its tasks (a DAG may have 100,000)."""
     run_id = path_id(request)
+    limit = int_query(request, "limit", DEFAULT_TASK_PAGE, low=1, high=MAX_TASK_PAGE)
+    offset = int_query(request, "offset", 0, low=0, high=2**31)
     report = await request.app[ORCH].report(run_id)
+    tasks = list(report.tasks.values())
     data = run_json(report.run, request.app[STATE])
-    data["tasks"] = [task_json(t) for t in report.tasks.values()]
+    data["tasks"] = [task_json(t) for t in tasks[offset : offset + limit]]
+    data["tasks_total"] = len(tasks)
+    data["tasks_offset"] = offset
+    data["tasks_next_offset"] = offset + limit if offset + limit < len(tasks) else None
     return json_response(data)
 
 

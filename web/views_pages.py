@@ -31,10 +31,8 @@ async def status(request: web.Request) -> web.Response:
     """``GET /[?dag=&state=&offset=]``: DAGs with their last run, runs (filtered, paged), schedules."""
     store = request.app[ORCH].store
     dags = await request.app[LIBRARY].list()
-    last_runs = {}
-    for dag in dags:
-        latest = await store.list_runs(dag_id=dag.dag_id, limit=1)
-        last_runs[dag.dag_id] = latest[0] if latest else None
+    newest = await store.last_runs()  # one query, however many DAGs
+    last_runs = {dag.dag_id: newest.get(dag.dag_id) for dag in dags}
     schedules = await store.list_schedules()
     context = {
         **await runs_context(request),

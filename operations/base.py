@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from orchestrator.errors import PermanentOperationError
+from operations.errors import PermanentOperationError
 from orchestrator.models import Filename
 
 

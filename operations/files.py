@@ -9,8 +9,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from operations.base import OperationContext, OperationParams
+from operations.errors import PermanentOperationError
 from operations.registry import operation
-from orchestrator.errors import PermanentOperationError
 from orchestrator.models import Filename
 
 Format = Literal["auto", "text", "json"]

@@ -9,8 +9,8 @@ import aiohttp
 from pydantic import AnyHttpUrl, Field, model_validator
 
 from operations.base import OperationContext, OperationParams
+from operations.errors import OperationError, PermanentOperationError
 from operations.registry import operation
-from orchestrator.errors import OperationError, PermanentOperationError
 
 Scalar = str | int | float | bool
 

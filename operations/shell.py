@@ -10,8 +10,8 @@ import signal
 from pydantic import Field
 
 from operations.base import OperationContext, OperationParams
+from operations.errors import OperationError, PermanentOperationError
 from operations.registry import operation
-from orchestrator.errors import OperationError, PermanentOperationError
 
 _MAX_CAPTURE = 1024 * 1024
 

@@ -8,8 +8,8 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from operations.base import OperationContext, OperationParams
+from operations.errors import PermanentOperationError
 from operations.registry import operation
-from orchestrator.errors import PermanentOperationError
 from orchestrator.models import Filename
 
 

@@ -9,9 +9,9 @@ from typing import Any
 from pydantic import field_validator
 
 from operations.base import OperationContext, OperationParams
+from operations.errors import PermanentOperationError
+from operations.paths import PathError, split_path, walk
 from operations.registry import operation
-from orchestrator.errors import PermanentOperationError
-from orchestrator.paths import PathError, split_path, walk
 
 
 class _Formatter(string.Formatter):

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
-class TaskFlowError(Exception):
-    """Base of all expected errors; ``str(err)`` is safe to show to a user."""
+# The root of the hierarchy, and the errors operations raise, belong to the plug-in interface.
+from operations.errors import OperationError as OperationError
+from operations.errors import PermanentOperationError as PermanentOperationError
+from operations.errors import TaskFlowError as TaskFlowError
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,14 +54,6 @@ class NotFoundError(TaskFlowError):
 
 class ConflictError(TaskFlowError):
     """An action that does not fit the current state (cancel a finished run, ...)."""
-
-
-class OperationError(TaskFlowError):
-    """An operation failed in a way worth retrying (network, remote error, ...)."""
-
-
-class PermanentOperationError(OperationError):
-    """An operation failed in a way a retry cannot fix (bad path, missing reference, refused)."""
 
 
 class ExecutorUnavailableError(TaskFlowError):

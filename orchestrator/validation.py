@@ -14,13 +14,13 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from operations.base import Operation, OperationParams
+from operations.paths import split_reference
 from operations.registry import all_operations, get_operation
 from orchestrator.errors import ConfigError, InvalidJsonError, Problem
 from orchestrator.graph import find_cycle, is_upstream
 from orchestrator.jsontext import load_json, value_problems
 from orchestrator.limits import DEFAULT_MAX_TASKS, max_config_bytes
 from orchestrator.models import DagConfig, TaskConfig
-from orchestrator.paths import split_reference
 
 
 def parse_config(

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from orchestrator.errors import ConfigError, Problem
 from orchestrator.fourdiac.blocks import Kind
 from orchestrator.fourdiac.flow import Flow
 from orchestrator.fourdiac.mapping import type_table
-from orchestrator.fourdiac.model import Info, Network, Node
+from orchestrator.fourdiac.model import Info, Network, Node, RequiredValue
 from orchestrator.fourdiac.network import read_network
 from orchestrator.fourdiac.schedule import suggested_schedule
 from orchestrator.fourdiac.tasks import task_dict
@@ -32,6 +33,8 @@ class ImportResult:
     config: DagConfig
     schedule: str | None
     notes: list[str]
+    # Values to fill in before a run (placeholders, unwired sub-app inputs): required run params to be.
+    required: list[RequiredValue] = field(default_factory=list)
 
 
 def import_4diac(
@@ -54,7 +57,9 @@ def import_4diac(
     net, info = read_network(root, app, table, filename)
     tasks, schedule = _build(net, info)
     config = _config_dict(info, tasks, schedule, filename, dag_name)
-    return ImportResult(_validated(config, net, filename), schedule, net.notes)
+    if net.required:
+        config["metadata"]["required_values"] = [asdict(value) for value in net.required]
+    return ImportResult(_validated(config, net, filename), schedule, net.notes, net.required)
 
 
 def _build(net: Network, info: Info) -> tuple[list[dict[str, Any]], str | None]:
@@ -63,13 +68,40 @@ def _build(net: Network, info: Info) -> tuple[list[dict[str, Any]], str | None]:
     flow.check_fan_in()
     flow.check_loops()
     schedule = suggested_schedule(flow)
-    tasks = [task_dict(flow, node) for node in net.nodes.values() if node.kind is Kind.TASK]
+    tasks = _in_dependency_order([task_dict(flow, node) for node in net.nodes.values() if node.kind is Kind.TASK])
     started = [t["id"] for t in tasks if not t["dependencies"] and flow.started_by_start(t["id"])]
     if started:
         net.note(f"START.COLD/WARM mark the entry tasks: {', '.join(started)}")
     if not tasks and not net.problems:
         net.problem(info.label, "no block of the network becomes a task")
     return tasks, schedule
+
+
+def _in_dependency_order(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tasks with each after its dependencies, in file order where that leaves a choice.
+
+    4diac writes blocks in the order they were drawn (often the last block first); reports read better
+    from the start. Tasks on a loop (already reported) keep their file order at the end.
+    """
+    place = {task["id"]: i for i, task in enumerate(tasks)}
+    waiting = {task["id"]: sum(dep in place for dep in set(task["dependencies"])) for task in tasks}
+    children: dict[str, list[str]] = {task["id"]: [] for task in tasks}
+    for task in tasks:
+        for dep in set(task["dependencies"]):
+            if dep in children:
+                children[dep].append(task["id"])
+    ready = [place[task_id] for task_id, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        index = heapq.heappop(ready)
+        order.append(index)
+        for child in children[tasks[index]["id"]]:
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                heapq.heappush(ready, place[child])
+    left = sorted(set(range(len(tasks))) - set(order))
+    return [tasks[i] for i in order + left]
 
 
 def _dag_name(name: str) -> str:

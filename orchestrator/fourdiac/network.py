@@ -12,7 +12,8 @@ from xml.etree.ElementTree import Element
 from orchestrator.errors import ConfigError, Problem
 from orchestrator.fourdiac.blocks import Classifier, Kind, short_type
 from orchestrator.fourdiac.mapping import TypeMapping
-from orchestrator.fourdiac.model import START_KEY, Edge, Info, Network, Node, NodeKey, shown
+from orchestrator.fourdiac.model import Edge, Info, Network, Node, NodeKey, shown
+from orchestrator.fourdiac.resources import add_resource_edges
 from orchestrator.fourdiac.xmltree import child, interface, position, tag
 
 _MAX_SUBAPP_DEPTH = 32  # nesting deeper than this is hostile, not a drawing
@@ -107,7 +108,7 @@ class _Reader:
         network = child(apps[name], "SubAppNetwork", "FBNetwork")
         if network is not None:
             self._add_network(network, "", (0.0, 0.0), 0)
-        self._add_resource_starts(root, name, set(apps) - {name})
+        add_resource_edges(root, name, set(apps) - {name}, self.net, lambda text: self._endpoint(text, ""))
         return info
 
     def _load_type(self, root: Element, what: str) -> Info:
@@ -274,36 +275,3 @@ class _Reader:
             if block in self.subapps and pin_key in self.nodes:
                 return pin_key, pin
         return None
-
-    def _add_resource_starts(self, system: Element, app: str, other_apps: set[str]) -> None:
-        """The resources' START events into this application; the rest of a resource is the device's."""
-        for resource in system.iter("Resource"):
-            network = child(resource, "FBNetwork")
-            if network is None:
-                continue
-            starts = {"START"} | {
-                fb.get("Name", "")
-                for fb in network
-                if tag(fb) == "FB" and short_type(fb.get("Type", "")) == "E_RESTART"
-            }
-            for conn in (c for lst in network if tag(lst) == "EventConnections" for c in lst):
-                self._add_resource_connection(conn, starts, app, other_apps, resource.get("Name", ""))
-
-    def _add_resource_connection(
-        self, conn: Element, starts: set[str], app: str, other_apps: set[str], resource: str
-    ) -> None:
-        src, dst = conn.get("Source") or "", conn.get("Destination") or ""
-        head, _, rest = dst.partition(".")
-        if head in other_apps:
-            return
-        end = self._endpoint(rest if head == app else dst, "")
-        if end is None:
-            return  # a block of the resource itself, not of this application
-        block, _, pin = src.partition(".")
-        where = f"event connection {src!r} → {dst!r} in resource '{resource}'"
-        if block not in starts:
-            self.net.note(f"{where} ignored: only the START connections of resources are imported")
-            return
-        if START_KEY not in self.nodes:
-            self.nodes[START_KEY] = Node(START_KEY, Kind.START, "START", "E_RESTART")
-        self.net.events.append(Edge(START_KEY, pin, end[0], end[1], where))

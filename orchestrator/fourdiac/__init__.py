@@ -53,8 +53,27 @@ The modules, in the order an import runs through them:
 """
 
 from orchestrator.fourdiac.build import ImportResult, import_4diac
+from orchestrator.fourdiac.hints import API_HINTS, BOT_HINTS, CLI_HINTS, Hints
+from orchestrator.fourdiac.library import TypeLibrary
 from orchestrator.fourdiac.literals import iec_literal as iec_literal  # for tests and callers: a literal alone
 from orchestrator.fourdiac.mapping import TypeMapping, load_mapping
+from orchestrator.fourdiac.model import RequiredValue
 from orchestrator.fourdiac.network import AppChoiceError
+from orchestrator.fourdiac.project import MAP_MEMBER, import_upload, is_zip
 
-__all__ = ["AppChoiceError", "ImportResult", "TypeMapping", "import_4diac", "load_mapping"]
+__all__ = [
+    "API_HINTS",
+    "BOT_HINTS",
+    "CLI_HINTS",
+    "MAP_MEMBER",
+    "AppChoiceError",
+    "Hints",
+    "ImportResult",
+    "RequiredValue",
+    "TypeLibrary",
+    "TypeMapping",
+    "import_4diac",
+    "import_upload",
+    "is_zip",
+    "load_mapping",
+]

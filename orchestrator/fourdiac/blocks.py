@@ -6,6 +6,7 @@ from enum import Enum
 from functools import cache
 
 from operations.iec import standard_function
+from orchestrator.fourdiac.hints import Hints
 from orchestrator.fourdiac.mapping import TypeMapping
 
 
@@ -83,12 +84,22 @@ def standard_mapping(short: str) -> TypeMapping | None:
 class Classifier:
     """Decides what blocks of each type become, by a type table."""
 
-    def __init__(self, table: dict[str, TypeMapping]) -> None:
+    def __init__(self, table: dict[str, TypeMapping], hints: Hints) -> None:
         self.table = table
+        self.hints = hints
         self.folded = {short_type(key).casefold(): entry for key, entry in table.items()}
 
-    def classify(self, full_type: str, short: str) -> tuple[Kind, TypeMapping | None, str | None]:
-        """The block's kind, its table entry (for a task) and the problem (for a refused one)."""
+    def mapped(self, full_type: str, short: str) -> bool:
+        """Whether the type table (built-in or the user's) has an entry for the type."""
+        return (self.table.get(full_type) or self.table.get(short) or self.folded.get(short.casefold())) is not None
+
+    def classify(
+        self, full_type: str, short: str, *, subapp: bool = False
+    ) -> tuple[Kind, TypeMapping | None, str | None]:
+        """The block's kind, its table entry (for a task) and the problem (for a refused one).
+
+        ``subapp``: the block is a typed sub-app, whose type file (not a mapping) is what is missing.
+        """
         if short in _STRUCTURAL:
             return _STRUCTURAL[short], None, None
         mapping = self.table.get(full_type) or self.table.get(short) or self.folded.get(short.casefold())
@@ -102,5 +113,7 @@ class Classifier:
             return Kind.BLOCKED, None, f"{short} is a communication block: {COMMUNICATION_WHY}"
         if not short:
             return Kind.BLOCKED, None, "has no Type"
-        hint = "add it to a type mapping (main.py import-4diac --map FILE.json)"
-        return Kind.BLOCKED, None, f"type {short!r} has no operation mapping; {hint}"
+        if subapp:
+            message = f"a typed sub-app of type {short!r}, whose type file was not given; {self.hints.types}"
+            return Kind.BLOCKED, None, message
+        return Kind.BLOCKED, None, f"type {short!r} has no operation mapping; {self.hints.mapping}"

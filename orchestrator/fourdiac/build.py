@@ -11,9 +11,11 @@ from typing import Any
 from orchestrator.errors import ConfigError, Problem
 from orchestrator.fourdiac.blocks import Kind
 from orchestrator.fourdiac.flow import Flow
+from orchestrator.fourdiac.hints import Hints
+from orchestrator.fourdiac.library import TypeLibrary
 from orchestrator.fourdiac.mapping import type_table
 from orchestrator.fourdiac.model import Info, Network, Node, RequiredValue
-from orchestrator.fourdiac.network import read_network
+from orchestrator.fourdiac.network import default_filename, read_network
 from orchestrator.fourdiac.schedule import suggested_schedule
 from orchestrator.fourdiac.tasks import task_dict
 from orchestrator.fourdiac.xmltree import parse_xml, xml_bytes
@@ -40,21 +42,29 @@ class ImportResult:
 def import_4diac(
     data: bytes | str,
     *,
-    filename: str = "import.sys",
+    filename: str | None = None,
     app: str | None = None,
     mapping: Mapping[str, Any] | None = None,
     dag_name: str | None = None,
+    library: TypeLibrary | None = None,
+    hints: Hints | None = None,
 ) -> ImportResult:
     """Turn a 4diac system (``.sys``), composite FB type (``.fbt``) or sub-app type (``.sub``) into a DAG.
 
     ``app`` picks the application of a system that has several; ``mapping`` (as ``load_mapping``
     returns it) extends the built-in type table; ``dag_name`` defaults to the application's or type's
-    name. Raises ``ConfigError`` listing every problem found.
+    name; ``library`` holds the types typed sub-apps are expanded from; ``hints`` word the refusals for the
+    interface the file came from. Without a ``filename`` the file
+    is named for what it holds (``upload.sys``, ``upload.sub``…). Raises ``ConfigError`` listing every
+    problem found.
     """
-    raw = xml_bytes(data, filename)
+    raw = xml_bytes(data, filename or "upload")
     table = type_table(mapping)
-    root = parse_xml(raw, filename)
-    net, info = read_network(root, app, table, filename)
+    root = parse_xml(raw, filename or "upload")
+    filename = filename or default_filename(root)
+    net, info = read_network(root, app, table, filename, library, hints)
+    if library is not None:
+        net.notes[:0] = library.notes
     tasks, schedule = _build(net, info)
     config = _config_dict(info, tasks, schedule, filename, dag_name)
     if net.required:
@@ -137,10 +147,11 @@ def _validated(config: dict[str, Any], net: Network, filename: str) -> DagConfig
         # "tasks" holds the empty-list and cycle findings, already reported by block name.
         found = [p for p in found if p.location != "tasks"]
     blocks = [net.nodes[("fb", task["id"])] for task in config["tasks"]]
-    raise ConfigError(net.problems + [_by_block(p, blocks) for p in found], source=filename)
+    missing = {(value.task, value.param): value for value in net.required}
+    raise ConfigError(net.problems + [_by_block(p, blocks, missing) for p in found], source=filename)
 
 
-def _by_block(problem: Problem, blocks: list[Node]) -> Problem:
+def _by_block(problem: Problem, blocks: list[Node], missing: Mapping[tuple[str, str], RequiredValue]) -> Problem:
     """A validator finding about ``tasks[i]…`` said of the block that task came from, as 4diac names it."""
     match = _TASK_LOCATION.match(problem.location)
     if match is None:
@@ -154,9 +165,20 @@ def _by_block(problem: Problem, blocks: list[Node]) -> Problem:
         )
         return Problem(block.where, message)
     if field in ("independent_params", "dependent_params") and name:
-        return Problem(block.where, f"param {name!r}{_pins_of(block, name)}: {problem.message}")
+        message = f"param {name!r}{_pins_of(block, name)}: {problem.message}"
+        return Problem(block.where, message + _why_missing(missing.get((block.label, name))))
     where = ".".join(part for part in (field, name) if part)
     return Problem(block.where, f"{where}: {problem.message}" if where else problem.message)
+
+
+def _why_missing(value: RequiredValue | None) -> str:
+    """What the import could not fill in a param the validator refused (a placeholder, an unwired input)."""
+    if value is None:
+        return ""
+    if value.origin == "placeholder":
+        return f" (it holds %{value.name}%, a value 4diac fills in when it deploys: write the value instead)"
+    sub, _, pin = value.name.rpartition(".")
+    return f" (it comes from input {pin!r} of sub-app '{sub}', which nothing wires: give '{sub}' a Parameter {pin})"
 
 
 def _pins_of(block: Node, param: str) -> str:

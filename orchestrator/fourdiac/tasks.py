@@ -85,7 +85,7 @@ class _TaskBuilder:
             elif source.literal is not None:
                 independent[name] = self._literal(source.literal, pin, name)
             elif source.origin is not None and source.origin.kind is not Kind.BLOCKED:
-                self._unmappable_source(pin, source.origin)
+                self._unmappable_source(pin, name, source.origin)
         return dependent
 
     def _add_reference(self, pin: str, name: str, source: Source, dependent: dict[str, str], deps: list[str]) -> None:
@@ -105,7 +105,16 @@ class _TaskBuilder:
         if src.label not in deps:
             deps.append(src.label)
 
-    def _unmappable_source(self, pin: str, origin: Node) -> None:
+    def _unmappable_source(self, pin: str, param: str, origin: Node) -> None:
+        if origin.kind is Kind.SUB_PIN:
+            sub, _, sub_pin = origin.label.rpartition(".")
+            self.net.required.append(RequiredValue(origin.label, self.node.label, param, "sub-app input"))
+            self.net.note(
+                f"{self.node.where}: data input {pin!r} comes from input {sub_pin!r} of sub-app '{sub}', which nothing "
+                f"wires and no Parameter sets; TaskFlow has no run parameters yet: fill in the value of param "
+                f"{param!r} before running (or give '{sub}' a Parameter {sub_pin})"
+            )
+            return
         if origin.kind is Kind.ROOT_PIN:
             self.net.note(
                 f"FB '{self.node.label}': data input {pin!r} comes from interface pin {origin.label!r}, "

@@ -26,6 +26,8 @@ DATA = Path(__file__).parent / "data" / "4diac"
 # Real files from eclipse-4diac/4diac-examples (EPL-2.0); read where they are, never copied here.
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "4diac"
 
+XML = {"Content-Type": "application/xml"}
+
 
 def _import(name: str, **kwargs: Any) -> ImportResult:
     return import_4diac((DATA / name).read_bytes(), filename=name, **kwargs)
@@ -776,11 +778,11 @@ async def client(settings: Settings, orch: Orchestrator, library: DagLibrary) ->
 
 async def test_api_says_how_to_choose_an_app(client: TestClient[Any, Any]) -> None:
     data = (DATA / "multi_app.sys").read_bytes()
-    refused = await client.post("/api/import/4diac?filename=multi_app.sys", data=data)
+    refused = await client.post("/api/import/4diac?filename=multi_app.sys", data=data, headers=XML)
     assert refused.status == 422
     [problem] = (await refused.json())["problems"]
     assert problem["message"].endswith("choose one of: 'First', 'Second' (add ?app=NAME to the URL)")
-    chosen = await client.post("/api/import/4diac?filename=multi_app.sys&app=Second&dry_run=1", data=data)
+    chosen = await client.post("/api/import/4diac?filename=multi_app.sys&app=Second&dry_run=1", data=data, headers=XML)
     assert chosen.status == 200
     assert [t["id"] for t in (await chosen.json())["config"]["tasks"]] == ["B", "C"]
 

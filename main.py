@@ -172,7 +172,7 @@ async def cmd_rerun(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_import_4diac(settings: Settings, args: argparse.Namespace) -> int:
     """Turn a 4diac file (or a project ZIP) into a DAG config (printed, or written with -o)."""
-    from orchestrator.fourdiac import CLI_HINTS, AppChoiceError, TypeLibrary, import_upload, load_mapping
+    from orchestrator.fourdiac import CLI_HINTS, AppChoiceError, TypeLibrary, import_upload, load_mapping, summarised
 
     mapping = load_mapping(args.map) if args.map else None
     library = TypeLibrary.from_dir(args.lib) if args.lib else None
@@ -184,6 +184,10 @@ async def cmd_import_4diac(settings: Settings, args: argparse.Namespace) -> int:
         )
     except AppChoiceError as exc:
         raise exc.with_hint("pass --app NAME") from None
+    except ConfigError as exc:
+        if args.all_problems:
+            raise
+        raise summarised(exc, "pass --all-problems to list each one") from None
     text = json.dumps(result.config.model_dump(mode="json", exclude_defaults=True), indent=2, ensure_ascii=False)
     if args.output:
         try:
@@ -224,6 +228,7 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--lib", help="a folder of 4diac type files (.sub, .fbt) that typed sub-apps are expanded from")
     imp.add_argument("--app", help="the application to import when the file has several")
     imp.add_argument("--map", help="a JSON file extending the FB type → operation table")
+    imp.add_argument("--all-problems", action="store_true", help="list every problem, not a summary by kind")
     imp.add_argument("-o", "--output", help="write the config here instead of printing it")
     imp.set_defaults(func=cmd_import_4diac)
     return parser

@@ -964,3 +964,35 @@ def test_standard_blocks_pins_other_than_out_are_refused() -> None:
     [problem] = _problems(_system(network))
     assert problem.location == "FB 'Show'"
     assert "reads Add.QO, an output pin the mapping of F_ADD lacks (known: OUT)" in problem.message
+
+
+# -- long refusals -----------------------------------------------------------------------------
+
+
+def test_cli_summarises_a_long_refusal_by_kind_and_lists_all_on_request(cli: Cli) -> None:
+    path = str(FIXTURES / "SystemTests.sys")
+    _fixture("SystemTests.sys")
+    code, _, err = cli(path, "--app", "CSVWriterTests")
+    assert code == 1
+    lines = err.splitlines()
+    assert lines[1] == "  - 60 problems of 10 kinds, summarised; pass --all-problems to list each one"
+    assert (
+        "  - 7 × (FB 'NormalExecution.E_SWITCH', FB 'DoubleInit.E_SWITCH_1', FB 'InitDeinitNoWrite.E_SWITCH' "
+        "and 4 more): E_SWITCH is branching; TaskFlow DAGs cannot branch"
+    ) in lines
+    assert "  - 5 × EventConnections: event loop: …; a DAG cannot loop" in lines
+    assert len(lines) == 12
+    code, _, err = cli(path, "--app", "CSVWriterTests", "--all-problems")
+    assert code == 1
+    assert err.startswith("SystemTests.sys is invalid (60 problem(s)):")
+
+
+async def test_api_summarises_a_long_refusal_unless_asked_for_all(client: TestClient[Any, Any]) -> None:
+    data = _fixture("SystemTests.sys")
+    url = "/api/import/4diac?filename=SystemTests.sys&app=CSVWriterTests"
+    summary = await (await client.post(url, data=data, headers=XML)).json()
+    assert summary["problems"][0]["message"] == (
+        "60 problems of 10 kinds, summarised; add ?all_problems=1 to the URL to list each one"
+    )
+    full = await (await client.post(url + "&all_problems=1", data=data, headers=XML)).json()
+    assert len(full["problems"]) == 60

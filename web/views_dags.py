@@ -73,13 +73,13 @@ async def import_4diac(request: web.Request) -> web.Response:
     The body is XML, a ZIP, or multipart/mixed with a JSON type map beside either (``web.upload4diac``).
     """
     try:  # optional: loaded on first use
-        from orchestrator.fourdiac import API_HINTS, AppChoiceError, import_upload, load_mapping
+        from orchestrator.fourdiac import API_HINTS, AppChoiceError, import_upload, load_mapping, summarised
     except ImportError:
         raise ApiError(501, "not_available", "4diac import is not available in this build") from None
     upload = await read_upload(request)
     filename = (request.query.get("filename") or upload.filename or "")[:MAX_UPLOAD_NAME] or None
     app_name = request.query.get("app") or None
-    dry_run = request.query.get("dry_run", "").lower() in ("1", "true", "yes")
+    dry_run = _flag(request, "dry_run")
     mapping = load_mapping(upload.mapping, name="the map part") if upload.mapping is not None else None
     # Parsing XML is CPU work: keep it off the event loop.
     try:
@@ -88,6 +88,10 @@ async def import_4diac(request: web.Request) -> web.Response:
         )
     except AppChoiceError as exc:
         raise exc.with_hint("add ?app=NAME to the URL") from None
+    except ConfigError as exc:
+        if _flag(request, "all_problems"):
+            raise
+        raise summarised(exc, "add ?all_problems=1 to the URL to list each one") from None
     extra = {"schedule": result.schedule, "notes": result.notes}
     if dry_run:
         dumped = result.config.model_dump(mode="json", exclude_defaults=True)
@@ -95,6 +99,10 @@ async def import_4diac(request: web.Request) -> web.Response:
     source = result.config.metadata["imported_from"]["file"]
     record = await request.app[LIBRARY].save(result.config, source=f"4diac:{source}")
     return _saved(request, record, status=201 if record.version == 1 else 200, saved=True, **extra)
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "").lower() in ("1", "true", "yes")
 
 
 async def list_schedules(request: web.Request) -> web.Response:

@@ -49,7 +49,9 @@ The modules, in the order an import runs through them:
 - ``schedule``: E_CYCLE → the suggested cron schedule;
 - ``tasks``: one node → one task dict (params, references, dependencies);
 - ``literals``: IEC 61131-3 literals → JSON values;
-- ``build``: the whole import, from bytes to a validated config.
+- ``build``: the whole import, from bytes to a validated config;
+- ``library`` and ``project``: type files (``--lib DIR``) and project ZIPs, typed sub-apps' types;
+- ``hints`` and ``summary``: refusals worded for each interface, and long ones summarised by kind.
 """
 
 from orchestrator.fourdiac.build import ImportResult, import_4diac
@@ -60,6 +62,7 @@ from orchestrator.fourdiac.mapping import TypeMapping, load_mapping
 from orchestrator.fourdiac.model import RequiredValue
 from orchestrator.fourdiac.network import AppChoiceError
 from orchestrator.fourdiac.project import MAP_MEMBER, import_upload, is_zip
+from orchestrator.fourdiac.summary import summarised
 
 __all__ = [
     "API_HINTS",
@@ -76,4 +79,5 @@ __all__ = [
     "import_upload",
     "is_zip",
     "load_mapping",
+    "summarised",
 ]

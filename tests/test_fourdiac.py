@@ -996,3 +996,32 @@ async def test_api_summarises_a_long_refusal_unless_asked_for_all(client: TestCl
     )
     full = await (await client.post(url + "&all_problems=1", data=data, headers=XML)).json()
     assert len(full["problems"]) == 60
+
+
+def test_a_resources_own_subscribe_block_driving_the_application_is_refused() -> None:
+    resource = "<FB Name='Rx' Type='SUBSCRIBE_1'/><FB Name='Tick' Type='E_CYCLE'/>" + _events(
+        "Rx.IND > App.A.REQ", "Tick.EO > B.REQ", "Rx.IND > Tick.START"
+    )
+    problems = _problems(_system("<FB Name='A' Type='NOOP'/><FB Name='B' Type='NOOP'/>", resource))
+    assert _messages(problems) == [
+        "FB 'A': event input 'REQ' is driven by Rx (SUBSCRIBE_1) of resource 'PC.Res', a communication block: "
+        "PUBLISH/SUBSCRIBE and CLIENT/SERVER exchange messages between devices while they run, "
+        "and a TaskFlow run cannot wait for a message"
+    ]
+    # Tick → B is the resource's own block, not a communication one: a note, and no word on Rx → Tick.
+    resource = "<FB Name='Tick' Type='E_CYCLE'/>" + _events("Tick.EO > B.REQ")
+    result = import_4diac(_system("<FB Name='B' Type='NOOP'/>", resource))
+    assert result.notes == [
+        "FB 'B': event input 'REQ' is driven by Tick (E_CYCLE) of resource 'PC.Res', which is not in the "
+        "application; ignored"
+    ]
+
+
+async def test_bot_summarises_a_long_refusal_unless_the_caption_asks_for_all(tg: BotHarness) -> None:
+    data = _fixture("SystemTests.sys")
+    tg.tg.send_document("SystemTests.sys", data, caption="app=CSVWriterTests")
+    summary = await tg.tg.expect(ALICE["id"])
+    assert "60 problems of 10 kinds, summarised; send the file again with the caption all-problems" in summary.text
+    tg.tg.send_document("SystemTests.sys", data, caption="app=CSVWriterTests all-problems")
+    full = await tg.tg.expect(ALICE["id"])
+    assert "60 problem(s)" in full.text

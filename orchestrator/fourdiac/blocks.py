@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
-from functools import cache
+from functools import lru_cache
 
 from operations.iec import standard_function
 from orchestrator.fourdiac.hints import Hints
@@ -66,7 +66,7 @@ def short_type(type_name: str) -> str:
     return type_name.rsplit("::", 1)[-1]
 
 
-@cache
+@lru_cache(maxsize=1024)  # bounded: type names come from untrusted files
 def standard_mapping(short: str) -> TypeMapping | None:
     """The entry of an IEC 61131-3 standard function block (F_ADD, INT2INT…): ``iec_function`` on its pins."""
     function = standard_function(short)

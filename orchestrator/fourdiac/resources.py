@@ -113,9 +113,9 @@ class _ResourceReader:
             return self.endpoint(rest)
         if head in resource.ours:
             return self.endpoint(f"{resource.ours[head]}.{rest}")
-        if resource.ours or resource.theirs or head in resource.types:
-            return None  # the Mapping elements say which blocks are ours, or the resource has a block of that name
-        return self.endpoint(text)  # a hand-written resource naming the application's blocks plainly
+        if resource.ours or resource.theirs:
+            return None  # the Mapping elements say which blocks are ours, and this is not one
+        return self.endpoint(text)  # no Mapping elements: a block named like one of the application's is it
 
 
 def _resource(label: str, network: Element) -> _Resource:

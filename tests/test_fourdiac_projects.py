@@ -343,3 +343,18 @@ async def test_bot_takes_a_project_zip_with_its_map(tg: BotHarness, library: Dag
     added = (await tg.tg.expect(ALICE["id"])).text
     assert "DAG <code>Greet</code> added from greetings.zip: 6 task(s)" in added
     assert [t.id for t in (await library.get("Greet")).tasks][-1] == "Say"
+
+
+def test_types_that_nest_many_copies_of_each_other_stop_at_the_node_limit() -> None:
+    def level(name: str, inner: str) -> tuple[str, bytes]:
+        blocks = "".join(f"<SubApp Name='S{i}' Type='{inner}'/>" for i in range(10))
+        xml = f"<SubAppType Name='{name}'><SubAppNetwork>{blocks}</SubAppNetwork></SubAppType>"
+        return f"{name}.sub", xml.encode()
+
+    leaf = ("L0.sub", b"<SubAppType Name='L0'><SubAppNetwork><FB Name='A' Type='NOOP'/></SubAppNetwork></SubAppType>")
+    files = [leaf, *(level(f"L{n}", f"L{n - 1}") for n in range(1, 8))]  # 10**7 copies of A, fully expanded
+    system = b"<System Name='S'><Application Name='A'><SubAppNetwork><SubApp Name='Top' Type='L7'/>"
+    system += b"</SubAppNetwork></Application></System>"
+    with pytest.raises(ConfigError) as info:
+        import_4diac(system, library=TypeLibrary.from_files(files))
+    assert "makes more than 50000 blocks, pins and sub-apps; it stops" in info.value.report()

@@ -17,6 +17,7 @@ from orchestrator.fourdiac.mapping import TypeMapping
 from orchestrator.fourdiac.model import Edge, Info, Network, Node, NodeKey, shown
 from orchestrator.fourdiac.resources import add_resource_edges
 from orchestrator.fourdiac.xmltree import child, interface, position, tag
+from orchestrator.limits import MAX_4DIAC_NODES
 
 _MAX_SUBAPP_DEPTH = 32  # nesting deeper than this is hostile, not a drawing
 _MAX_GROUP_DEPTH = 32  # the same for groups, which hold nothing but blocks and other groups
@@ -211,6 +212,9 @@ class _Reader:
             chain = " → ".join([*self.expanding.values(), typed.name])
             self.net.problem(f"{what} '{label}'", f"type {typed.name} contains itself ({chain})")
             return
+        if len(self.nodes) + len(self.subapps) > MAX_4DIAC_NODES:
+            message = f"expanding typed sub-apps makes more than {MAX_4DIAC_NODES} blocks, pins and sub-apps; it stops"
+            raise self.fail(f"{what} '{label}'", message)
         network = typed.network
         assert network is not None  # the library keeps only types with a network
         self.expanding[key] = typed.name

@@ -1025,3 +1025,8 @@ async def test_bot_summarises_a_long_refusal_unless_the_caption_asks_for_all(tg:
     tg.tg.send_document("SystemTests.sys", data, caption="app=CSVWriterTests all-problems")
     full = await tg.tg.expect(ALICE["id"])
     assert "60 problem(s)" in full.text
+
+
+@pytest.mark.parametrize("data", [b"", b"  \n\t"])
+def test_an_empty_file_is_called_empty(data: bytes) -> None:
+    assert _messages(_problems(data, filename="x.sys")) == ["the file is empty; send a 4diac .sys, .fbt or .sub file"]

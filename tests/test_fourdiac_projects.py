@@ -80,7 +80,7 @@ def test_an_unwired_sub_app_input_is_named_as_a_value_to_fill_in() -> None:
     second = next(t for t in result.config.tasks if t.id == "Second.Join")
     assert second.independent_params == {"IN1": "hello, ", "function": "CONCAT"}  # no IN2: nothing gives it
     assert (
-        "FB 'Second.Join': data input 'IN2' comes from input 'NAME' of sub-app 'Second', which nothing wires and "
+        "FB 'Second.Join': data input 'IN2' comes from pin 'NAME' of sub-app 'Second', which nothing wires and "
         "no Parameter sets; TaskFlow has no run parameters yet: fill in the value of param 'IN2' before running "
         "(or give 'Second' a Parameter NAME)"
     ) in result.notes
@@ -111,7 +111,7 @@ def test_a_required_param_from_an_unwired_input_refuses_the_import_saying_why() 
     messages = [str(p) for p in info.value.problems]
     assert messages[0] == (
         "FB 'First.Wait': param 'seconds': operation 'sleep' needs this param "
-        "(it comes from input 'DT' of sub-app 'First', which nothing wires: give 'First' a Parameter DT)"
+        "(it comes from pin 'DT' of sub-app 'First', which nothing wires: give 'First' a Parameter DT)"
     )
 
 
@@ -358,3 +358,12 @@ def test_types_that_nest_many_copies_of_each_other_stop_at_the_node_limit() -> N
     with pytest.raises(ConfigError) as info:
         import_4diac(system, library=TypeLibrary.from_files(files))
     assert "makes more than 50000 blocks, pins and sub-apps; it stops" in info.value.report()
+
+
+def test_a_zip_that_is_no_zip_is_called_so() -> None:
+    with pytest.raises(ConfigError) as info:
+        import_upload(b"<System/>", filename="project.zip")
+    assert (
+        info.value.report()
+        == "project.zip is invalid (1 problem(s)):\n  - not a ZIP archive (a .zip file must start with PK)"
+    )

@@ -178,7 +178,7 @@ def _why_missing(value: RequiredValue | None) -> str:
     if value.origin == "placeholder":
         return f" (it holds %{value.name}%, a value 4diac fills in when it deploys: write the value instead)"
     sub, _, pin = value.name.rpartition(".")
-    return f" (it comes from input {pin!r} of sub-app '{sub}', which nothing wires: give '{sub}' a Parameter {pin})"
+    return f" (it comes from pin {pin!r} of sub-app '{sub}', which nothing wires: give '{sub}' a Parameter {pin})"
 
 
 def _pins_of(block: Node, param: str) -> str:

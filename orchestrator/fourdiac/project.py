@@ -53,6 +53,8 @@ def import_upload(
     ``mapping`` (as ``load_mapping`` returns it) wins over a ZIP's ``taskflow-map.json``; the ZIP's
     types win over ``library``'s; ``options`` go to ``import_4diac`` (``dag_name``, ``hints``…).
     """
+    if not is_zip(data) and (filename or "").lower().endswith(".zip"):
+        raise _refused(filename or "", "", "not a ZIP archive (a .zip file must start with PK)")
     if not is_zip(data):
         return import_4diac(data, filename=filename, app=app, mapping=mapping, library=library, **options)
     source = filename or "upload.zip"

@@ -110,7 +110,7 @@ class _TaskBuilder:
             sub, _, sub_pin = origin.label.rpartition(".")
             self.net.required.append(RequiredValue(origin.label, self.node.label, param, "sub-app input"))
             self.net.note(
-                f"{self.node.where}: data input {pin!r} comes from input {sub_pin!r} of sub-app '{sub}', which nothing "
+                f"{self.node.where}: data input {pin!r} comes from pin {sub_pin!r} of sub-app '{sub}', which nothing "
                 f"wires and no Parameter sets; TaskFlow has no run parameters yet: fill in the value of param "
                 f"{param!r} before running (or give '{sub}' a Parameter {sub_pin})"
             )

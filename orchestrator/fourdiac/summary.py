@@ -27,7 +27,20 @@ def summarised(error: ConfigError, how_to_see_all: str, limit: int = MAX_LISTED_
         kinds[_kind(problem.message)].append(problem)
     ordered = sorted(kinds.items(), key=lambda item: -len(item[1]))  # stable: ties keep the first-found order
     head = Problem("", f"{len(error.problems)} problems of {len(kinds)} kinds, summarised; {how_to_see_all}")
-    return ConfigError([head, *(_line(kind, problems) for kind, problems in ordered)], source=error.source)
+    return SummarisedError(head, [_line(kind, problems) for kind, problems in ordered], source=error.source)
+
+
+class SummarisedError(ConfigError):
+    """A refusal summarised by kind: ``problems`` starts with the summary's own line (what the API lists)."""
+
+    def __init__(self, head: Problem, lines: list[Problem], *, source: str) -> None:
+        self.head = head
+        super().__init__([head, *lines], source=source)
+
+    def report(self) -> str:
+        lines = [f"{self.source} is invalid: {self.head.message}"]
+        lines += [f"  - {p}" for p in self.problems[1:]]
+        return "\n".join(lines)
 
 
 def _kind(message: str) -> str:

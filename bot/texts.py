@@ -122,7 +122,8 @@ HELP = (
     "/schedules, /pause &lt;id&gt;, /resume &lt;id&gt;, /unschedule &lt;id&gt; — manage schedules\n"
     "/filename [&lt;dag_id&gt; &lt;task_id&gt; &lt;new_name&gt;] — change where a task saves its output\n\n"
     "Send a <code>.json</code> DAG config (or a 4diac <code>.sys</code>/<code>.fbt</code>/<code>.sub</code>/"
-    "<code>.xml</code> file) as a document to add or replace a DAG."
+    "<code>.xml</code> file, or a <code>.zip</code> of a 4diac project with its type files and an optional "
+    "<code>taskflow-map.json</code>) as a document to add or replace a DAG."
 )
 
 
@@ -232,8 +233,9 @@ def config_invalid_caption(source: str, count: int) -> str:
 def unsupported_document(name: str) -> str:
     """A document of a kind the bot does not take."""
     return (
-        f"I can't use {esc(name)}. Send a DAG config (<code>.json</code>) or a 4diac file "
-        "(<code>.sys</code>, <code>.fbt</code>, <code>.sub</code>, <code>.xml</code>)."
+        f"I can't use {esc(name)}. Send a DAG config (<code>.json</code>), a 4diac file "
+        "(<code>.sys</code>, <code>.fbt</code>, <code>.sub</code>, <code>.xml</code>) or a 4diac project "
+        "as a <code>.zip</code>."
     )
 
 

@@ -21,6 +21,7 @@ _BUILTIN_MODULES = (
     "operations.files",
     "operations.shell",
     "operations.telegram",
+    "operations.iec",
 )
 
 _registry: dict[str, Operation] = {}

@@ -22,9 +22,18 @@ MAX_RETRIES = 100
 MAX_RETRY_DELAY_S = 24 * 3600.0
 MAX_TIMEOUT_S = 7 * 24 * 3600.0
 MAX_XML_BYTES = 5 * 1024 * 1024
+# A 4diac project as a ZIP (the system file, its type files, a taskflow-map.json): the upload itself,
+# what its members may unpack to in all, how many members it may have, and how many type files are read.
+MAX_4DIAC_ZIP_BYTES = 10 * 1024 * 1024
+MAX_4DIAC_UNZIPPED_BYTES = 50 * 1024 * 1024
+MAX_4DIAC_ZIP_MEMBERS = 1000
+MAX_4DIAC_TYPE_FILES = 500
+# Blocks, pins and sub-apps an import may build: typed sub-apps nest, so a small ZIP could otherwise expand
+# to exponentially many copies of its types.
+MAX_4DIAC_NODES = 50_000
 MAX_REQUEST_BYTES = MAX_CONFIG_BYTES + 64 * 1024
 # What the web server reads of any body at all (the views check their own, smaller limits first).
-MAX_HTTP_BODY_BYTES = max(MAX_REQUEST_BYTES, MAX_XML_BYTES) + 64 * 1024
+MAX_HTTP_BODY_BYTES = max(MAX_REQUEST_BYTES, MAX_XML_BYTES, MAX_4DIAC_ZIP_BYTES) + 64 * 1024
 # How deep JSON input may nest (objects and arrays): deeper values break encoders and the stack.
 MAX_JSON_DEPTH = 64
 

@@ -26,7 +26,7 @@ from orchestrator.client import ServiceClient
 from orchestrator.engine import Orchestrator
 from orchestrator.errors import ConfigError, Problem, TaskFlowError
 from orchestrator.library import DagLibrary
-from orchestrator.limits import MAX_XML_BYTES
+from orchestrator.limits import MAX_4DIAC_ZIP_BYTES, MAX_XML_BYTES
 from orchestrator.ownership import DatabaseInUseError
 from orchestrator.process import tune_gc
 from orchestrator.records import RunReport
@@ -230,15 +230,23 @@ async def cmd_rerun(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_import_4diac(settings: Settings, args: argparse.Namespace) -> int:
-    """Turn a 4diac file into a DAG config (printed, or written with -o)."""
-    from orchestrator.fourdiac import AppChoiceError, import_4diac, load_mapping
+    """Turn a 4diac file (or a project ZIP) into a DAG config (printed, or written with -o)."""
+    from orchestrator.fourdiac import CLI_HINTS, AppChoiceError, TypeLibrary, import_upload, load_mapping, summarised
 
     mapping = load_mapping(args.map) if args.map else None
-    data = _read(args.file, MAX_XML_BYTES)
+    library = TypeLibrary.from_dir(args.lib) if args.lib else None
+    limit = MAX_4DIAC_ZIP_BYTES if args.file.lower().endswith(".zip") else MAX_XML_BYTES
+    data = _read(args.file, limit)
     try:
-        result = import_4diac(data, filename=Path(args.file).name, app=args.app, mapping=mapping)
+        result = import_upload(
+            data, filename=Path(args.file).name, app=args.app, mapping=mapping, library=library, hints=CLI_HINTS
+        )
     except AppChoiceError as exc:
         raise exc.with_hint("pass --app NAME") from None
+    except ConfigError as exc:
+        if args.all_problems:
+            raise
+        raise summarised(exc, "pass --all-problems to list each one") from None
     text = json.dumps(result.config.model_dump(mode="json", exclude_defaults=True), indent=2, ensure_ascii=False)
     if args.output:
         try:
@@ -275,10 +283,12 @@ def _parser() -> argparse.ArgumentParser:
     rerun = sub.add_parser("rerun", help="re-run a failed run from its failure")
     rerun.add_argument("run_id", type=int)
     rerun.set_defaults(func=cmd_rerun)
-    imp = sub.add_parser("import-4diac", help="turn a 4diac .sys/.fbt/.sub file into a DAG config")
+    imp = sub.add_parser("import-4diac", help="turn a 4diac .sys/.fbt/.sub file (or a project .zip) into a DAG config")
     imp.add_argument("file")
+    imp.add_argument("--lib", help="a folder of 4diac type files (.sub, .fbt) that typed sub-apps are expanded from")
     imp.add_argument("--app", help="the application to import when the file has several")
     imp.add_argument("--map", help="a JSON file extending the FB type → operation table")
+    imp.add_argument("--all-problems", action="store_true", help="list every problem, not a summary by kind")
     imp.add_argument("-o", "--output", help="write the config here instead of printing it")
     imp.set_defaults(func=cmd_import_4diac)
     return parser

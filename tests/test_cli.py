@@ -233,6 +233,6 @@ def test_import_4diac_of_a_broken_file(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("broken.sys is invalid (6 problem(s)):")
-    assert "type 'CLIENT_1' has no operation mapping" in result.stderr
+    assert "FB 'Client': CLIENT_1 is a communication block" in result.stderr
     assert "'Ghost.REQ' names no block" in result.stderr
     assert result.stdout == ""

@@ -26,6 +26,8 @@ from web.app import bound_port, is_loopback
 
 DATA = Path(__file__).parent / "data"
 
+XML = {"Content-Type": "application/xml"}
+
 
 def dag(name: str = "d", seconds: float = 0.2) -> dict[str, Any]:
     """A two-task DAG whose run takes about ``seconds``."""
@@ -465,12 +467,12 @@ async def test_operations_schema_and_schedules(client: TestClient[Any, Any], orc
 async def test_import_4diac(client: TestClient[Any, Any], library: DagLibrary) -> None:
     pytest.importorskip("orchestrator.fourdiac", reason="orchestrator/fourdiac.py (4diac import) is not there yet")
     data = (DATA / "4diac" / "pipeline.sys").read_bytes()
-    dry = await client.post("/api/import/4diac?dry_run=1&filename=pipeline.sys", data=data)
+    dry = await client.post("/api/import/4diac?dry_run=1&filename=pipeline.sys", data=data, headers=XML)
     assert dry.status == 200
     assert (await dry.json())["saved"] is False
     assert await library.list() == []
 
-    resp = await client.post("/api/import/4diac?filename=pipeline.sys", data=data)
+    resp = await client.post("/api/import/4diac?filename=pipeline.sys", data=data, headers=XML)
     assert resp.status == 201
     body = await resp.json()
     assert body["saved"] is True
@@ -478,7 +480,7 @@ async def test_import_4diac(client: TestClient[Any, Any], library: DagLibrary) -
     assert (await library.get(body["dag_id"])).tasks[0].position is not None
 
     broken = await client.post(
-        "/api/import/4diac?filename=broken.sys", data=(DATA / "4diac" / "broken.sys").read_bytes()
+        "/api/import/4diac?filename=broken.sys", data=(DATA / "4diac" / "broken.sys").read_bytes(), headers=XML
     )
     assert broken.status == 422
     report = await broken.json()

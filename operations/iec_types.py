@@ -11,7 +11,7 @@ import struct
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from orchestrator.errors import PermanentOperationError
+from operations.errors import PermanentOperationError
 
 INT_RANGES: dict[str, tuple[int, int]] = {
     "SINT": (-(2**7), 2**7 - 1),

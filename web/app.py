@@ -1,8 +1,9 @@
 """The app factory and the site starter.
 
 ``create_app`` reads top to bottom: the injected services under typed keys, the middlewares
-(errors outermost, then access), one list of routes, the shutdown hook. ``start_site`` listens on
-``settings.host``/``settings.port`` and says so, loudly when the API is open to the network.
+(errors outermost, then the cross-site check, then the token), one list of routes, the shutdown
+hook. ``start_site`` listens on ``settings.host``/``settings.port`` and says so, loudly when the API
+is open to the network.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from web import views_pages as pages
 from web import views_runs as runs
 from web import views_submit as submit
 from web.keys import LIBRARY, ORCH, SETTINGS, STATE, WebState
-from web.middlewares import auth_middleware, error_middleware
+from web.middlewares import auth_middleware, error_middleware, origin_middleware
 from web.render.base import STATIC_DIR
 
 log = logging.getLogger("taskflow.web")
@@ -65,7 +66,8 @@ ROUTES = [
 def create_app(settings: Settings, orch: Orchestrator, library: DagLibrary) -> web.Application:
     """The web application over a started orchestrator and its DAG library (both owned by the caller)."""
     # The largest body any route takes (a 4diac file); each route checks its own, smaller, limit.
-    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=MAX_HTTP_BODY_BYTES)
+    middlewares = [error_middleware, origin_middleware, auth_middleware]
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_HTTP_BODY_BYTES)
     app[SETTINGS] = settings
     app[ORCH] = orch
     app[LIBRARY] = library

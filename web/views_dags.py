@@ -12,13 +12,25 @@ from orchestrator.errors import ConfigError, Problem
 from orchestrator.limits import MAX_REQUEST_BYTES, MAX_XML_BYTES
 from orchestrator.records import DagRecord
 from orchestrator.validation import config_schema, parse_config
-from web.inputs import read_body, read_json
+from web.inputs import read_body, read_json, require_type
 from web.keys import LIBRARY, ORCH, STATE
 from web.middlewares import ApiError
 from web.serialize import dag_json, json_response, schedule_json
 
 SOURCE = "request body"
 MAX_UPLOAD_NAME = 128
+# XML (4diac's own files say application/xml or text/xml; tools often octet-stream), ZIP and multipart
+# uploads; never text/plain or a urlencoded form, which another site's page could send unasked.
+FOURDIAC_TYPES = frozenset(
+    {
+        "application/xml",
+        "text/xml",
+        "application/octet-stream",
+        "application/zip",
+        "application/x-zip-compressed",
+        "multipart/form-data",
+    }
+)
 
 
 async def list_dags(request: web.Request) -> web.Response:
@@ -76,6 +88,7 @@ async def import_4diac(request: web.Request) -> web.Response:
     filename = (request.query.get("filename") or "upload.sys")[:MAX_UPLOAD_NAME]
     app_name = request.query.get("app") or None
     dry_run = request.query.get("dry_run", "").lower() in ("1", "true", "yes")
+    require_type(request, FOURDIAC_TYPES, "a 4diac XML file or a ZIP of them")
     data = await read_body(request, MAX_XML_BYTES)
     # Parsing XML is CPU work: keep it off the event loop.
     try:

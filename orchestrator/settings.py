@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     timezone: str = Field(default="UTC", validation_alias=_env("TASKFLOW_TIMEZONE"))
     executor: str = Field(default="local", validation_alias=_env("TASKFLOW_EXECUTOR"))
     dask_address: str | None = Field(default=None, validation_alias=_env("TASKFLOW_DASK_ADDRESS"))
+    # Slow or idle clients: seconds for a whole request header, bytes a second of body, connections at once.
+    header_timeout: float = Field(default=10.0, gt=0, le=3600, validation_alias=_env("TASKFLOW_HEADER_TIMEOUT"))
+    min_body_rate: float = Field(default=4096.0, ge=0, validation_alias=_env("TASKFLOW_MIN_BODY_RATE"))
+    max_connections: int = Field(default=512, ge=1, le=1_000_000, validation_alias=_env("TASKFLOW_MAX_CONNECTIONS"))
 
     @field_validator("timezone")
     @classmethod

@@ -8,6 +8,7 @@ is open to the network.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 
@@ -22,6 +23,7 @@ from web import views_live as live
 from web import views_pages as pages
 from web import views_runs as runs
 from web import views_submit as submit
+from web.guard import AcceptErrorThrottle, ConnectionLimits, GuardedRunner
 from web.keys import LIBRARY, ORCH, SETTINGS, STATE, WebState
 from web.middlewares import auth_middleware, error_middleware, origin_middleware
 from web.render.base import STATIC_DIR
@@ -84,7 +86,9 @@ async def _on_shutdown(app: web.Application) -> None:
 
 async def start_site(app: web.Application, settings: Settings) -> web.AppRunner:
     """Serve ``app`` on ``settings.host``/``settings.port`` (0 = any free port); stop it with ``runner.cleanup()``."""
-    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    limits = ConnectionLimits(settings.header_timeout, settings.min_body_rate, settings.max_connections)
+    runner = GuardedRunner(app, limits, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    AcceptErrorThrottle().install(asyncio.get_running_loop())
     await runner.setup()
     try:
         await web.TCPSite(runner, settings.host, settings.port).start()

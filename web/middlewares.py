@@ -84,6 +84,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         error = ApiError(422, str(report.pop("error")), str(report.pop("message")), **report)
     except TaskFlowError as exc:
         error = _from_domain(exc)
+    except ConnectionError:
+        # The client went away (or was cut off as too slow) mid-request: nobody to answer, no bug.
+        log.info("client of %s %s disconnected before its request was read", request.method, request.path)
+        error = ApiError(400, "client_disconnected", "the connection closed before the request was read")
     except Exception:
         # A bug: the details go to the service log, never to the client.
         log.exception("internal error answering %s %s", request.method, request.path)

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from orchestrator.errors import PermanentOperationError
+from orchestrator.limits import DEFAULT_MAX_OUTPUT_BYTES
 from orchestrator.models import Filename
 
 
@@ -41,6 +42,8 @@ class Resources:
     http: Any = None  # aiohttp.ClientSession, created lazily by the orchestrator
     sender: MessageSender | None = None
     allow_shell: bool = False
+    # TASKFLOW_MAX_OUTPUT_BYTES: operations that can tell refuse to build a larger output.
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -67,6 +70,11 @@ class OperationContext:
         if target == root or not target.is_relative_to(root):
             raise PermanentOperationError(f"path {name!r} is outside the run folder")
         return target
+
+
+def output_too_large(size: int, limit: int) -> PermanentOperationError:
+    """The failure of an output over ``TASKFLOW_MAX_OUTPUT_BYTES``."""
+    return PermanentOperationError(f"output is {size} bytes or more; the limit is {limit} (TASKFLOW_MAX_OUTPUT_BYTES)")
 
 
 OperationFn = Callable[[OperationContext, Any], Awaitable[Any]]

@@ -15,6 +15,11 @@ MAX_XML_BYTES = 5 * 1024 * 1024
 MAX_REQUEST_BYTES = MAX_CONFIG_BYTES + 64 * 1024
 # What the web server reads of any body at all (the views check their own, smaller limits first).
 MAX_HTTP_BODY_BYTES = max(MAX_REQUEST_BYTES, MAX_XML_BYTES) + 64 * 1024
+# The largest output an operation may produce (TASKFLOW_MAX_OUTPUT_BYTES's default): its file's size.
+DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024 * 1024
+# Outputs larger than this (TASKFLOW_MAX_STORED_OUTPUT_BYTES's default, as JSON) stay in their file only;
+# SQLite keeps a reference to it.
+DEFAULT_MAX_STORED_OUTPUT_BYTES = 1024 * 1024
 # How deep JSON input may nest (objects and arrays): deeper values break encoders and the stack.
 MAX_JSON_DEPTH = 64
 

@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from orchestrator.errors import TaskFlowError
 from orchestrator.jsontext import dump_json, output_json
 from orchestrator.records import RunRecord, TaskFields, duration_s
 
@@ -23,6 +24,10 @@ PRETTY_MAX = 64 * 1024
 # Files up to this size are read whole to be archived (see ``_add``); bigger ones are streamed.
 ONE_READ_MAX = 16 * 1024 * 1024
 LOG_FORMAT = "%(asctime)s %(levelname)s %(task)s %(message)s"
+# The key of what SQLite keeps instead of an output too large for it: {"$taskflow_output_file":
+# {"file": name, "text": bool}}. An output that is itself a dict with this key is kept the same way,
+# so a stored value with it is always a reference.
+OUTPUT_REF = "$taskflow_output_file"
 
 
 class RunFolder:
@@ -60,6 +65,28 @@ class RunFolder:
         else:
             data = output_json(output, indent=True)
         _atomic_write(self.path / name, data.encode())
+
+    def stored_output(self, name: str, output: Any, encoded: str, limit: int) -> str:
+        """What the store keeps of an output written to ``name``: its JSON, or past ``limit`` bytes a reference."""
+        if not _utf8_longer(encoded, limit) and not (isinstance(output, dict) and OUTPUT_REF in output):
+            return encoded
+        return output_json({OUTPUT_REF: {"file": name, "text": isinstance(output, str)}})
+
+    def load_outputs(self, stored: dict[str, Any]) -> dict[str, Any]:
+        """Outputs as the store gave them, with each reference replaced by its file's content (blocking)."""
+        return {task_id: self._resolve(task_id, value) for task_id, value in stored.items()}
+
+    def _resolve(self, task_id: str, value: Any) -> Any:
+        if not is_reference(value):
+            return value
+        ref = value[OUTPUT_REF]
+        file = self.path / str(ref["file"])
+        if file.parent != self.path or not file.is_file() or file.is_symlink():
+            raise TaskFlowError(
+                f"the output of task {task_id!r} was kept in {ref['file']!r}, which is not in {self.path}"
+            )
+        text = file.read_text(encoding="utf-8")
+        return text if ref.get("text") else json.loads(text)
 
     def open_log(self) -> logging.Handler:
         """A handler appending to ``run.log`` (the caller attaches and closes it)."""
@@ -116,6 +143,22 @@ def _add(zf: zipfile.ZipFile, file: Path, arcname: str) -> dict[str, Any]:
     data = file.read_bytes()
     zf.writestr(zipfile.ZipInfo.from_file(file, arcname), data, zf.compression, zf.compresslevel)
     return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
+def output_size(output: Any, encoded: str, limit: int) -> int:
+    """The bytes of an output's file, exactly when it may pass ``limit`` (else a bound under it)."""
+    text = output if isinstance(output, str) else encoded
+    return len(text.encode()) if len(text) * 4 > limit else len(text)
+
+
+def is_reference(value: Any) -> bool:
+    """Whether a stored output is a reference to its file (see ``OUTPUT_REF``)."""
+    return isinstance(value, dict) and isinstance(value.get(OUTPUT_REF), dict)
+
+
+def _utf8_longer(text: str, limit: int) -> bool:
+    # A character takes at most 4 bytes: most texts are judged without encoding them.
+    return len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit)
 
 
 def _for_people(value: Any) -> bytes:

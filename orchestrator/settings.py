@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from orchestrator.limits import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_STORED_OUTPUT_BYTES
+
 
 def _env(name: str) -> AliasChoices:
     # Settings may also be passed by field name in code (Settings(data_dir=...)).
@@ -34,6 +36,12 @@ class Settings(BaseSettings):
     timezone: str = Field(default="UTC", validation_alias=_env("TASKFLOW_TIMEZONE"))
     executor: str = Field(default="local", validation_alias=_env("TASKFLOW_EXECUTOR"))
     dask_address: str | None = Field(default=None, validation_alias=_env("TASKFLOW_DASK_ADDRESS"))
+    max_output_bytes: int = Field(
+        default=DEFAULT_MAX_OUTPUT_BYTES, ge=1024, validation_alias=_env("TASKFLOW_MAX_OUTPUT_BYTES")
+    )
+    max_stored_output_bytes: int = Field(
+        default=DEFAULT_MAX_STORED_OUTPUT_BYTES, ge=0, validation_alias=_env("TASKFLOW_MAX_STORED_OUTPUT_BYTES")
+    )
     # Slow or idle clients: seconds for a whole request header, bytes a second of body, connections at once.
     header_timeout: float = Field(default=10.0, gt=0, le=3600, validation_alias=_env("TASKFLOW_HEADER_TIMEOUT"))
     min_body_rate: float = Field(default=4096.0, ge=0, validation_alias=_env("TASKFLOW_MIN_BODY_RATE"))

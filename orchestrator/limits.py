@@ -20,6 +20,8 @@ DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 # Outputs larger than this (TASKFLOW_MAX_STORED_OUTPUT_BYTES's default, as JSON) stay in their file only;
 # SQLite keeps a reference to it.
 DEFAULT_MAX_STORED_OUTPUT_BYTES = 1024 * 1024
+# How far from the origin a task may be drawn (``position``), either way on each axis.
+MAX_POSITION = 1_000_000.0
 # How deep JSON input may nest (objects and arrays): deeper values break encoders and the stack.
 MAX_JSON_DEPTH = 64
 

@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from orchestrator.limits import (
     MAX_FILENAME_LENGTH,
     MAX_ID_LENGTH,
+    MAX_POSITION,
     MAX_RETRIES,
     MAX_RETRY_DELAY_S,
     MAX_TASKS,
@@ -76,9 +77,9 @@ _PRIORITY_RANK = {Priority.HIGH: 0, Priority.MEDIUM: 1, Priority.LOW: 2}
 class Position(BaseModel):
     """Where a task is drawn on the status page (4diac keeps its block positions here)."""
 
-    model_config = ConfigDict(extra="forbid")
-    x: float
-    y: float
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    x: float = Field(ge=-MAX_POSITION, le=MAX_POSITION)
+    y: float = Field(ge=-MAX_POSITION, le=MAX_POSITION)
 
 
 class TaskConfig(BaseModel):

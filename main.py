@@ -22,9 +22,9 @@ from rich.console import Console
 from rich.text import Text
 
 from orchestrator.engine import Orchestrator, RunReport
-from orchestrator.errors import ConfigError, Problem, TaskFlowError
+from orchestrator.errors import ConfigError, NotFoundError, Problem, TaskFlowError
 from orchestrator.library import DagLibrary
-from orchestrator.limits import MAX_CONFIG_BYTES, MAX_XML_BYTES
+from orchestrator.limits import MAX_CONFIG_BYTES, MAX_ROW_ID, MAX_XML_BYTES
 from orchestrator.process import tune_gc
 from orchestrator.settings import Settings
 from orchestrator.states import RunState
@@ -163,6 +163,8 @@ async def cmd_resume(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_rerun(settings: Settings, args: argparse.Namespace) -> int:
     """Re-run a failed run from its failure, in the foreground."""
+    if not 1 <= args.run_id <= MAX_ROW_ID:  # SQLite could not even look for it
+        raise NotFoundError(f"run {args.run_id} does not exist")
     console = Console(stderr=True)
     async with Orchestrator(settings, resume=False) as orch:
         run_id = await orch.rerun(args.run_id)

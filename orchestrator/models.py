@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -24,6 +25,16 @@ _DAG_ID = rf"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{{0,{MAX_ID_LENGTH - 1}}}$"
 # matching task id first, so "Sub.FB.key" stays unambiguous.
 _TASK_ID = rf"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{{0,{MAX_ID_LENGTH - 1}}}$"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Control (Cc), format (Cf: U+202E would show "txt.exe" as "exe.txt"), line and paragraph separators,
+# and surrogates (Cs: unpaired, no file system or chat can take them).
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+def _unsafe_character(name: str) -> str | None:
+    if name.isascii():  # the common case: only the C0 controls and DEL are unsafe there
+        found = _CONTROL.search(name)
+        return found.group() if found else None
+    return next((ch for ch in name if unicodedata.category(ch) in _UNSAFE_CATEGORIES), None)
 
 
 def check_filename(name: str) -> str:
@@ -38,8 +49,11 @@ def check_filename(name: str) -> str:
         raise ValueError(f"filename {name!r} must not contain '..'")
     if name.startswith("."):
         raise ValueError(f"filename {name!r} must not start with '.'")
-    if _CONTROL.search(name):
-        raise ValueError("filename must not contain control characters")
+    unsafe = _unsafe_character(name)
+    if unsafe is not None:
+        raise ValueError(
+            f"filename must not contain control, format or line-separator characters (U+{ord(unsafe):04X})"
+        )
     if name.strip() != name:
         raise ValueError(f"filename {name!r} must not start or end with spaces")
     if name in RESERVED_FILENAMES:

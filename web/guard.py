@@ -6,7 +6,7 @@ process runs out. ``GuardedRunner`` serves the app with a protocol that closes a
 header takes longer than ``header_timeout`` (counted from when the server waits for a request), or
 whose body arrives slower than ``min_body_rate``, and answers 503 past ``max_connections``. When the
 process still runs out, ``AcceptErrorThrottle`` logs the failing ``accept`` once per interval, not
-once per attempt with a traceback each.
+once per attempt with a traceback each. Requests aiohttp cannot parse are logged without a traceback.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ class GuardedHandler(RequestHandler):
         self._waiting_since: float | None = None  # waiting for a header since (loop time)
         self._body_since = 0.0  # the last header arrived at
         self._received_since_header = 0
+        self._quiet = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._guard.active >= self._limits.max_connections:
@@ -95,6 +96,24 @@ class GuardedHandler(RequestHandler):
         if not self._messages:  # the next request's header is due from now
             self._waiting_since = self._loop.time()
         return answer
+
+    def handle_error(
+        self, request: Any, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
+        # A request aiohttp could not parse (a bad request line, an unknown Content-Encoding) is the
+        # client's mistake: a line at debug level, not a traceback at error level for each one sent.
+        self._quiet = status < 500
+        try:
+            return super().handle_error(request, status, exc, message)
+        finally:
+            self._quiet = False
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        if self._quiet:
+            kw.pop("exc_info", None)
+            self.logger.debug(*args, **kw)
+        else:
+            super().log_exception(*args, **kw)
 
     def _check(self) -> None:
         self._check_handle = None

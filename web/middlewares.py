@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
+from aiohttp.web_protocol import RequestPayloadError
 
 from orchestrator.errors import ConfigError, ConflictError, NotFoundError, TaskFlowError
 from orchestrator.limits import MAX_HTTP_BODY_BYTES
@@ -84,6 +85,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         error = ApiError(422, str(report.pop("error")), str(report.pop("message")), **report)
     except TaskFlowError as exc:
         error = _from_domain(exc)
+    except RequestPayloadError as exc:
+        # A body aiohttp could not decode (a corrupt gzip or deflate stream, a broken chunked encoding).
+        # Its rest is unreadable: mark it read, or aiohttp tries again after the answer and logs the
+        # error as unhandled; and close the connection, whose next bytes cannot be trusted either.
+        request.content.feed_eof()
+        error = ApiError(400, "bad_body", f"the request body could not be read: {_reason(exc)}")
+        response = render_error(request, error)
+        response.force_close()
+        return response
     except ConnectionError:
         # The client went away (or was cut off as too slow) mid-request: nobody to answer, no bug.
         log.info("client of %s %s disconnected before its request was read", request.method, request.path)
@@ -93,6 +103,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         log.exception("internal error answering %s %s", request.method, request.path)
         error = ApiError(500, "internal_error", "internal server error; the details are in the service log")
     return render_error(request, error)
+
+
+def _reason(exc: RequestPayloadError) -> str:
+    cause = exc.__cause__
+    return " ".join(str(getattr(cause, "message", None) or cause or exc).split())
 
 
 def render_error(request: web.Request, error: ApiError) -> web.Response:

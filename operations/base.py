@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from operations.destinations import DestinationPolicy
 from orchestrator.errors import PermanentOperationError
 from orchestrator.limits import DEFAULT_MAX_OUTPUT_BYTES
 from orchestrator.models import Filename
@@ -44,6 +45,8 @@ class Resources:
     allow_shell: bool = False
     # TASKFLOW_MAX_OUTPUT_BYTES: operations that can tell refuse to build a larger output.
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+    # Where ``http_request`` may go (TASKFLOW_HTTP_ALLOWED_HOSTS, TASKFLOW_HTTP_BLOCK_PRIVATE); ``http`` obeys it.
+    destinations: DestinationPolicy = field(default_factory=DestinationPolicy)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -17,9 +17,9 @@ import logging
 import time
 from typing import Any
 
-import aiohttp
 from pydantic import ValidationError
 
+from operations import destinations
 from operations.base import OperationParams, Resources, output_too_large
 from orchestrator.background import TaskSet
 from orchestrator.context import operation_context
@@ -65,6 +65,7 @@ class Orchestrator:
         self.events = EventBus()
         self.resources = resources or Resources(allow_shell=settings.allow_shell)
         self.resources.max_output_bytes = settings.max_output_bytes
+        self.resources.destinations = settings.destinations
         self.resumed: list[int] = []  # runs picked up again at start, for the admins' digest
         self._executor = executor or make_executor(settings)
         self._resume_on_start = resume
@@ -90,7 +91,7 @@ class Orchestrator:
         self.settings.runs_dir.mkdir(parents=True, exist_ok=True)
         await self.store.open()
         if self.resources.http is None:
-            self.resources.http = aiohttp.ClientSession()
+            self.resources.http = destinations.session(self.resources.destinations)
             self._owns_http = True
         try:
             await self._executor.start()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 
 log = logging.getLogger("taskflow.web")
 
@@ -109,7 +109,9 @@ class GuardedHandler(RequestHandler):
             self._quiet = False
 
     def log_exception(self, *args: Any, **kw: Any) -> None:
-        if self._quiet:
+        # After an answer, aiohttp reads what is left of an unread body; a corrupt one fails there,
+        # and the connection is closed: the client's mistake again, not an unhandled error.
+        if self._quiet or isinstance(kw.get("exc_info"), RequestPayloadError | ConnectionError):
             kw.pop("exc_info", None)
             self.logger.debug(*args, **kw)
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -78,6 +79,21 @@ class OperationContext:
 def output_too_large(size: int, limit: int) -> PermanentOperationError:
     """The failure of an output over ``TASKFLOW_MAX_OUTPUT_BYTES``."""
     return PermanentOperationError(f"output is {size} bytes or more; the limit is {limit} (TASKFLOW_MAX_OUTPUT_BYTES)")
+
+
+def dumps_within(value: Any, indent: int | None, limit: int) -> str:
+    """``json.dumps`` (``ensure_ascii=False``), refused as soon as the text passes ``limit`` characters.
+
+    Indenting deeply nested data multiplies its size: this never builds more than ``limit``.
+    """
+    chunks: list[str] = []
+    total = 0
+    for chunk in json.JSONEncoder(indent=indent, ensure_ascii=False).iterencode(value):
+        total += len(chunk)
+        if total > limit:
+            raise output_too_large(total, limit)
+        chunks.append(chunk)
+    return "".join(chunks)
 
 
 OperationFn = Callable[[OperationContext, Any], Awaitable[Any]]

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from operations.base import OperationContext, OperationParams, output_too_large
+from operations.base import OperationContext, OperationParams, dumps_within, output_too_large
 from operations.registry import operation
 from orchestrator.errors import PermanentOperationError
 from orchestrator.models import Filename
@@ -28,7 +28,7 @@ async def write_file(ctx: OperationContext, params: WriteFileParams) -> Any:
     """Save ``content`` into the run folder under ``filename`` (the engine writes the output)."""
     content = params.content
     if params.format == "text" and not isinstance(content, str):
-        return json.dumps(content, ensure_ascii=False, indent=2)
+        return dumps_within(content, 2, ctx.resources.max_output_bytes)
     if params.format == "json" and isinstance(content, str):
         try:
             return json.loads(content)

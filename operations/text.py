@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 import string
 from typing import Any
 
 from pydantic import Field, field_validator
 
-from operations.base import OperationContext, OperationParams, output_too_large
+from operations.base import OperationContext, OperationParams, dumps_within, output_too_large
 from operations.registry import operation
 from orchestrator.errors import PermanentOperationError
 from orchestrator.paths import PathError, split_path, walk
@@ -47,18 +46,6 @@ class _Formatter(string.Formatter):
         return text
 
 
-def _dumps_within(data: Any, indent: int, limit: int) -> str:
-    """``json.dumps`` with ``indent``, refused as soon as it passes ``limit`` characters."""
-    chunks: list[str] = []
-    total = 0
-    for chunk in json.JSONEncoder(indent=indent, ensure_ascii=False).iterencode(data):
-        total += len(chunk)
-        if total > limit:
-            raise output_too_large(total, limit)
-        chunks.append(chunk)
-    return "".join(chunks)
-
-
 class JsonToStringParams(OperationParams):
     """``data`` to render; ``template`` with ``{field}`` (or ``{a.b.0}``) places, else pretty JSON."""
 
@@ -82,7 +69,7 @@ async def json_to_string(ctx: OperationContext, params: JsonToStringParams) -> s
     """Turn JSON data into text: pretty-printed, or through a ``{field}`` template."""
     limit = ctx.resources.max_output_bytes
     if params.template is None:
-        return _dumps_within(params.data, params.indent, limit)
+        return dumps_within(params.data, params.indent, limit)
     try:
         return _Formatter(limit).vformat(params.template, (), {"__data__": params.data})
     except (IndexError, ValueError, TypeError) as exc:

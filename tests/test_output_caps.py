@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import tracemalloc
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from operations.base import OperationContext, Resources
+from operations.registry import get_operation
 from orchestrator.engine import Orchestrator
+from orchestrator.errors import PermanentOperationError
 from orchestrator.rundir import OUTPUT_REF
 from orchestrator.settings import Settings
 from orchestrator.states import RunState
@@ -130,3 +136,53 @@ async def test_large_outputs_are_stored_as_references_and_read_back_on_rerun(sma
     assert json.loads((folder / "use.json").read_text()) == 999
     assert (folder / "use_text.txt").read_text() == text
     assert json.loads((folder / "use_odd.json").read_text()) == lookalike
+
+
+async def test_write_file_as_text_stays_within_the_cap(small_orch: Orchestrator) -> None:
+    nested: Any = [0] * 2000
+    for _ in range(30):
+        nested = [nested]  # 4 KB compact; indented, each 0 gets a line of 60 spaces
+    report = await small_orch.run(
+        dag(
+            {"id": "data", "operation": "noop", "independent_params": {"value": nested}},
+            {
+                "id": "text",
+                "operation": "write_file",
+                "independent_params": {"format": "text"},
+                "dependent_params": {"content": "data"},
+                "dependencies": ["data"],
+            },
+        )
+    )
+    assert report.tasks["data"].state == "success"
+    assert report.tasks["text"].state == "failed"
+    assert CAP in (report.tasks["text"].error or "")
+
+
+def deeply_nested(depth: int, width: int) -> Any:
+    value: Any = [0] * width
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("json_to_string", {"data": {"v": 1}, "template": "{v:>30000000}"}),
+        ("json_to_string", {"data": deeply_nested(60, 20_000), "indent": 16}),
+        ("write_file", {"content": deeply_nested(60, 20_000), "format": "text"}),
+    ],
+)
+async def test_operations_stop_before_spending_the_memory(tmp_path: Path, name: str, params: dict[str, Any]) -> None:
+    op = get_operation(name)
+    assert op is not None
+    ctx = OperationContext(1, "d", "t", 1, tmp_path, logging.getLogger("test"), Resources(max_output_bytes=64 * 1024))
+    tracemalloc.start()
+    try:
+        with pytest.raises(PermanentOperationError, match=CAP):
+            await op.fn(ctx, op.params_model.model_validate(params))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 1024 * 1024  # the unbounded versions build 30 MB and more

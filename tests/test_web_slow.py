@@ -68,6 +68,30 @@ async def test_an_idle_connection_is_cut_off(port: int) -> None:
     writer.close()
 
 
+GET_DAGS = b"GET /api/dags HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+async def read_answer(reader: asyncio.StreamReader) -> bytes:
+    """One whole answer (with a Content-Length) off a kept-alive connection."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), PATIENCE_S)
+    length = int(
+        next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")).split(b":")[1]
+    )
+    return head + await asyncio.wait_for(reader.readexactly(length), PATIENCE_S)
+
+
+async def test_a_kept_alive_connection_may_idle_between_requests(port: int, settings: Settings) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(GET_DAGS)
+    assert (await read_answer(reader)).startswith(b"HTTP/1.1 200")
+    await asyncio.sleep(settings.header_timeout * 2.5)  # idle, not slow: the keep-alive timeout applies
+    writer.write(GET_DAGS)
+    assert (await read_answer(reader)).startswith(b"HTTP/1.1 200")
+    writer.write(b"GET /api/dags HTTP/1.1\r\nHo")  # a next request begun, never finished
+    assert await closed_by_server(reader) == b""
+    writer.close()
+
+
 async def test_a_trickling_body_is_cut_off(port: int, orch: Orchestrator, caplog: pytest.LogCaptureFixture) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(

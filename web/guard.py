@@ -3,7 +3,8 @@
 aiohttp waits for a request's header and body as long as the client likes (its keep-alive timeout is
 an hour), so a thousand clients sending half a header hold a thousand file descriptors until the
 process runs out. ``GuardedRunner`` serves the app with a protocol that closes a connection whose
-header takes longer than ``header_timeout`` (counted from when the server waits for a request), or
+header takes longer than ``header_timeout`` (counted from when it opened, or from the first byte of a
+later request; between requests it may idle for ``IDLE_KEEPALIVE_S``), or
 whose body arrives slower than ``min_body_rate``, and answers 503 past ``max_connections``. When the
 process still runs out, ``AcceptErrorThrottle`` logs the failing ``accept`` once per interval, not
 once per attempt with a traceback each. Requests aiohttp cannot parse are logged without a traceback.
@@ -21,6 +22,9 @@ from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 
 log = logging.getLogger("taskflow.web")
 
+# How long a connection may stay idle between requests (what aiohttp's run_app uses; its runner's
+# default is an hour). A new connection must send its first header within the header timeout.
+IDLE_KEEPALIVE_S = 75.0
 # A body gets this long (or the header timeout, if longer) before its rate is judged.
 BODY_GRACE_S = 2.0
 BUSY_ANSWER = (
@@ -88,13 +92,15 @@ class GuardedHandler(RequestHandler):
             self._waiting_since = None
             self._body_since = self._loop.time()
             self._received_since_header = 0
-        else:
-            self._received_since_header += len(data)
+            return
+        self._received_since_header += len(data)
+        if self._waiting_since is None and not self._request_in_progress and not self._messages:
+            self._waiting_since = self._loop.time()  # a kept-alive connection began its next request
 
     async def finish_response(self, request: Any, resp: Any, start_time: float | None) -> Any:
         answer = await super().finish_response(request, resp, start_time)
-        if not self._messages:  # the next request's header is due from now
-            self._waiting_since = self._loop.time()
+        # Idle until the next request's first byte: aiohttp's keep-alive timeout governs that wait.
+        self._waiting_since = None
         return answer
 
     def handle_error(
@@ -170,7 +176,7 @@ class GuardedRunner(web.AppRunner):
     """``web.AppRunner`` whose connections are guarded by ``limits``."""
 
     def __init__(self, app: web.Application, limits: ConnectionLimits, **kwargs: Any) -> None:
-        super().__init__(app, **kwargs)
+        super().__init__(app, keepalive_timeout=IDLE_KEEPALIVE_S, **kwargs)
         self._limits = limits
 
     async def _make_server(self) -> web.Server:

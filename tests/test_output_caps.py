@@ -186,3 +186,19 @@ async def test_operations_stop_before_spending_the_memory(tmp_path: Path, name: 
     finally:
         tracemalloc.stop()
     assert peak < 4 * 1024 * 1024  # the unbounded versions build 30 MB and more
+
+
+async def test_shell_keeps_only_what_it_captures(tmp_path: Path) -> None:
+    op = get_operation("shell")
+    assert op is not None
+    ctx = OperationContext(1, "d", "t", 1, tmp_path, logging.getLogger("test"), Resources(allow_shell=True))
+    params = op.params_model.model_validate({"command": "head -c 50000000 /dev/zero; echo done >&2"})
+    tracemalloc.start()
+    try:
+        result = await op.fn(ctx, params)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(result["stdout"]) == 1024 * 1024
+    assert result["stderr"] == "done\n"
+    assert peak < 8 * 1024 * 1024  # 50 MB came out; the first MiB was kept

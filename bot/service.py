@@ -26,7 +26,7 @@ from aiogram.types import BotCommand
 from aiogram.utils.token import TokenValidationError
 
 from bot import texts
-from bot.access import UsersMiddleware
+from bot.access import UsersMiddleware, warn_about_usernames
 from bot.handlers import build_router
 from bot.notifier import Notifier
 from bot.ordering import OrderedDispatcher
@@ -103,6 +103,7 @@ class TaskFlowBot:
 
         Call it before resuming unfinished runs, so their messages can be delivered.
         """
+        warn_about_usernames(self.settings)
         await self.notifier.start()
         self.scheduler.on_error = self.notifier.schedule_failed
         if self.orch.resources.sender is None:

@@ -17,10 +17,10 @@ import logging
 import time
 from typing import Any
 
-import aiohttp
 from pydantic import ValidationError
 
-from operations.base import OperationParams, Resources
+from operations import destinations
+from operations.base import OperationParams, Resources, output_too_large
 from orchestrator.background import TaskSet
 from orchestrator.context import operation_context
 from orchestrator.errors import (
@@ -36,7 +36,7 @@ from orchestrator.graph import downstream
 from orchestrator.jsontext import output_json
 from orchestrator.models import DagConfig
 from orchestrator.records import RunRecord, RunReport, TaskRecord
-from orchestrator.rundir import INLINE_WRITE_MAX, RunFolder
+from orchestrator.rundir import INLINE_WRITE_MAX, RunFolder, is_reference, output_size
 from orchestrator.runstate import ActiveRun, TaskSlot
 from orchestrator.settings import Settings
 from orchestrator.states import TASK_IN_FLIGHT, TASK_RERUNNABLE, TASK_TERMINAL, RunState, TaskState
@@ -66,6 +66,8 @@ class Orchestrator:
         self.store = store
         self.events = EventBus()
         self.resources = resources or Resources(allow_shell=settings.allow_shell)
+        self.resources.max_output_bytes = settings.max_output_bytes
+        self.resources.destinations = settings.destinations
         self.resumed: list[int] = []  # runs picked up again at start, for the admins' digest
         self._executor = executor or make_executor(settings)
         self._resume_on_start = resume
@@ -90,7 +92,7 @@ class Orchestrator:
         """Start the workers, and resume runs a previous process left unfinished."""
         self.settings.runs_dir.mkdir(parents=True, exist_ok=True)
         if self.resources.http is None:
-            self.resources.http = aiohttp.ClientSession()
+            self.resources.http = destinations.session(self.resources.destinations)
             self._owns_http = True
         try:
             await self._executor.start()
@@ -270,7 +272,10 @@ class Orchestrator:
         else:
             folder.create(config_json)
         run = ActiveRun.build(run_id, config, folder, _run_logger(run_id, folder), records, params)
-        run.outputs = await self.store.get_outputs(run_id) if records else {}
+        outputs = await self.store.get_outputs(run_id) if records else {}
+        if any(is_reference(value) for value in outputs.values()):  # large outputs stay in their files
+            outputs = await asyncio.to_thread(folder.load_outputs, outputs)
+        run.outputs = outputs
         self._runs[run_id] = run
         run.record = await self.store.set_run_state(run_id, RunState.RUNNING)
         run.started.set()
@@ -372,13 +377,20 @@ class Orchestrator:
         except (TypeError, ValueError, RecursionError) as exc:
             self._on_failure(run, slot, PermanentOperationError(f"output is not JSON-serialisable: {exc}"))
             return
+        limit = self.settings.max_output_bytes
+        size = output_size(output, encoded, limit)
+        if size > limit:
+            self._on_failure(run, slot, output_too_large(size, limit))
+            return
         name = run.folder.output_name(slot.task_id, slot.config.filename, output)
         if len(encoded) > INLINE_WRITE_MAX:
             await asyncio.to_thread(run.folder.write_output, name, output, encoded)
         else:
             run.folder.write_output(name, output, encoded)
         slot.output_file = name
-        self._succeed(run, slot, output, encoded)
+        self._succeed(
+            run, slot, output, run.folder.stored_output(name, output, encoded, self.settings.max_stored_output_bytes)
+        )
 
     def _succeed(self, run: ActiveRun, slot: TaskSlot, output: Any, encoded: str | None) -> None:
         run.outputs[slot.task_id] = output

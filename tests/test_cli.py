@@ -236,3 +236,11 @@ def test_import_4diac_of_a_broken_file(tmp_path: Path) -> None:
     assert "FB 'Client': CLIENT_1 is a communication block" in result.stderr
     assert "'Ghost.REQ' names no block" in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("run_id", ["99999999999999999999", "0", "-3"])
+def test_rerun_of_an_impossible_run_id_says_it_does_not_exist(tmp_path: Path, run_id: str) -> None:
+    result = cli(tmp_path, "rerun", "--", run_id)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"error: run {int(run_id)} does not exist"

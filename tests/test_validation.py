@@ -10,7 +10,7 @@ import pytest
 
 from orchestrator.errors import ConfigError
 from orchestrator.limits import DEFAULT_MAX_TASKS, MAX_CONFIG_BYTES
-from orchestrator.models import DagConfig, TaskConfig
+from orchestrator.models import DagConfig, TaskConfig, check_filename
 from orchestrator.validation import check_config, checked_params, config_schema, parse_config
 
 
@@ -148,6 +148,28 @@ def test_dependent_param_supplies_a_required_param() -> None:
 def test_unsafe_filenames_are_refused(name: str) -> None:
     found = problems(dag({"id": "a", "operation": "noop", "independent_params": {"filename": name}}))
     assert "tasks[0].independent_params.filename" in found
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "report\u202etxt.exe",  # right-to-left override: shown in chat as "reportexe.txt"
+        "a\u200bb.txt",  # zero-width space (Cf)
+        "a\ufeffb.txt",  # byte order mark (Cf)
+        "a\u2028b.txt",  # line separator (Zl)
+        "a\u2029b.txt",  # paragraph separator (Zp)
+        "a\x85b.txt",  # next line (Cc, outside ASCII)
+        "a\ud800b.txt",  # an unpaired surrogate (Cs)
+    ],
+)
+def test_filenames_with_invisible_or_reordering_characters_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match=r"control, format or line-separator characters \(U\+"):
+        check_filename(name)
+
+
+def test_filenames_in_any_script_are_fine() -> None:
+    for name in ("отчёт.txt", "報告.json", "café-ü.txt", "emoji-😀.txt"):
+        assert check_filename(name) == name
 
 
 def test_two_tasks_cannot_write_the_same_file() -> None:

@@ -175,7 +175,8 @@ async def test_a_token_of_stray_bytes_is_just_wrong(client: TestClient[Any, Any]
 
 async def test_oversized_body_is_413_json(client: TestClient[Any, Any]) -> None:
     size = MAX_REQUEST_BYTES + 1
-    resp = await client.post("/api/web", data=io.BytesIO(b" " * size))  # with a Content-Length
+    json_type = {"Content-Type": "application/json"}
+    resp = await client.post("/api/web", data=io.BytesIO(b" " * size), headers=json_type)  # with a Content-Length
     assert resp.status == 413
     body = await resp.json()
     assert body["error"] == "payload_too_large"
@@ -185,7 +186,7 @@ async def test_oversized_body_is_413_json(client: TestClient[Any, Any]) -> None:
         for _ in range(size // 65536 + 1):
             yield b" " * 65536
 
-    resp = await client.post("/api/cli", data=chunks())
+    resp = await client.post("/api/cli", data=chunks(), headers=json_type)
     assert resp.status == 413
     assert (await resp.json())["error"] == "payload_too_large"
 

@@ -602,3 +602,64 @@ async def test_with_a_token_the_page_asks_for_it_once_and_hides_the_buttons_till
     # 401 answers (one of them 'wrong') are console errors of the page's own check; nothing else.
     assert [p for p in problems if "401" not in p] == []
     await page.context.close()
+
+
+ATTACK_PAGE = """<!doctype html>
+<html><body>
+<h1>another site</h1>
+<iframe name="sink"></iframe>
+<form id="plain" method="post" action="{site}/api/web" enctype="text/plain" target="sink">
+  <input name='{{"dag_name": "x", "tasks": [{{"id": "a", "operation": "noop"}}], "pad": "' value='"}}'>
+</form>
+<form id="cancel" method="post" action="{site}/api/runs/{run_id}/cancel" target="sink"></form>
+<script>
+window.attack = async () => {{
+  const body = JSON.stringify({{dag_name: "x", tasks: [{{id: "a", operation: "noop"}}]}});
+  await fetch("{site}/api/web", {{method: "POST", mode: "no-cors", headers: {{"Content-Type": "text/plain"}}, body}});
+  await fetch("{site}/api/runs/{run_id}/cancel", {{method: "POST", mode: "no-cors"}});
+}};
+</script>
+</body></html>
+"""
+
+
+async def test_a_page_of_another_origin_starts_and_cancels_nothing(
+    browser: Browser, site: str, orch: Orchestrator, tmp_path: Path
+) -> None:
+    from aiohttp import web
+
+    run_id = await orch.submit(
+        parse_config(
+            {"dag_name": "victim", "tasks": [{"id": "a", "operation": "sleep", "independent_params": {"seconds": 30}}]}
+        )
+    )
+    page_text = ATTACK_PAGE.format(site=site, run_id=run_id)
+
+    async def attack_page(request: web.Request) -> web.Response:
+        return web.Response(text=page_text, content_type="text/html")
+
+    other = web.Application()
+    other.router.add_get("/", attack_page)
+    runner = web.AppRunner(other)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    context = await browser.new_context()
+    try:
+        page = await context.new_page()
+        await page.goto(f"http://127.0.0.1:{bound_port(runner)}/")  # same host, another port: another origin
+        await page.evaluate("window.attack()")
+        for form in ("plain", "cancel"):
+            frame = page.frame(name="sink")
+            assert frame is not None
+            async with page.expect_event("framenavigated", predicate=lambda f: f.name == "sink"):
+                await page.evaluate(f"document.getElementById('{form}').submit()")
+            await frame.wait_for_load_state()
+            answer = await frame.evaluate("document.body.innerText")
+            assert '"error"' in answer, answer
+        await page.screenshot(path=str(tmp_path / "attack.png"))
+    finally:
+        await context.close()
+        await runner.cleanup()
+    assert [r.run_id for r in await orch.store.list_runs()] == [run_id]
+    assert orch.is_active(run_id)
+    await orch.cancel(run_id)

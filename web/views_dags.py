@@ -20,6 +20,18 @@ from web.upload4diac import read_upload
 
 SOURCE = "request body"
 MAX_UPLOAD_NAME = 128
+# XML (4diac's own files say application/xml or text/xml; tools often octet-stream), ZIP and multipart
+# uploads; never text/plain or a urlencoded form, which another site's page could send unasked.
+FOURDIAC_TYPES = frozenset(
+    {
+        "application/xml",
+        "text/xml",
+        "application/octet-stream",
+        "application/zip",
+        "application/x-zip-compressed",
+        "multipart/form-data",
+    }
+)
 
 
 async def list_dags(request: web.Request) -> web.Response:

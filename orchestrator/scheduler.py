@@ -12,6 +12,10 @@ timezone (``TASKFLOW_TIMEZONE`` when it was made). Each schedule stores its next
 starts the runs whose time has come and moves them on to their next time after *now*, so slots
 missed while the service was down cause one run at start-up, not one per missed slot. A schedule
 whose previous run is still going skips the slot (and says so in the log).
+
+Daylight saving time is handled as cron does: a fixed time of day that the autumn change repeats
+fires once (the first time), a time the spring change skips fires once right after the jump, and
+schedules with ``*`` in their minute or hour field, like intervals, fire in every real hour.
 """
 
 from __future__ import annotations
@@ -54,6 +58,15 @@ _UNIT_WORDS = {
     "h": "h", "hr": "h", "hrs": "h", "hour": "h", "hours": "h",
     "d": "d", "day": "d", "days": "d",
 }  # fmt: skip
+# croniter's order: the 6th field is seconds.
+_CRON_FIELDS = (
+    ("minute", "0-59"),
+    ("hour", "0-23"),
+    ("day of month", "1-31"),
+    ("month", "1-12 or jan-dec"),
+    ("day of week", "0-7 or sun-sat"),
+    ("second", "0-59"),
+)
 _DURATION_PART = re.compile(r"(\d+)\s*([a-z]+)")
 _DATE_FORMATS = ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S")
 
@@ -92,8 +105,23 @@ class Trigger:
         if self.kind == ONCE:
             at = _parse_time(self.expr, tz).timestamp()
             return at if at > after else None
-        start = datetime.fromtimestamp(after, tz)
-        return float(croniter(self.expr, start).get_next(datetime).timestamp())
+        times = croniter(self.expr, datetime.fromtimestamp(after, tz))
+        while True:
+            at = float(times.get_next(datetime).timestamp())
+            # As cron does: a fixed time of day that the autumn change repeats fires only the first time;
+            # schedules with * in their minute or hour field fire in every real hour.
+            if self.every_hour or not _repeated(at, tz):
+                return at
+
+    @property
+    def every_hour(self) -> bool:
+        """Whether a cron schedule has ``*`` (or ``*/n``) in its minute or hour field (cron's wildcard jobs)."""
+        if self.kind != CRON:
+            return False
+        if self.expr.startswith("@"):
+            return self.expr == "@hourly"
+        minute, hour = self.expr.split()[:2]
+        return minute.startswith("*") or hour.startswith("*")
 
 
 def parse_spec(spec: str, tz: ZoneInfo, now: float) -> Trigger:
@@ -158,13 +186,23 @@ def _parse_cron(text: str, tz: ZoneInfo, now: float) -> Trigger:
         )
     expr = text.lower() if text.startswith("@") else text
     if not croniter.is_valid(expr):
-        raise ScheduleError(f"{text!r} is not a valid cron expression")
+        raise ScheduleError(f"{text!r} is not a valid cron expression{_bad_field(fields)}")
     trigger = Trigger(CRON, expr)
     try:
         trigger.following(now, tz)
     except (CroniterError, ValueError, OverflowError):
         raise ScheduleError(f"the cron expression {text!r} never fires") from None
     return trigger
+
+
+def _bad_field(fields: list[str]) -> str:
+    """``: the minute field '61' is out of its range 0-59`` for the first field croniter refuses alone."""
+    for index, (value, (name, span)) in enumerate(zip(fields, _CRON_FIELDS, strict=False)):
+        alone = ["*"] * len(fields)
+        alone[index] = value
+        if not croniter.is_valid(" ".join(alone)):
+            return f": the {name} field {value!r} is not valid; its range is {span}"
+    return ""
 
 
 class Scheduler:
@@ -334,6 +372,12 @@ class Scheduler:
             await self.on_error(record, message)
         except Exception:  # telling someone must never stop the loop
             log.exception("could not report the failure of schedule %d", record.schedule_id)
+
+
+def _repeated(at: float, tz: ZoneInfo) -> bool:
+    """Whether ``at`` is the second time its wall-clock time occurs (the hour the autumn change repeats)."""
+    moment = datetime.fromtimestamp(at, tz)
+    return moment.fold == 1 and moment.replace(fold=0).utcoffset() != moment.utcoffset()
 
 
 def trigger_of(record: ScheduleRecord) -> Trigger:

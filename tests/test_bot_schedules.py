@@ -46,7 +46,7 @@ async def test_seconds_intervals_and_one_off_times(tg: BotHarness, orch: Orchest
 
 
 async def test_bad_schedules_are_explained(tg: BotHarness, orch: Orchestrator) -> None:
-    assert "not a valid cron expression" in (await tg.say("/schedule hello 61 * * * *")).text
+    assert "the minute field '61' is not valid; its range is 0-59" in (await tg.say("/schedule hello 61 * * * *")).text
     assert "DAG 'nope' does not exist" in (await tg.say("/schedule nope * * * * *")).text
     assert "Usage: <code>/schedule" in (await tg.say("/schedule hello")).text
     assert "is in the past" in (await tg.say("/schedule hello at 2026-01-01 00:00")).text

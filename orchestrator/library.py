@@ -1,15 +1,17 @@
 """The DAGs the service knows: loaded from ``dags/``, added by users, saved under ``configs/<dag_id>/``.
 
 The store holds each DAG's current config; ``configs/<dag_id>/config.json`` is its copy on disk,
-with every earlier version kept beside it (``config.v<N>.json``). Files in ``dags/`` are loaded at
-start and watched: a changed file replaces its DAG, an invalid one is reported and the previous
-version kept. The hash of the file last loaded is kept beside the config (``loaded_from``), so an
-unchanged file never undoes a user's edit.
+with every earlier version kept beside it (``config.v<N>.json``). Files in ``dags/``
+(``TASKFLOW_DAGS_DIR``) are loaded at start and watched: a changed file replaces its DAG, an invalid
+one is reported and the previous version kept, a deleted one removes its DAG. The name and hash of
+the file last loaded are kept beside the config (``loaded_from``): the file is the DAG's identity,
+and an unchanged file never undoes a user's edit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -35,6 +37,7 @@ class DagLibrary:
         self.settings = settings
         self.store = store
         self._seen: dict[Path, tuple[int, int]] = {}  # file → (mtime ns, size) last looked at
+        self._scanned = False  # the first scan logs where DAGs are read from
 
     async def get(self, dag_id: str) -> DagConfig:
         """The current config of a DAG (``NotFoundError`` if unknown)."""
@@ -90,7 +93,12 @@ class DagLibrary:
     # -- the dags/ folder -------------------------------------------------------------------
 
     async def sync_folder(self) -> dict[str, list[str]]:
-        """Load new or changed files of ``dags/``; returns problems by file name (empty if none)."""
+        """Load new or changed files of ``dags/``, drop the DAGs of deleted ones; returns problems by file name.
+
+        A file is its DAG's identity (``loaded_from`` names it): a file whose ``dag_name`` changed
+        replaces its old DAG, a deleted file removes its DAG, and a file naming a DAG that another file
+        or a user made is refused.
+        """
         problems: dict[str, list[str]] = {}
         folder = self.settings.dags_dir
         files = sorted(folder.glob("*.json")) if folder.is_dir() else []
@@ -105,18 +113,63 @@ class DagLibrary:
             except ConfigError as exc:
                 problems[path.name] = [str(p) for p in exc.problems]
                 log.warning("%s; keeping the previous version", exc.report())
+        first = not self._scanned
+        if folder.is_dir() and (first or set(self._seen) != set(files)):
+            self._seen = {path: stamp for path, stamp in self._seen.items() if path in files}
+            await self._drop_deleted({path.name for path in files})
+        if first:
+            self._scanned = True
+            self._log_folder(folder, len(files) - len(problems))
         return problems
+
+    def _log_folder(self, folder: Path, loaded: int) -> None:
+        if folder.is_dir():
+            log.info("reading DAGs from %s (TASKFLOW_DAGS_DIR): %d loaded", folder.resolve(), loaded)
+        else:
+            log.warning("no DAGs loaded from files: %s does not exist (TASKFLOW_DAGS_DIR)", folder.resolve())
 
     async def _load_file(self, path: Path) -> None:
         data = await asyncio.to_thread(path.read_bytes)
         digest = f"{path.name}#{hashlib.sha256(data).hexdigest()}"
         config = parse_config(data, source=path.name)
-        marker = self.settings.configs_dir / config.dag_id / "loaded_from"
-        if marker.is_file() and marker.read_text(encoding="utf-8") == digest and await self._known(config.dag_id):
-            return  # same file as last time: keep any edits users made since
+        owned = self._loaded_from()
+        if owned.get(config.dag_id) == path.name and await self._known(config.dag_id):
+            if self._marker(config.dag_id).read_text(encoding="utf-8") == digest:
+                return  # same file as last time: keep any edits users made since
+        elif await self._known(config.dag_id):
+            maker = f"dags/{owned[config.dag_id]}" if config.dag_id in owned else "a user (API, bot or upload)"
+            message = f"DAG {config.dag_id!r} exists already, made by {maker}; rename dag_name in this file"
+            raise ConfigError([Problem("dag_name", message)], source=path.name)
         await self.save(config, source=f"file:{path.name}")
-        marker.write_text(digest, encoding="utf-8")
+        self._marker(config.dag_id).write_text(digest, encoding="utf-8")
         log.info("loaded DAG %r from %s", config.dag_id, path.name)
+        for old in sorted(dag_id for dag_id, name in owned.items() if name == path.name and dag_id != config.dag_id):
+            await self._forget(old, f"{path.name} now holds DAG {config.dag_id!r}")
+
+    async def _drop_deleted(self, present: set[str]) -> None:
+        for dag_id, name in sorted(self._loaded_from().items()):
+            if name not in present:
+                await self._forget(dag_id, f"its file {name} was deleted")
+
+    async def _forget(self, dag_id: str, why: str) -> None:
+        """Remove a DAG that came from a file (its saved versions stay in configs/)."""
+        self._marker(dag_id).unlink(missing_ok=True)
+        try:
+            await self.store.delete_dag(dag_id)
+        except NotFoundError:
+            return
+        log.warning("DAG %r removed: %s", dag_id, why)
+
+    def _marker(self, dag_id: str) -> Path:
+        return self.settings.configs_dir / dag_id / "loaded_from"
+
+    def _loaded_from(self) -> dict[str, str]:
+        """The file each DAG loaded from ``dags/`` came from, by dag_id."""
+        owners: dict[str, str] = {}
+        for marker in self.settings.configs_dir.glob("*/loaded_from"):
+            with contextlib.suppress(OSError):
+                owners[marker.parent.name] = marker.read_text(encoding="utf-8").rpartition("#")[0]
+        return owners
 
     async def _known(self, dag_id: str) -> bool:
         try:

@@ -113,7 +113,7 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     """Run one DAG in the foreground with a live progress display."""
     from orchestrator.console import watch
 
-    config = parse_config(_read(args.file, MAX_CONFIG_BYTES), source=args.file)
+    config = parse_config(_read(args.file, MAX_CONFIG_BYTES), source=args.file, allow_shell=settings.allow_shell)
     console = Console(stderr=True)
     # resume=False: a service sharing this database owns the runs it left unfinished.
     async with Orchestrator(settings, resume=False) as orch:
@@ -138,7 +138,7 @@ def _finish(report: RunReport, console: Console) -> int:
 
 async def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
     """Validate a DAG config file and print the report."""
-    config = parse_config(_read(args.file, MAX_CONFIG_BYTES), source=args.file)
+    config = parse_config(_read(args.file, MAX_CONFIG_BYTES), source=args.file, allow_shell=settings.allow_shell)
     print(f"{args.file} is valid: DAG {config.dag_id!r} with {len(config.tasks)} task(s)")
     return 0
 

@@ -132,7 +132,7 @@ class Orchestrator:
         notify_chat: int | None = None,
     ) -> int:
         """Validate and start a run of ``config``; return its id at once."""
-        params = checked_params(config)
+        params = checked_params(config, allow_shell=self.resources.allow_shell)
         text = config.model_dump_json(exclude_defaults=True)  # once, for the store and config.json
         run_id = await self.store.create_run(
             config.dag_id,

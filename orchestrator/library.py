@@ -50,14 +50,14 @@ class DagLibrary:
 
     async def save(self, config: DagConfig, *, source: str) -> DagRecord:
         """Add or replace a DAG (already validated) and keep its config on disk."""
-        check_config(config)
+        check_config(config, allow_shell=self.settings.allow_shell)
         dumped = config.model_dump(mode="json", exclude_defaults=True)
         await asyncio.to_thread(self._write_versioned, config.dag_id, dumped)
         return await self.store.save_dag(config.dag_id, dumped, source=source)
 
     async def add_json(self, raw: str | bytes, *, source: str) -> DagRecord:
         """Validate JSON text (a user's upload) and save it as a DAG."""
-        return await self.save(parse_config(raw, source=source), source=source)
+        return await self.save(parse_config(raw, source=source, allow_shell=self.settings.allow_shell), source=source)
 
     async def set_filename(self, dag_id: str, task_id: str, filename: str) -> DagConfig:
         """Change one task's ``filename`` param: the only edit a chat user may make."""
@@ -131,7 +131,7 @@ class DagLibrary:
     async def _load_file(self, path: Path) -> None:
         data = await asyncio.to_thread(path.read_bytes)
         digest = f"{path.name}#{hashlib.sha256(data).hexdigest()}"
-        config = parse_config(data, source=path.name)
+        config = parse_config(data, source=path.name, allow_shell=self.settings.allow_shell)
         owned = self._loaded_from()
         if owned.get(config.dag_id) == path.name and await self._known(config.dag_id):
             if self._marker(config.dag_id).read_text(encoding="utf-8") == digest:

@@ -66,12 +66,12 @@ BAD_FILES: dict[str, tuple[str | dict[str, Any], list[str]]] = {
             ],
         },
         [
-            "tasks[0].independent_params.filename: filename '../out.json' must be a plain name",
-            "tasks[1].dependencies: unknown task 'fecth'",
-            "tasks[2].id: duplicate task id 'use' (also tasks[1])",
-            "tasks[2].operation: unknown operation 'teleport'",
-            "tasks[3].bogus: unknown field",
-            "tasks[3].dependent_params.data: task 'fetch' is not upstream of 'pick'",
+            "tasks[0].independent_params.filename (fetch): filename '../out.json' must be a plain name",
+            "tasks[1].dependencies (use): unknown task 'fecth'",
+            "tasks[2].id (use): duplicate task id 'use' (also tasks[1])",
+            "tasks[2].operation (use): unknown operation 'teleport'",
+            "tasks[3].bogus (pick): unknown field",
+            "tasks[3].dependent_params.data (pick): task 'fetch' is not upstream of 'pick'",
         ],
     ),
     "cycle": (
@@ -236,3 +236,17 @@ def test_import_4diac_of_a_broken_file(tmp_path: Path) -> None:
     assert "type 'CLIENT_1' has no operation mapping" in result.stderr
     assert "'Ghost.REQ' names no block" in result.stderr
     assert result.stdout == ""
+
+
+def test_validate_refuses_shell_unless_it_is_allowed(tmp_path: Path) -> None:
+    task = {"id": "alpha", "operation": "shell", "independent_params": {"command": "true"}}
+    config = {"dag_name": "sh", "tasks": [task]}
+    path = write(tmp_path / "sh.json", config)
+    refused = cli(tmp_path, "validate", path)
+    assert refused.returncode == 1
+    assert (
+        "tasks[0].operation (alpha): the shell operation is disabled; set TASKFLOW_ALLOW_SHELL=1 to allow it"
+        in refused.stderr
+    )
+    allowed = cli(tmp_path, "validate", path, TASKFLOW_ALLOW_SHELL="1")
+    assert allowed.returncode == 0, allowed.stderr

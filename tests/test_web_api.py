@@ -112,7 +112,17 @@ async def test_invalid_config_gets_the_full_report(client: TestClient[Any, Any],
     messages = {p["location"]: p["message"] for p in body["problems"]}
     assert "unknown operation 'nope'" in messages["tasks[0].operation"]
     assert "cycle" in messages["tasks"]
+    task_ids = {p["location"]: p["task_id"] for p in body["problems"]}
+    assert (task_ids["tasks[0].operation"], task_ids["tasks"]) == ("a", None), "a problem in a task names it"
     assert await orch.store.list_runs() == []  # nothing ran
+
+    shell = {"dag_name": "sh", "tasks": [{"id": "sh", "operation": "shell", "independent_params": {"command": "ls"}}]}
+    for path in ("/api/web", "/api/cli", "/api/dags"):
+        refused = await client.post(path, json=shell)
+        assert refused.status == 422, path
+        [problem] = (await refused.json())["problems"]
+        assert "set TASKFLOW_ALLOW_SHELL=1" in problem["message"], path
+    assert await orch.store.list_runs() == []
 
     not_object = await client.post("/api/web", json=[1, 2])
     assert not_object.status == 422

@@ -33,7 +33,7 @@ async def config_from_body(request: web.Request) -> DagConfig:
         return await _known_dag(request, data)
     if not isinstance(data, dict):
         raise ConfigError([Problem("", "a DAG config must be a JSON object")], source=SOURCE)
-    return parse_config(data, source=SOURCE)
+    return parse_config(data, source=SOURCE, allow_shell=request.app[SETTINGS].allow_shell)
 
 
 async def _known_dag(request: web.Request, data: dict[str, object]) -> DagConfig:

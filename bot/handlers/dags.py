@@ -102,7 +102,8 @@ async def upload(message: Message, bot: Bot, library: DagLibrary) -> None:
     source = f"telegram {owner_of(message.from_user)}: {name}"
     if suffix == ".json":
         # Parsed under the file's own name, so the report reads "hello.json is invalid".
-        record = await library.save(parse_config(data, source=name), source=source)
+        config = parse_config(data, source=name, allow_shell=library.settings.allow_shell)
+        record = await library.save(config, source=source)
         await message.answer(texts.dag_saved(record, name), reply_markup=dag_buttons([record.dag_id], RunDag))
     else:
         await _import_4diac(message, library, data, name, source)

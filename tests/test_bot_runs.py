@@ -135,6 +135,9 @@ async def test_cancel_by_button_and_by_command(tg: BotHarness, orch: Orchestrato
     await tg.say("/run slow")
     assert "Cancelling run <b>#2</b>" in (await tg.say("/cancel 2")).text
     assert "was cancelled" in (await _final(tg, 2)).text
+    for run_id in (1, 2):
+        log = (orch.settings.runs_dir / f"dag_{run_id}" / "run.log").read_text(encoding="utf-8")
+        assert "run cancelled by bot, @alice" in log
 
     reply = await tg.say("/cancel 2")
     assert "has already ended" in reply.text

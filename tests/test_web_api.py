@@ -384,6 +384,8 @@ async def test_cancel_a_running_run(client: TestClient[Any, Any], orch: Orchestr
     assert resp.status == 202
     report = await asyncio.wait_for(orch.wait(run_id), 5)
     assert report.state == "cancelled"
+    log = (orch.settings.runs_dir / f"dag_{run_id}" / "run.log").read_text(encoding="utf-8")
+    assert "run cancelled by API" in log
     again = await client.post(f"/api/runs/{run_id}/cancel")
     assert again.status == 409
     assert (await again.json())["error"] == "conflict"

@@ -11,24 +11,30 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-from rich.console import Console
-from rich.text import Text
+try:
+    from pydantic import ValidationError
+    from rich.console import Console
+    from rich.text import Text
 
-from orchestrator.engine import Orchestrator, RunReport
-from orchestrator.errors import ConfigError, Problem, TaskFlowError
-from orchestrator.library import DagLibrary
-from orchestrator.limits import MAX_CONFIG_BYTES, MAX_XML_BYTES
-from orchestrator.process import tune_gc
-from orchestrator.settings import Settings
-from orchestrator.states import RunState
-from orchestrator.validation import config_schema, parse_config
+    from orchestrator.engine import Orchestrator, RunReport
+    from orchestrator.errors import ConfigError, Problem, TaskFlowError
+    from orchestrator.library import DagLibrary
+    from orchestrator.limits import MAX_CONFIG_BYTES, MAX_XML_BYTES
+    from orchestrator.process import tune_gc
+    from orchestrator.settings import Settings
+    from orchestrator.states import RunState
+    from orchestrator.validation import config_schema, parse_config
+except ModuleNotFoundError as missing:  # started by a Python without TaskFlow's packages (outside .venv)
+    if (missing.name or "").partition(".")[0] in {"orchestrator", "operations"}:
+        raise
+    sys.exit(f"{missing.name} is not installed for {sys.executable}: run `make run`, or `.venv/bin/python main.py ...`")
 
 log = logging.getLogger("taskflow")
 
@@ -241,7 +247,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if func is None:
             asyncio.run(serve(settings))
             return 0
-        return asyncio.run(func(settings, args))
+        code = asyncio.run(func(settings, args))
+        sys.stdout.flush()  # here, so a reader gone away is caught below, not at exit
+        return code
+    except BrokenPipeError:
+        # The reader went away (`main.py schema | head`): stop quietly, as a command killed by SIGPIPE does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return 128 + signal.SIGPIPE
     except ConfigError as exc:
         print(exc.report(), file=sys.stderr)
         return 1

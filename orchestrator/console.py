@@ -44,6 +44,8 @@ async def watch(orch: Orchestrator, run_id: int, console: Console) -> RunReport:
                 report = await orch.report(run_id)
                 bar.update(bar_id, completed=sum(t.state in TASK_TERMINAL for t in report.tasks.values()))
                 live.update(_view(bar, report))
+    if not console.is_terminal:  # rich ends its last view with a newline only on a terminal
+        console.line()
     return await orch.wait(run_id)
 
 

@@ -250,3 +250,54 @@ def test_validate_refuses_shell_unless_it_is_allowed(tmp_path: Path) -> None:
     )
     allowed = cli(tmp_path, "validate", path, TASKFLOW_ALLOW_SHELL="1")
     assert allowed.returncode == 0, allowed.stderr
+
+
+# -- the command line's manners ----------------------------------------------------------------
+
+
+def test_the_report_starts_on_a_line_of_its_own_without_a_terminal(tmp_path: Path) -> None:
+    result = cli(tmp_path, "run", "dags/offline_report.json")  # the live display on, stderr a pipe
+    assert result.returncode == 0, result.stderr
+    run_id = last_json_line(result.stdout)["run_id"]
+    title = f"run {run_id} of offline_report: success"
+    [line] = [line for line in result.stderr.splitlines() if title in line]
+    assert line.strip() == title, "the table's title is not glued to the last progress line"
+
+
+def test_a_reader_going_away_ends_a_command_quietly(tmp_path: Path) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "TASKFLOW_"))}
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody will ever read: the first write fails with EPIPE
+    try:
+        result = subprocess.run(
+            [sys.executable, "main.py", "schema"],
+            cwd=REPO,
+            env={**clean, "TASKFLOW_DATA_DIR": str(tmp_path)},
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert result.stderr == ""
+    assert result.returncode == 141  # as a command killed by SIGPIPE
+
+
+def test_a_python_without_the_packages_says_which_command_to_use(tmp_path: Path) -> None:
+    # -S: no site-packages, as a system Python outside .venv; -I: no environment variables either.
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "main.py", "schema"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.endswith(
+        "is not installed for " + sys.executable + ": run `make run`, or `.venv/bin/python main.py ...`"
+    )

@@ -767,6 +767,15 @@ class Store:
         )
         return await self.get_dag(dag_id)
 
+    async def add_dag(self, dag_id: str, config: dict[str, Any], *, source: str) -> DagRecord | None:
+        """Add a DAG unless one of that id exists (then None): never replaces, even when two race."""
+        cur = await self._write(
+            "INSERT INTO dags (dag_id, config, source, version, updated_at) VALUES (?, ?, ?, 1, ?) "
+            "ON CONFLICT (dag_id) DO NOTHING",
+            (dag_id, json.dumps(config), source, time.time()),
+        )
+        return await self.get_dag(dag_id) if cur.rowcount else None
+
     async def get_dag(self, dag_id: str) -> DagRecord:
         """A known DAG; ``NotFoundError`` if there is none."""
         if not is_dag_id(dag_id):  # e.g. text SQLite could not even take as a key

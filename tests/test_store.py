@@ -941,3 +941,15 @@ async def test_a_flush_cancelled_while_a_big_batch_commits_in_a_thread_loses_and
         tasks = await store.get_tasks(run_id)
     assert sum(e.task_id == "t1" for e in events) == 1  # committed once, not put back and written again
     assert all(t.state == TaskState.SUCCESS for t in tasks)
+
+
+async def test_add_dag_never_replaces_one_that_exists(tmp_path: Path) -> None:
+    async with Store(tmp_path / "t.db") as store:
+        first = await store.add_dag("d", {"dag_name": "d", "description": "first"}, source="web")
+        assert first is not None
+        assert (first.version, first.source) == (1, "web")
+        raced = await asyncio.gather(*(store.add_dag("e", {"dag_name": "e", "n": n}, source="web") for n in range(5)))
+        assert len([r for r in raced if r is not None]) == 1, "of several at once, one adds it"
+        assert await store.add_dag("d", {"dag_name": "d", "description": "second"}, source="web") is None
+        kept = await store.get_dag("d")
+        assert (kept.config["description"], kept.version) == ("first", 1)

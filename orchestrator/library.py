@@ -55,6 +55,16 @@ class DagLibrary:
         await asyncio.to_thread(self._write_versioned, config.dag_id, dumped)
         return await self.store.save_dag(config.dag_id, dumped, source=source)
 
+    async def add_new(self, config: DagConfig, *, source: str) -> DagRecord | None:
+        """Add a DAG (already validated) unless one of that id exists: then None, and nothing changes."""
+        if await self._known(config.dag_id):
+            return None  # the usual case, answered by a read (the insert below takes the write lock)
+        dumped = config.model_dump(mode="json", exclude_defaults=True)
+        record = await self.store.add_dag(config.dag_id, dumped, source=source)
+        if record is not None:
+            await asyncio.to_thread(self._write_versioned, config.dag_id, dumped)
+        return record
+
     async def add_json(self, raw: str | bytes, *, source: str) -> DagRecord:
         """Validate JSON text (a user's upload) and save it as a DAG."""
         return await self.save(parse_config(raw, source=source, allow_shell=self.settings.allow_shell), source=source)

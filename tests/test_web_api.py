@@ -86,6 +86,30 @@ async def test_web_runs_a_known_dag_by_id(
     assert (await missing.json())["error"] == "not_found"
 
 
+async def test_the_documented_sequence_runs_a_posted_config_again_by_id(
+    client: TestClient[Any, Any], orch: Orchestrator, library: DagLibrary, settings: Settings
+) -> None:
+    first = await client.post("/api/web", json=dag("posted", 0.01))  # web/API.md, first example
+    assert first.status == 201
+    assert (await first.json())["dag_added"] is True
+    again = await client.post("/api/web", json={"dag_id": "posted"})  # ... and the second
+    assert again.status == 201, await again.text()
+    assert (await again.json())["dag_added"] is False
+    for resp in (first, again):
+        assert (await orch.wait((await resp.json())["run_id"])).state == "success"
+    assert (await library.list())[0].source == "web"
+    assert (settings.configs_dir / "posted" / "config.json").is_file()
+
+    # A config naming a known DAG runs as sent, and the DAG stays as it was.
+    changed = dag("posted", 0.01)
+    changed["description"] = "sent inline"
+    resp = await client.post("/api/cli", json=changed)
+    assert resp.status == 200
+    record = (await library.list())[0]
+    assert (record.version, record.config.get("description")) == (1, None)
+    assert library.versions("posted") == []
+
+
 async def test_invalid_json_is_a_located_400(client: TestClient[Any, Any]) -> None:
     resp = await client.post(
         "/api/web", data=b'{"dag_name": "x",\n  "tasks": [}', headers={"Content-Type": "application/json"}

@@ -46,6 +46,16 @@ TASK_ICONS = {
     TaskState.UPSTREAM_FAILED: "⛔",
     TaskState.CANCELLED: "🚫",
 }
+TASK_WORDS = {
+    TaskState.PENDING: "waiting",
+    TaskState.QUEUED: "queued",
+    TaskState.RUNNING: "running",
+    TaskState.UP_FOR_RETRY: "retry",
+    TaskState.SUCCESS: "done",
+    TaskState.FAILED: "failed",
+    TaskState.UPSTREAM_FAILED: "upstream failed",
+    TaskState.CANCELLED: "cancelled",
+}
 RUN_ICONS = {
     RunState.QUEUED: "🕓",
     RunState.RUNNING: "⏳",
@@ -265,7 +275,14 @@ def progress(run_id: int, dag_id: str, state: RunState, tasks: Sequence[tuple[st
         rest = tasks[PROGRESS_LINES:]
         counts = _count(s for _, s, _ in rest)
         lines.append(f"… {len(rest)} more: {counts}")
+    lines.append(legend(s for _, s, _ in tasks))
     return "\n".join(lines)
+
+
+def legend(states: Iterable[TaskState]) -> str:
+    """One line saying what each task icon in a message means (only those it shows)."""
+    shown = set(states)
+    return "<i>" + " · ".join(f"{TASK_ICONS[s]} {TASK_WORDS[s]}" for s in TaskState if s in shown) + "</i>"
 
 
 def _count(states: Iterable[TaskState]) -> str:
@@ -309,6 +326,7 @@ def status(run: RunRecord, tasks: Sequence[TaskRecord], tz: ZoneInfo, link: str)
             line += f" — {esc(cut(task.error, 200))}"
         lines.append(line)
     lines.append(f'<a href="{esc(link)}">Status page</a>')
+    lines.append(legend(task.state for task in tasks))
     return "\n".join(lines)
 
 

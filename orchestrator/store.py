@@ -109,7 +109,7 @@ CREATE TABLE IF NOT EXISTS schedules (
     schedule_id INTEGER PRIMARY KEY AUTOINCREMENT, dag_id TEXT NOT NULL, kind TEXT NOT NULL,
     expr TEXT NOT NULL, timezone TEXT NOT NULL, owner_id INTEGER, chat_id INTEGER,
     paused INTEGER NOT NULL DEFAULT 0, next_fire_at REAL, last_fire_at REAL, last_run_id INTEGER,
-    created_at REAL NOT NULL);
+    created_at REAL NOT NULL, notify TEXT);
 CREATE TABLE IF NOT EXISTS users (
     user_id INTEGER PRIMARY KEY, username TEXT, chat_id INTEGER NOT NULL, first_name TEXT,
     updated_at REAL NOT NULL);
@@ -143,6 +143,11 @@ _MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "INSERT INTO run_configs (run_id, config) SELECT run_id, config FROM runs",
             "ALTER TABLE runs DROP COLUMN config",
         ),
+    ),
+    # Schedules without their notify setting (which runs are told about in the chat).
+    (
+        "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM pragma_table_info('schedules') WHERE name = 'notify')",
+        ("ALTER TABLE schedules ADD COLUMN notify TEXT",),
     ),
     # A journal whose ids could come again: rebuilt with AUTOINCREMENT (the view on it is made again at open).
     (
@@ -196,7 +201,7 @@ _RUN_COLUMNS = "run_id, dag_id, state, trigger, owner, notify_chat, created_at, 
 _TASK_COLUMNS = "task_id, state, attempts, failures, started_at, ended_at, error, output_file"
 _SCHEDULE_COLUMNS = (
     "schedule_id, dag_id, kind, expr, timezone, owner_id, chat_id, paused, next_fire_at, "
-    "last_fire_at, last_run_id, created_at"
+    "last_fire_at, last_run_id, created_at, notify"
 )
 
 # One journalled change: task_id, state, attempt, at, error, failures, started_at, ended_at, output_file.
@@ -810,12 +815,13 @@ class Store:
         owner_id: int | None,
         chat_id: int | None,
         next_fire_at: float | None,
+        notify: str | None = None,
     ) -> ScheduleRecord:
         """Store a new schedule."""
         cur = await self._write(
-            "INSERT INTO schedules (dag_id, kind, expr, timezone, owner_id, chat_id, next_fire_at, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (dag_id, kind, expr, timezone, owner_id, chat_id, next_fire_at, time.time()),
+            "INSERT INTO schedules (dag_id, kind, expr, timezone, owner_id, chat_id, next_fire_at, created_at, notify) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (dag_id, kind, expr, timezone, owner_id, chat_id, next_fire_at, time.time(), notify),
         )
         assert cur.lastrowid is not None
         return await self.get_schedule(cur.lastrowid)
@@ -837,8 +843,8 @@ class Store:
         return [_schedule(r) for r in rows]
 
     async def update_schedule(self, schedule_id: int, **fields: Any) -> ScheduleRecord:
-        """Change some columns of a schedule (paused, next_fire_at, last_fire_at, last_run_id)."""
-        allowed = {"paused", "next_fire_at", "last_fire_at", "last_run_id"}
+        """Change some columns of a schedule (paused, next_fire_at, last_fire_at, last_run_id, notify)."""
+        allowed = {"paused", "next_fire_at", "last_fire_at", "last_run_id", "notify"}
         if not fields or not set(fields) <= allowed:
             raise ValueError(f"can only update {sorted(allowed)}")
         sets = ", ".join(f"{name} = ?" for name in fields)
@@ -1131,5 +1137,5 @@ def _task(row: Any) -> TaskRecord:
 
 def _schedule(row: Any) -> ScheduleRecord:
     return ScheduleRecord(
-        row[0], row[1], row[2], row[3], row[4], row[5], row[6], bool(row[7]), row[8], row[9], row[10], row[11]
+        row[0], row[1], row[2], row[3], row[4], row[5], row[6], bool(row[7]), row[8], row[9], row[10], row[11], row[12]
     )

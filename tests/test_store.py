@@ -953,3 +953,22 @@ async def test_add_dag_never_replaces_one_that_exists(tmp_path: Path) -> None:
         assert await store.add_dag("d", {"dag_name": "d", "description": "second"}, source="web") is None
         kept = await store.get_dag("d")
         assert (kept.config["description"], kept.version) == ("first", 1)
+
+
+async def test_a_schedule_keeps_its_notify_setting_and_older_databases_gain_it(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    with contextlib.closing(sqlite3.connect(path)) as db:  # a database of the version before the setting
+        db.executescript(SCHEMA.replace(", notify TEXT);", ");"))
+        db.execute(
+            "INSERT INTO schedules (dag_id, kind, expr, timezone, created_at) VALUES (?, ?, ?, ?, ?)",
+            ("d", "cron", "* * * * *", "UTC", 1.0),
+        )
+        db.commit()
+    async with Store(path) as store:
+        [old] = await store.list_schedules()
+        assert old.notify is None
+        assert (await store.update_schedule(old.schedule_id, notify="none")).notify == "none"
+        new = await store.add_schedule(
+            "d", "interval", "1m", "UTC", owner_id=1, chat_id=1, next_fire_at=2.0, notify="failures"
+        )
+        assert (await store.get_schedule(new.schedule_id)).notify == "failures"

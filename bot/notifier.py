@@ -34,6 +34,7 @@ from orchestrator.engine import Orchestrator, RunReport
 from orchestrator.errors import NotFoundError
 from orchestrator.events import RunEvent, Subscription
 from orchestrator.records import ScheduleRecord
+from orchestrator.scheduler import notify_of, tells
 from orchestrator.settings import Settings
 from orchestrator.states import RUN_TERMINAL, RunState, TaskState
 
@@ -206,8 +207,21 @@ class Notifier:
                 await self._close_progress(progress, report)
             except Exception:  # whatever went wrong with the status message, the outcome must still be told
                 log.exception("could not close the status message of run %d", run_id)
-        if chat_id is not None:
-            await self.deliver(chat_id, *final_message(report, self.settings.public_url))
+        origin = await self._schedule_of(report.run.trigger)
+        # Unless someone watches it in the chat, a scheduled run is told of as its schedule's owner chose.
+        quiet = origin is not None and origin[1] is not None and not tells(notify_of(origin[1]), report.run.state)
+        if chat_id is not None and (progress is not None or not quiet):
+            await self.deliver(chat_id, *final_message(report, self.settings.public_url, origin))
+
+    async def _schedule_of(self, trigger: str) -> tuple[int, ScheduleRecord | None] | None:
+        """The schedule that started a run (its record None if it was deleted since), if one did."""
+        kind, _, number = trigger.partition(":")
+        if kind != "schedule" or not number.isdigit():
+            return None
+        try:
+            return int(number), await self.orch.store.get_schedule(int(number))
+        except NotFoundError:
+            return int(number), None
 
     async def _close_progress(self, progress: Progress, report: RunReport) -> None:
         progress.done = True
@@ -265,10 +279,14 @@ class Notifier:
         return chats
 
 
-def final_message(report: RunReport, public_url: str) -> tuple[str, InlineKeyboardMarkup | None]:
-    """The text and buttons of a run's final message."""
+def final_message(
+    report: RunReport, public_url: str, schedule: tuple[int, ScheduleRecord | None] | None = None
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The text and buttons of a run's final message (``schedule``: the one that started it)."""
     run = report.run
     failed = next((t for t in report.tasks.values() if t.state == TaskState.FAILED), None)
     text = texts.final(run, failed, texts.run_link(public_url, run.run_id))
+    if schedule is not None:
+        text += "\n" + texts.started_by_schedule(*schedule)
     has_archive = report.archive is not None and Path(report.archive).is_file()
     return text, final_buttons(run.run_id, run.state, has_archive)

@@ -12,7 +12,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from orchestrator.records import DagRecord, RunRecord, ScheduleRecord, TaskRecord
-from orchestrator.scheduler import trigger_of
+from orchestrator.scheduler import NOTIFY_EVERY, NOTIFY_FAILURES, notify_of, trigger_of
 from orchestrator.states import RunState, TaskState
 
 MESSAGE_LIMIT = 4096  # Telegram's limit for a message's text
@@ -30,6 +30,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("schedule", "Schedule a DAG: /schedule <dag_id> <cron | every 15m | at …>"),
     ("schedules", "List schedules"),
     ("unschedule", "Delete a schedule: /unschedule <id>"),
+    ("notify", "Which runs of a schedule to tell: /notify <id> every|failures|none"),
     ("pause", "Pause a schedule: /pause <id>"),
     ("resume", "Resume a schedule: /resume <id>"),
     ("filename", "Change a task's output filename"),
@@ -130,6 +131,7 @@ HELP = (
     "/schedule &lt;dag_id&gt; &lt;when&gt; — run a DAG on a schedule; &lt;when&gt; is a cron expression "
     "(5 fields, optional 6th for seconds), <code>every 15m</code> or <code>at 2026-12-01 09:00</code>\n"
     "/schedules, /pause &lt;id&gt;, /resume &lt;id&gt;, /unschedule &lt;id&gt; — manage schedules\n"
+    "/notify &lt;id&gt; every|failures|none — which runs of a schedule I tell you about\n"
     "/filename [&lt;dag_id&gt; &lt;task_id&gt; &lt;new_name&gt;] — change where a task saves its output\n\n"
     "Send a <code>.json</code> DAG config (or a 4diac <code>.sys</code>/<code>.fbt</code>/<code>.sub</code>/"
     "<code>.xml</code> file) as a document to add or replace a DAG."
@@ -401,9 +403,28 @@ def schedule_made(record: ScheduleRecord, upcoming: Sequence[datetime], tz: Zone
         f"⏰ Schedule <b>#{record.schedule_id}</b>: {code(record.dag_id)} {code(spec_of(record))} ({esc(tz.key)}).",
         "Next runs:",
         *(f"• {when(t, tz)}" for t in upcoming),
-        f"\nI'll tell you how each run ends. /pause {record.schedule_id}, /unschedule {record.schedule_id}",
+        f"\n{notices(record)} /pause {record.schedule_id}, /unschedule {record.schedule_id}",
     ]
     return "\n".join(lines)
+
+
+_NOTICES = {
+    NOTIFY_EVERY: "I'll tell you how each run ends",
+    NOTIFY_FAILURES: "I'll tell you only of runs that fail",
+}
+
+
+def notices(record: ScheduleRecord) -> str:
+    """What the chat hears of a schedule's runs, and how to change it."""
+    what = _NOTICES.get(notify_of(record), "I won't tell you of its runs")
+    return f"{what} (/notify {record.schedule_id} every|failures|none)."
+
+
+def started_by_schedule(schedule_id: int, record: ScheduleRecord | None) -> str:
+    """The line of a final message naming the schedule that started the run."""
+    if record is None:
+        return f"⏰ Started by schedule #{schedule_id} (deleted since)."
+    return f"⏰ Started by schedule <b>#{schedule_id}</b> {code(spec_of(record))}. {notices(record)}"
 
 
 def schedule_line(record: ScheduleRecord, upcoming: Sequence[datetime], tz: ZoneInfo) -> str:
@@ -415,7 +436,8 @@ def schedule_line(record: ScheduleRecord, upcoming: Sequence[datetime], tz: Zone
     else:
         state = "done"
     last = f", last run #{record.last_run_id}" if record.last_run_id else ""
-    return f"<b>#{record.schedule_id}</b> {code(record.dag_id)} {code(spec_of(record))} — {state}{last}"
+    told = f", tells {notify_of(record)}"
+    return f"<b>#{record.schedule_id}</b> {code(record.dag_id)} {code(spec_of(record))} — {state}{last}{told}"
 
 
 def schedule_list(lines: Sequence[str], tz: ZoneInfo) -> str:
@@ -434,6 +456,17 @@ def schedule_resumed(record: ScheduleRecord, upcoming: Sequence[datetime], tz: Z
     """/resume."""
     nxt = f" Next run: {when(upcoming[0], tz)}." if upcoming else " It has no more fire times."
     return f"▶️ Schedule #{record.schedule_id} resumed.{nxt}"
+
+
+USAGE_NOTIFY = (
+    "Usage: <code>/notify &lt;id&gt; every|failures|none</code>: tell of every run of the schedule, "
+    "of failed ones only, or of none (see /schedules)."
+)
+
+
+def notify_set(record: ScheduleRecord) -> str:
+    """/notify was accepted."""
+    return f"🔔 Schedule #{record.schedule_id}: {notices(record)}"
 
 
 def schedule_removed(schedule_id: int) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
 import re
@@ -38,6 +39,7 @@ from orchestrator.errors import TaskFlowError
 from orchestrator.library import DagLibrary
 from orchestrator.records import ScheduleRecord
 from orchestrator.settings import Settings
+from orchestrator.states import RunState
 from orchestrator.store import Store
 
 log = logging.getLogger("taskflow.scheduler")
@@ -45,6 +47,13 @@ log = logging.getLogger("taskflow.scheduler")
 CRON = "cron"
 INTERVAL = "interval"
 ONCE = "once"
+
+# Which runs of a schedule its chat hears about (the schedule's ``notify``).
+NOTIFY_EVERY = "every"
+NOTIFY_FAILURES = "failures"
+NOTIFY_NONE = "none"
+NOTIFY_CHOICES = (NOTIFY_EVERY, NOTIFY_FAILURES, NOTIFY_NONE)
+QUIET_BELOW_S = 3600  # schedules firing more often than this tell of failures only, unless told otherwise
 
 MIN_INTERVAL_S = 1
 MAX_INTERVAL_S = 366 * 24 * 3600
@@ -255,6 +264,7 @@ class Scheduler:
         """Schedule runs of a known DAG; the spec is validated here, never when it fires."""
         await self.library.get(dag_id)  # NotFoundError for an unknown DAG
         trigger = self.parse(spec)
+        await self._refuse_duplicate(dag_id, trigger)
         first = trigger.following(self.clock(), self.settings.tz)
         record = await self.store.add_schedule(
             dag_id,
@@ -264,10 +274,29 @@ class Scheduler:
             owner_id=owner_id,
             chat_id=chat_id,
             next_fire_at=first,
+            notify=default_notify(trigger, self.settings.tz, self.clock()),
         )
         log.info("schedule %d: %r %s (next %s)", record.schedule_id, dag_id, trigger.spec, _shown(first, record))
         self.wake()
         return record
+
+    async def _refuse_duplicate(self, dag_id: str, trigger: Trigger) -> None:
+        for other in await self.store.list_schedules():
+            if (other.dag_id, other.kind, other.expr, other.timezone) == (
+                dag_id,
+                trigger.kind,
+                trigger.expr,
+                self.settings.timezone,
+            ):
+                paused = f" (paused: /resume {other.schedule_id})" if other.paused else ""
+                raise ScheduleError(f"schedule #{other.schedule_id} runs {dag_id!r} {trigger.spec} already{paused}")
+
+    async def set_notify(self, schedule_id: int, choice: str) -> ScheduleRecord:
+        """Choose which runs of a schedule its chat hears about: every, failures or none."""
+        choice = choice.strip().lower()
+        if choice not in NOTIFY_CHOICES:
+            raise ScheduleError(f"notices can be {', '.join(NOTIFY_CHOICES)}; not {choice!r}")
+        return await self.store.update_schedule(schedule_id, notify=choice)
 
     async def get(self, schedule_id: int) -> ScheduleRecord:
         """One schedule (``NotFoundError`` if there is none)."""
@@ -372,6 +401,25 @@ class Scheduler:
             await self.on_error(record, message)
         except Exception:  # telling someone must never stop the loop
             log.exception("could not report the failure of schedule %d", record.schedule_id)
+
+
+def default_notify(trigger: Trigger, tz: ZoneInfo, now: float) -> str:
+    """Failures only for a schedule that fires more often than hourly (a chat would drown), else every run."""
+    times = _upcoming(trigger, tz, trigger.following(now, tz), 4)
+    gaps = [b.timestamp() - a.timestamp() for a, b in itertools.pairwise(times)]
+    return NOTIFY_FAILURES if gaps and min(gaps) < QUIET_BELOW_S else NOTIFY_EVERY
+
+
+def notify_of(record: ScheduleRecord) -> str:
+    """The schedule's notify setting (its default for schedules made before there was one)."""
+    if record.notify in NOTIFY_CHOICES:
+        return record.notify
+    return default_notify(trigger_of(record), ZoneInfo(record.timezone), record.created_at)
+
+
+def tells(notify: str, state: RunState) -> bool:
+    """Whether a run that ended in ``state`` is told about under the ``notify`` setting."""
+    return notify == NOTIFY_EVERY or (notify == NOTIFY_FAILURES and state != RunState.SUCCESS)
 
 
 def _repeated(at: float, tz: ZoneInfo) -> bool:

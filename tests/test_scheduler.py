@@ -76,6 +76,29 @@ async def test_a_bad_spec_is_refused_when_the_schedule_is_made(
     assert await orch.store.list_schedules() == []
 
 
+@pytest.mark.parametrize(
+    ("spec", "notify"),
+    [("every 1m", "failures"), ("*/30 * * * *", "failures"), ("every 1h", "every"), ("0 * * * *", "every"),
+     ("0 9 * * *", "every"), ("at 2026-06-02 09:00", "every")],
+)  # fmt: skip
+async def test_a_schedule_firing_more_often_than_hourly_tells_of_failures_only(
+    scheduler: Scheduler, spec: str, notify: str
+) -> None:
+    record = await scheduler.add("hello", spec, owner_id=1, chat_id=1)
+    assert record.notify == notify
+    assert (await scheduler.set_notify(record.schedule_id, " None ")).notify == "none"
+    with pytest.raises(ScheduleError, match="notices can be every, failures, none"):
+        await scheduler.set_notify(record.schedule_id, "sometimes")
+
+
+async def test_an_identical_schedule_is_refused(scheduler: Scheduler, orch: Orchestrator) -> None:
+    await scheduler.add("hello", "every 60s")
+    with pytest.raises(ScheduleError, match=r"schedule #1 runs 'hello' every 1m already"):
+        await scheduler.add("hello", "every 1m")
+    await scheduler.add("slow", "every 1m")
+    assert len(await orch.store.list_schedules()) == 2
+
+
 async def test_an_unknown_dag_cannot_be_scheduled(scheduler: Scheduler) -> None:
     with pytest.raises(NotFoundError):
         await scheduler.add("nope", "* * * * *")

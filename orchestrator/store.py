@@ -110,6 +110,10 @@ CREATE TABLE IF NOT EXISTS schedules (
     expr TEXT NOT NULL, timezone TEXT NOT NULL, owner_id INTEGER, chat_id INTEGER,
     paused INTEGER NOT NULL DEFAULT 0, next_fire_at REAL, last_fire_at REAL, last_run_id INTEGER,
     created_at REAL NOT NULL, notify TEXT);
+-- The bot's live status message of a run, so a run resumed after a restart goes on editing it.
+CREATE TABLE IF NOT EXISTS status_messages (
+    run_id INTEGER PRIMARY KEY REFERENCES runs (run_id) ON DELETE CASCADE, chat_id INTEGER NOT NULL,
+    message_id INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS users (
     user_id INTEGER PRIMARY KEY, username TEXT, chat_id INTEGER NOT NULL, first_name TEXT,
     updated_at REAL NOT NULL);
@@ -858,6 +862,21 @@ class Store:
         cur = await self._write("DELETE FROM schedules WHERE schedule_id = ?", (schedule_id,))
         if cur.rowcount == 0:
             raise NotFoundError(f"schedule {schedule_id} does not exist")
+
+    # -- status messages --------------------------------------------------------------------
+
+    async def set_status_message(self, run_id: int, chat_id: int, message_id: int) -> None:
+        """Remember the bot's live status message of a run (a later one replaces it)."""
+        await self._write(
+            "INSERT INTO status_messages (run_id, chat_id, message_id) VALUES (?, ?, ?) "
+            "ON CONFLICT (run_id) DO UPDATE SET chat_id = excluded.chat_id, message_id = excluded.message_id",
+            (run_id, chat_id, message_id),
+        )
+
+    async def get_status_message(self, run_id: int) -> tuple[int, int] | None:
+        """(chat id, message id) of a run's live status message, if the bot posted one."""
+        row = await self._one("SELECT chat_id, message_id FROM status_messages WHERE run_id = ?", (run_id,))
+        return (row[0], row[1]) if row else None
 
     # -- bot users --------------------------------------------------------------------------
 

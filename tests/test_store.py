@@ -972,3 +972,13 @@ async def test_a_schedule_keeps_its_notify_setting_and_older_databases_gain_it(t
             "d", "interval", "1m", "UTC", owner_id=1, chat_id=1, next_fire_at=2.0, notify="failures"
         )
         assert (await store.get_schedule(new.schedule_id)).notify == "failures"
+
+
+async def test_a_runs_status_message_is_remembered(tmp_path: Path) -> None:
+    async with Store(tmp_path / "t.db") as store:
+        run_id = await store.create_run("d", '{"dag_name": "d"}', ["a"], trigger="test")
+        assert await store.get_status_message(run_id) is None
+        await store.set_status_message(run_id, 111, 1000)
+        await store.set_status_message(run_id, 111, 1005)  # a re-run posts a new one
+    async with Store(tmp_path / "t.db") as store:
+        assert await store.get_status_message(run_id) == (111, 1005)

@@ -127,7 +127,27 @@ class Notifier:
         progress.message_id, progress.shown = message.message_id, text
         progress.last_edit = asyncio.get_running_loop().time()
         self._changed(progress)  # events that came while it was being sent
+        # Kept, so that a run resumed after a restart goes on editing this message.
+        await self.orch.store.set_status_message(progress.run_id, progress.chat_id, message.message_id)
         return message
+
+    async def reattach(self, run_ids: list[int]) -> None:
+        """Go on editing the status messages of runs resumed after a restart, to their end."""
+        for run_id in run_ids:
+            posted = await self.orch.store.get_status_message(run_id)
+            if posted is None or run_id in self._watched:
+                continue
+            progress = Progress(run_id, posted[0], message_id=posted[1])
+            progress.attached.set()
+            self._watched[run_id] = progress  # from here on, its events (and its end) edit the message
+            report = await self.orch.report(run_id)
+            if report.run.state in RUN_TERMINAL and self._watched.get(run_id) is progress:
+                # It ended before it was watched: its final message is sent; close the status message.
+                del self._watched[run_id]
+                await self._close_progress(progress, report)
+                continue
+            progress.load(report)
+            self._changed(progress)
 
     async def _listen(self, sub: Subscription) -> None:
         while True:

@@ -483,20 +483,36 @@ def schedule_failed(record: ScheduleRecord, message: str) -> str:
 
 PICK_DAG_FOR_FILENAME = "Whose task's filename shall I change? Pick the DAG:"
 FILENAME_ABORTED = "OK, nothing changed."
+FILENAME_PROMPT_GONE = "This question has ended already."
 
 
 def pick_task(dag_id: str) -> str:
     """Second step of the filename flow."""
-    return f"DAG {code(dag_id)}: pick the task (its current filename is shown):"
+    return f"DAG {code(dag_id)}: pick the task (the file it saves its output as is shown):"
 
 
-def ask_filename(dag_id: str, task_id: str, current: str | None) -> str:
+def no_output_tasks(dag_id: str) -> str:
+    """A DAG none of whose tasks writes an output file."""
+    return f"No task of {code(dag_id)} writes an output file: there is no filename to change."
+
+
+def ask_filename(dag_id: str, task_id: str, current: str, chosen: bool) -> str:
     """Third step of the filename flow."""
-    now = code(current) if current else "the default"
+    now = code(current) if chosen else f"{code(current)} (the default)"
     return (
         f"Task {code(task_id)} of {code(dag_id)} saves its output as {now}.\n"
         "Send the new file name (a plain name like <code>report.json</code>), or tap Cancel (or send /cancel)."
     )
+
+
+def filename_prompt_ended(command: str) -> str:
+    """A pending filename question that another command ended."""
+    return f"⏹ Ended by {esc(command)}: nothing changed. /filename to start again."
+
+
+def filename_prompt_answered(dag_id: str, task_id: str, filename: str) -> str:
+    """The filename question, once answered."""
+    return f"Task {code(task_id)} of {code(dag_id)}: saved as {code(filename)}."
 
 
 def filename_changed(dag_id: str, task_id: str, filename: str) -> str:

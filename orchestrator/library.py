@@ -18,6 +18,7 @@ import logging
 import os
 from pathlib import Path
 
+from operations.registry import get_operation
 from orchestrator.errors import ConfigError, NotFoundError, Problem
 from orchestrator.models import DagConfig, check_filename
 from orchestrator.records import DagRecord
@@ -28,6 +29,28 @@ from orchestrator.validation import check_config, parse_config
 log = logging.getLogger("taskflow.library")
 
 WATCH_INTERVAL_S = 1.0
+
+
+def output_names(config: DagConfig) -> dict[str, str]:
+    """The file each task that writes one saves its output as: its ``filename``, or the default."""
+    names = {}
+    for task in config.tasks:
+        op = get_operation(task.operation)
+        if op is not None and not op.writes_output:
+            continue
+        text = op is not None and op.text_output
+        names[task.id] = task.filename or f"{task.id}.{'txt' if text else 'json'}"
+    return names
+
+
+def output_name(config: DagConfig, task_id: str) -> str:
+    """The file a task saves its output as; ``ConfigError`` if it writes none (no filename to change)."""
+    name = output_names(config).get(task_id)
+    if name is None:
+        operation = config.task(task_id).operation
+        message = f"task {task_id!r} ({operation}) writes no output file, so it has no filename to change"
+        raise ConfigError([Problem(f"{task_id}.filename", message)], source="filename")
+    return name
 
 
 class DagLibrary:
@@ -76,6 +99,7 @@ class DagLibrary:
             task = config.task(task_id)
         except KeyError:
             raise NotFoundError(f"DAG {dag_id!r} has no task {task_id!r}") from None
+        output_name(config, task_id)  # ConfigError for a task that writes no file
         try:
             check_filename(filename)
         except ValueError as exc:

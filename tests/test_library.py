@@ -12,7 +12,7 @@ import pytest
 
 from orchestrator.engine import Orchestrator
 from orchestrator.errors import ConfigError, NotFoundError
-from orchestrator.library import DagLibrary
+from orchestrator.library import DagLibrary, output_names
 from orchestrator.settings import Settings
 from orchestrator.states import RunState
 from orchestrator.validation import parse_config
@@ -365,3 +365,15 @@ async def test_the_first_scan_says_where_dags_come_from(
         await moved.sync_folder()
     assert caplog.text.count(f"reading DAGs from {elsewhere} (TASKFLOW_DAGS_DIR): 2 loaded") == 1
     assert [r.dag_id for r in await moved.list()] == ["one", "two"]
+
+
+async def test_only_a_task_that_writes_a_file_has_a_filename_to_change(library: DagLibrary):
+    config = dag("outputs")
+    config["tasks"].append({"id": "nap", "operation": "sleep", "independent_params": {"seconds": 0}})
+    config["tasks"].append({"id": "text", "operation": "json_to_string", "independent_params": {"template": "x"}})
+    parsed = parse_config(config)
+    assert output_names(parsed) == {"a": "a.json", "b": "b.txt", "text": "text.txt"}
+    await library.save(parsed, source="test")
+    with pytest.raises(ConfigError, match="task 'nap' \\(sleep\\) writes no output file"):
+        await library.set_filename("outputs", "nap", "w.txt")
+    assert (await library.get("outputs")).task("nap").filename is None

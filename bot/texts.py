@@ -190,7 +190,15 @@ def usage_schedule_id(command: str) -> str:
 
 # -- DAGs ---------------------------------------------------------------------------------------
 
-NO_DAGS = "No DAGs yet. Send a <code>.json</code> config as a document to add one."
+
+def no_dags(folder: object) -> str:
+    """No DAG is known: say where they come from."""
+    return (
+        f"No DAGs yet. Send a <code>.json</code> config as a document to add one, or put it in {code(folder)} "
+        "(TASKFLOW_DAGS_DIR) on the server."
+    )
+
+
 PICK_DAG_TO_RUN = "Which DAG shall I run?"
 
 

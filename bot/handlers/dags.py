@@ -41,7 +41,7 @@ async def list_dags(message: Message, library: DagLibrary) -> None:
     """Every DAG, with a button to run each."""
     dags = await library.list()
     if not dags:
-        await message.answer(texts.NO_DAGS)
+        await message.answer(texts.no_dags(library.settings.dags_dir))
         return
     ids = [d.dag_id for d in dags]
     text = texts.dag_list(dags, min(len(ids), MAX_BUTTONS))
@@ -56,7 +56,7 @@ async def run_command(
     if not dag_id:
         dags = await library.list()
         if not dags:
-            await message.answer(texts.NO_DAGS)
+            await message.answer(texts.no_dags(library.settings.dags_dir))
         else:
             await message.answer(texts.PICK_DAG_TO_RUN, reply_markup=dag_buttons([d.dag_id for d in dags], RunDag))
         return

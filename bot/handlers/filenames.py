@@ -107,7 +107,7 @@ async def filename_command(message: Message, command: CommandObject, library: Da
     else:
         dags = await library.list()
         if not dags:
-            await message.answer(texts.NO_DAGS)
+            await message.answer(texts.no_dags(library.settings.dags_dir))
             return
         await state.set_state(FilenameFlow.dag)
         markup = dag_buttons([d.dag_id for d in dags], PickDag)

@@ -2,7 +2,12 @@
 
 import sys
 
-from taskflow.cli import main
+try:
+    from taskflow.cli import main
+except ModuleNotFoundError as missing:  # started by a Python without TaskFlow's packages (outside .venv)
+    if (missing.name or "").partition(".")[0] in {"taskflow", "orchestrator", "operations", "web", "bot"}:
+        raise
+    sys.exit(f"{missing.name} is not installed for {sys.executable}: run `make run`, or `.venv/bin/python main.py ...`")
 
 if __name__ == "__main__":
     sys.exit(main())

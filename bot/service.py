@@ -116,6 +116,7 @@ class TaskFlowBot:
         if fresh:
             self._digested.update(fresh)
             self._tasks.spawn(self.notifier.send_digest(fresh), name="telegram-resume-digest")
+            self._tasks.spawn(self.notifier.reattach(fresh), name="telegram-reattach")
 
     async def stop(self) -> None:
         """Stop polling and every background task, and close the HTTP session."""

@@ -111,6 +111,10 @@ class Operation:
     description: str = ""
     # Whether the operation can run away from the service process (see ``OperationContext.local``).
     remote_ok: bool = True
+    # From the function's return hint: ``-> None`` gives no output (so no output file, no filename);
+    # ``-> str`` always text (``<task_id>.txt`` by default).
+    writes_output: bool = True
+    text_output: bool = False
 
 
 ParamsMapping = Mapping[str, Any]

@@ -49,6 +49,8 @@ async def watch(fetch: Callable[[int], Awaitable[RunReport]], run_id: int, conso
             await asyncio.sleep(_POLL_S)
             report = await fetch(run_id)
             live.update(_view(report))
+    if not console.is_terminal:  # rich ends its last view with a newline only on a terminal
+        console.line()
     return report
 
 

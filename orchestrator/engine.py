@@ -134,7 +134,7 @@ class Orchestrator:
         notify_chat: int | None = None,
     ) -> int:
         """Validate and start a run of ``config``; return its id at once."""
-        params = checked_params(config)
+        params = checked_params(config, allow_shell=self.resources.allow_shell)
         text = config.model_dump_json(exclude_defaults=True)  # once, for the store and config.json
         run_id = await self.store.create_run(
             config.dag_id,
@@ -170,16 +170,19 @@ class Orchestrator:
         """Whether this process is executing the run."""
         return run_id in self._runs
 
-    async def cancel(self, run_id: int) -> None:
-        """Cancel a run: queued and waiting tasks are cancelled, running ones interrupted."""
+    async def cancel(self, run_id: int, *, by: str | None = None) -> None:
+        """Cancel a run: queued and waiting tasks are cancelled, running ones interrupted.
+
+        ``by`` says who asked (``"API"``, ``"bot, @alice"``), for the run's log.
+        """
         run = self._runs.get(run_id)
         if run is None:
             stored = await self.store.get_run(run_id)
             raise ConflictError(f"run {run_id} has already ended ({stored.state})")
         if run.cancelled or run.finishing:
             return
-        run.cancelled = True
-        run.logger.warning("run cancelled", extra={"task": "-"})
+        run.cancelled, run.cancelled_by = True, by
+        run.logger.warning("run cancelled%s", f" by {by}" if by else "", extra={"task": "-"})
         for task_id, timer in list(run.timers.items()):
             timer.cancel()
             del run.timers[task_id]
@@ -325,6 +328,7 @@ class Orchestrator:
         # The attempt runs in the worker's own task (no task per attempt: this is the hot path);
         # cancelling the run cancels the worker and ``_interrupted`` tells the two cancels apart.
         run.running[slot.task_id] = worker
+        started = time.perf_counter()
         try:
             output = await self._attempt(run, slot)
         except Exception as exc:
@@ -333,7 +337,9 @@ class Orchestrator:
             return
         except asyncio.CancelledError:
             del run.running[slot.task_id]
-            if not _interrupted(run, worker):
+            interrupted = _interrupted(run, worker)
+            _log_cancelled(run, slot, time.perf_counter() - started, run.cancelled_by if interrupted else None)
+            if not interrupted:
                 raise  # the service is stopping: leave the task to be resumed
             self._transition(run, slot, TaskState.CANCELLED, error="run cancelled")
             self._maybe_finish(run)
@@ -534,6 +540,16 @@ def _close_folder(run: ActiveRun, ended: RunRecord) -> RunReport:
     run.folder.write_report(ended, list(tasks.values()))
     archive = run.folder.make_archive()
     return RunReport(dataclasses.replace(ended, counts=counts, archive=str(archive)), tasks)
+
+
+def _log_cancelled(run: ActiveRun, slot: TaskSlot, elapsed: float, by: str | None) -> None:
+    if not run.cancelled:
+        why = "the service is stopping (it runs again when it starts)"
+    else:
+        why = f"the run was cancelled by {by}" if by else "the run was cancelled"
+    run.logger.warning(
+        "attempt %d cancelled after %.3fs: %s", slot.attempts, elapsed, why, extra={"task": slot.task_id}
+    )
 
 
 def _interrupted(run: ActiveRun, worker: asyncio.Task[Any]) -> bool:

@@ -16,13 +16,18 @@ from operations.errors import TaskFlowError as TaskFlowError
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One thing wrong with an input, and where it is (``tasks[2].dependencies``)."""
+    """One thing wrong with an input, where it is (``tasks[2].dependencies``) and, in a task, its id."""
 
     location: str
     message: str
+    task_id: str | None = None
 
     def __str__(self) -> str:
         return f"{self.location}: {self.message}" if self.location else self.message
+
+    def named(self) -> str:
+        """As ``str()``, with the task's id after the location: ``tasks[0].operation (alpha): ...``."""
+        return f"{self.location} ({self.task_id}): {self.message}" if self.task_id else str(self)
 
 
 class ConfigError(TaskFlowError):
@@ -36,7 +41,7 @@ class ConfigError(TaskFlowError):
     def report(self) -> str:
         """A human-readable report: one line per problem."""
         lines = [f"{self.source} is invalid ({len(self.problems)} problem(s)):"]
-        lines += [f"  - {p}" for p in self.problems]
+        lines += [f"  - {p.named()}" for p in self.problems]
         return "\n".join(lines)
 
     def as_dict(self) -> dict[str, object]:
@@ -44,7 +49,7 @@ class ConfigError(TaskFlowError):
         return {
             "error": "invalid_config",
             "message": f"{self.source} is invalid",
-            "problems": [{"location": p.location, "message": p.message} for p in self.problems],
+            "problems": [{"location": p.location, "task_id": p.task_id, "message": p.message} for p in self.problems],
         }
 
 

@@ -76,6 +76,7 @@ class ActiveRun:
     record: RunRecord | None = None  # the run as stored when it started
     started: asyncio.Event = field(default_factory=asyncio.Event)  # set once its start has been stored (or failed)
     cancelled: bool = False
+    cancelled_by: str | None = None  # who cancelled it, for the log: "API", "bot, @alice"
     finishing: bool = False
 
     @classmethod

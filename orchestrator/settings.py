@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     public_url_setting: str | None = Field(default=None, validation_alias=_env("TASKFLOW_PUBLIC_URL"))
     data_dir: Path = Field(default=Path("."), validation_alias=_env("TASKFLOW_DATA_DIR"))
     db_setting: Path | None = Field(default=None, validation_alias=_env("TASKFLOW_DB"))
+    dags_dir_setting: Path | None = Field(default=None, validation_alias=_env("TASKFLOW_DAGS_DIR"))
     api_token: str | None = Field(default=None, validation_alias=_env("TASKFLOW_API_TOKEN"))
     workers: int = Field(default=16, ge=1, le=1024, validation_alias=_env("TASKFLOW_WORKERS"))
     allow_shell: bool = Field(default=False, validation_alias=_env("TASKFLOW_ALLOW_SHELL"))
@@ -105,7 +106,7 @@ class Settings(BaseSettings):
     @property
     def dags_dir(self) -> Path:
         """DAG definitions loaded and watched at start."""
-        return self.data_dir / "dags"
+        return self.dags_dir_setting or self.data_dir / "dags"
 
     @property
     def tz(self) -> ZoneInfo:

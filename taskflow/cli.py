@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
@@ -122,7 +123,7 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from orchestrator.console import watch
 
     raw = _read(args.file, settings.max_config_bytes)
-    config = parse_config(raw, source=args.file, max_tasks=settings.max_tasks)
+    config = parse_config(raw, source=args.file, max_tasks=settings.max_tasks, allow_shell=settings.allow_shell)
     console = Console(stderr=True)
     async with _owner(settings, "run") as orch:
         if isinstance(orch, ServiceClient):
@@ -185,7 +186,7 @@ def _finish(report: RunReport, console: Console) -> int:
 async def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
     """Validate a DAG config file and print the report."""
     raw = _read(args.file, settings.max_config_bytes)
-    config = parse_config(raw, source=args.file, max_tasks=settings.max_tasks)
+    config = parse_config(raw, source=args.file, max_tasks=settings.max_tasks, allow_shell=settings.allow_shell)
     print(f"{args.file} is valid: DAG {config.dag_id!r} with {len(config.tasks)} task(s)")
     return 0
 
@@ -311,7 +312,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if func is None:
             asyncio.run(serve(settings))
             return 0
-        return asyncio.run(func(settings, args))
+        code = asyncio.run(func(settings, args))
+        sys.stdout.flush()  # here, so a reader gone away is caught below, not at exit
+        return code
+    except BrokenPipeError:
+        # The reader went away (`taskflow schema | head`): stop quietly, as a command killed by SIGPIPE does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return 128 + signal.SIGPIPE
     except ConfigError as exc:
         print(exc.report(), file=sys.stderr)
         return 1

@@ -87,6 +87,12 @@ async def test_unknown_commands_and_plain_text_get_a_hint(tg: BotHarness) -> Non
     assert "/help" in (await tg.say("hello there")).text
 
 
+async def test_no_dags_says_where_they_come_from(tg: BotHarness) -> None:
+    reply = await tg.say("/dags")
+    assert "No DAGs yet" in reply.text
+    assert f"put it in <code>{tg.settings.dags_dir}</code> (TASKFLOW_DAGS_DIR)" in reply.text
+
+
 class Heard(logging.Handler):
     """Sets ``event`` when the bot logs a message containing ``text``."""
 

@@ -226,7 +226,10 @@ def test_report_and_json_form() -> None:
     assert info.value.report().startswith("upload.json is invalid (1 problem(s)):")
     body = info.value.as_dict()
     assert body["error"] == "invalid_config"
-    assert body["problems"] == [{"location": "tasks[0].operation", "message": info.value.problems[0].message}]
+    assert body["problems"] == [
+        {"location": "tasks[0].operation", "task_id": "a", "message": info.value.problems[0].message}
+    ]
+    assert "  - tasks[0].operation (a): unknown operation 'nope'" in info.value.report()
 
 
 def test_schema_describes_the_config() -> None:

@@ -88,6 +88,30 @@ async def test_web_runs_a_known_dag_by_id(
     assert (await missing.json())["error"] == "not_found"
 
 
+async def test_the_documented_sequence_runs_a_posted_config_again_by_id(
+    client: TestClient[Any, Any], orch: Orchestrator, library: DagLibrary, settings: Settings
+) -> None:
+    first = await client.post("/api/web", json=dag("posted", 0.01))  # web/API.md, first example
+    assert first.status == 201
+    assert (await first.json())["dag_added"] is True
+    again = await client.post("/api/web", json={"dag_id": "posted"})  # ... and the second
+    assert again.status == 201, await again.text()
+    assert (await again.json())["dag_added"] is False
+    for resp in (first, again):
+        assert (await orch.wait((await resp.json())["run_id"])).state == "success"
+    assert (await library.list())[0].source == "web"
+    assert (settings.configs_dir / "posted" / "config.json").is_file()
+
+    # A config naming a known DAG runs as sent, and the DAG stays as it was.
+    changed = dag("posted", 0.01)
+    changed["description"] = "sent inline"
+    resp = await client.post("/api/cli", json=changed)
+    assert resp.status == 200
+    record = (await library.list())[0]
+    assert (record.version, record.config.get("description")) == (1, None)
+    assert library.versions("posted") == []
+
+
 async def test_invalid_json_is_a_located_400(client: TestClient[Any, Any]) -> None:
     resp = await client.post(
         "/api/web", data=b'{"dag_name": "x",\n  "tasks": [}', headers={"Content-Type": "application/json"}
@@ -114,7 +138,17 @@ async def test_invalid_config_gets_the_full_report(client: TestClient[Any, Any],
     messages = {p["location"]: p["message"] for p in body["problems"]}
     assert "unknown operation 'nope'" in messages["tasks[0].operation"]
     assert "cycle" in messages["tasks"]
+    task_ids = {p["location"]: p["task_id"] for p in body["problems"]}
+    assert (task_ids["tasks[0].operation"], task_ids["tasks"]) == ("a", None), "a problem in a task names it"
     assert await orch.store.list_runs() == []  # nothing ran
+
+    shell = {"dag_name": "sh", "tasks": [{"id": "sh", "operation": "shell", "independent_params": {"command": "ls"}}]}
+    for path in ("/api/web", "/api/cli", "/api/dags"):
+        refused = await client.post(path, json=shell)
+        assert refused.status == 422, path
+        [problem] = (await refused.json())["problems"]
+        assert "set TASKFLOW_ALLOW_SHELL=1" in problem["message"], path
+    assert await orch.store.list_runs() == []
 
     not_object = await client.post("/api/web", json=[1, 2])
     assert not_object.status == 422
@@ -387,6 +421,8 @@ async def test_cancel_a_running_run(client: TestClient[Any, Any], orch: Orchestr
     assert resp.status == 202
     report = await asyncio.wait_for(orch.wait(run_id), 5)
     assert report.state == "cancelled"
+    log = (orch.settings.runs_dir / f"dag_{run_id}" / "run.log").read_text(encoding="utf-8")
+    assert "run cancelled by API" in log
     again = await client.post(f"/api/runs/{run_id}/cancel")
     assert again.status == 409
     assert (await again.json())["error"] == "conflict"

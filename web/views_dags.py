@@ -13,7 +13,7 @@ from orchestrator.limits import MAX_REQUEST_BYTES
 from orchestrator.records import DagRecord
 from orchestrator.validation import config_schema, parse_config
 from web.inputs import read_json
-from web.keys import LIBRARY, ORCH, STATE
+from web.keys import LIBRARY, ORCH, SETTINGS, STATE
 from web.middlewares import ApiError
 from web.serialize import dag_json, json_response, schedule_json
 from web.upload4diac import read_upload
@@ -69,7 +69,7 @@ async def _config_object(request: web.Request) -> dict[str, Any]:
 
 
 async def _save(request: web.Request, data: dict[str, Any]) -> web.Response:
-    config = parse_config(data, source=SOURCE)
+    config = parse_config(data, source=SOURCE, allow_shell=request.app[SETTINGS].allow_shell)
     record = await request.app[LIBRARY].save(config, source="web")
     return _saved(request, record, status=201 if record.version == 1 else 200)
 

@@ -86,7 +86,7 @@ async def run_log(request: web.Request) -> web.FileResponse:
 async def cancel_run(request: web.Request) -> web.Response:
     """``POST /api/runs/<id>/cancel``: stop a run that goes on (409 if it has ended)."""
     run_id = path_id(request)
-    await request.app[ORCH].cancel(run_id)
+    await request.app[ORCH].cancel(run_id, by="API")
     url = request.app[STATE].run_url(run_id)
     return json_response({"run_id": run_id, "cancelling": True, "url": url}, status=202)
 

@@ -42,7 +42,7 @@ async def list_dags(message: Message, library: DagLibrary) -> None:
     """Every DAG, with a button to run each."""
     dags = await library.list()
     if not dags:
-        await message.answer(texts.NO_DAGS)
+        await message.answer(texts.no_dags(library.settings.dags_dir))
         return
     ids = [d.dag_id for d in dags]
     text = texts.dag_list(dags, min(len(ids), MAX_BUTTONS))
@@ -57,7 +57,7 @@ async def run_command(
     if not dag_id:
         dags = await library.list()
         if not dags:
-            await message.answer(texts.NO_DAGS)
+            await message.answer(texts.no_dags(library.settings.dags_dir))
         else:
             await message.answer(texts.PICK_DAG_TO_RUN, reply_markup=dag_buttons([d.dag_id for d in dags], RunDag))
         return
@@ -103,7 +103,8 @@ async def upload(message: Message, bot: Bot, library: DagLibrary) -> None:
     source = f"telegram {owner_of(message.from_user)}: {name}"
     if suffix == ".json":
         # Parsed under the file's own name, so the report reads "hello.json is invalid".
-        record = await library.save(parse_config(data, source=name), source=source)
+        config = parse_config(data, source=name, allow_shell=library.settings.allow_shell)
+        record = await library.save(config, source=source)
         await message.answer(texts.dag_saved(record, name), reply_markup=dag_buttons([record.dag_id], RunDag))
     else:
         await _import_4diac(message, library, data, name, source)

@@ -8,7 +8,7 @@ from aiogram.types import CallbackQuery, FSInputFile, Message
 
 from bot import texts
 from bot.chat import answer_long, send_long
-from bot.common import chat_of, parse_id
+from bot.common import chat_of, owner_of, parse_id
 from bot.keyboards import RunAction
 from bot.notifier import Notifier
 from bot.sender import MAX_FILE_BYTES
@@ -53,7 +53,7 @@ async def recent_runs(message: Message, orch: Orchestrator, settings: Settings) 
 async def cancel(message: Message, command: CommandObject, orch: Orchestrator) -> None:
     """/cancel <run_id>."""
     run_id = parse_id(command.args, texts.usage_run_id("cancel"), "run")
-    await orch.cancel(run_id)
+    await orch.cancel(run_id, by=f"bot, {owner_of(message.from_user)}")
     await message.answer(texts.cancelling(run_id))
 
 
@@ -97,7 +97,7 @@ async def run_button(
         await callback.answer(texts.rerunning(run_id))
         await notifier.post(progress)
     elif callback_data.action == "cancel":
-        await orch.cancel(run_id)
+        await orch.cancel(run_id, by=f"bot, {owner_of(callback.from_user)}")
         await callback.answer(f"Cancelling run #{run_id}…")
     else:
         raise ConflictError(f"unknown action {callback_data.action!r}")

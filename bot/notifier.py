@@ -37,6 +37,7 @@ from orchestrator.records import ScheduleRecord
 from orchestrator.scheduler import notify_of, tells
 from orchestrator.settings import Settings
 from orchestrator.states import RUN_TERMINAL, RunState, TaskState
+from orchestrator.store import Store
 
 log = logging.getLogger("taskflow.bot")
 
@@ -82,9 +83,12 @@ class Progress:
 class Notifier:
     """Status messages, final messages and the restart digest (see the module's docstring)."""
 
-    def __init__(self, bot: Bot, orch: Orchestrator, settings: Settings, *, edit_interval: float = 1.5) -> None:
+    def __init__(
+        self, bot: Bot, orch: Orchestrator, store: Store, settings: Settings, *, edit_interval: float = 1.5
+    ) -> None:
         self.bot = bot
         self.orch = orch
+        self.store = store
         self.settings = settings
         self.edit_interval = edit_interval
         self._watched: dict[int, Progress] = {}
@@ -128,13 +132,13 @@ class Notifier:
         progress.last_edit = asyncio.get_running_loop().time()
         self._changed(progress)  # events that came while it was being sent
         # Kept, so that a run resumed after a restart goes on editing this message.
-        await self.orch.store.set_status_message(progress.run_id, progress.chat_id, message.message_id)
+        await self.store.set_status_message(progress.run_id, progress.chat_id, message.message_id)
         return message
 
     async def reattach(self, run_ids: list[int]) -> None:
         """Go on editing the status messages of runs resumed after a restart, to their end."""
         for run_id in run_ids:
-            posted = await self.orch.store.get_status_message(run_id)
+            posted = await self.store.get_status_message(run_id)
             if posted is None or run_id in self._watched:
                 continue
             progress = Progress(run_id, posted[0], message_id=posted[1])
@@ -239,7 +243,7 @@ class Notifier:
         if kind != "schedule" or not number.isdigit():
             return None
         try:
-            return int(number), await self.orch.store.get_schedule(int(number))
+            return int(number), await self.store.get_schedule(int(number))
         except NotFoundError:
             return int(number), None
 
@@ -293,7 +297,7 @@ class Notifier:
         ids, names = self.settings.allowed_users
         chats = set(ids)  # a user's private chat has the user's id
         for name in names:
-            user = await self.orch.store.find_user(name)
+            user = await self.store.find_user(name)
             if user is not None:
                 chats.add(user.chat_id)
         return chats

@@ -37,6 +37,7 @@ from orchestrator.engine import Orchestrator
 from orchestrator.library import DagLibrary
 from orchestrator.scheduler import Scheduler
 from orchestrator.settings import Settings
+from orchestrator.store import Store
 
 log = logging.getLogger("taskflow.bot")
 
@@ -55,6 +56,7 @@ class TaskFlowBot:
         orch: Orchestrator,
         library: DagLibrary,
         scheduler: Scheduler,
+        store: Store,
         *,
         edit_interval: float = EDIT_INTERVAL_S,
         polling_timeout: int = POLLING_TIMEOUT_S,
@@ -74,8 +76,9 @@ class TaskFlowBot:
             self.bot = Bot(settings.telegram_bot_token, session=session, default=defaults)
         except TokenValidationError:
             raise ValueError("TELEGRAM_BOT_TOKEN does not look like a bot token (123456789:AA…)") from None
-        self.notifier = Notifier(self.bot, orch, settings, edit_interval=edit_interval)
-        self.sender = TelegramSender(self.bot, orch.store)
+        self.store = store
+        self.notifier = Notifier(self.bot, orch, store, settings, edit_interval=edit_interval)
+        self.sender = TelegramSender(self.bot, store)
         self.ready = asyncio.Event()  # set while long polling runs
         self.polling_task: asyncio.Task[None] | None = None  # ends when polling stops for good
         self._tasks = TaskSet()
@@ -88,11 +91,12 @@ class TaskFlowBot:
             name="taskflow",
             settings=self.settings,
             orch=self.orch,
+            store=self.store,
             library=library,
             scheduler=self.scheduler,
             notifier=self.notifier,
         )
-        dispatcher.update.outer_middleware(UsersMiddleware(self.orch.store, self.settings))
+        dispatcher.update.outer_middleware(UsersMiddleware(self.store, self.settings))
         dispatcher.include_router(build_router())
         dispatcher.startup.register(self._on_startup)
         dispatcher.shutdown.register(self._on_shutdown)

@@ -60,7 +60,7 @@ async def serve(settings: Settings) -> None:
         for name, problems in (await library.sync_folder()).items():
             log.warning("dags/%s was not loaded: %s", name, "; ".join(problems))
         scheduler = Scheduler(settings, store, orch, library)
-        bot = TaskFlowBot(settings, orch, library, scheduler) if settings.telegram_bot_token else None
+        bot = TaskFlowBot(settings, orch, library, scheduler, store) if settings.telegram_bot_token else None
         if bot is None:
             log.info("the Telegram bot is off (TELEGRAM_BOT_TOKEN is not set)")
         else:
@@ -68,7 +68,7 @@ async def serve(settings: Settings) -> None:
         orch.resumed = await orch.resume_unfinished()
         if bot is not None:
             await bot.notify_resumed(orch.resumed)
-        runner = await start_site(create_app(settings, orch, library), settings)
+        runner = await start_site(create_app(settings, orch, library, store), settings)
         store.owner.announce(local_url(runner, settings))  # other commands hand their runs to it here
         supervisor = _Supervisor(stop)
         supervisor.start(library.watch(), "dags-watcher")

@@ -494,7 +494,7 @@ class BotHarness:
         self.settings = self._base_settings.model_copy(update=update)
         self.scheduler = Scheduler(self.settings, self.orch.store, self.orch, self.library, clock=self._clock)
         self.bot = TaskFlowBot(
-            self.settings, self.orch, self.library, self.scheduler, edit_interval=self._edit_interval
+            self.settings, self.orch, self.library, self.scheduler, self.orch.store, edit_interval=self._edit_interval
         )
         try:
             await self.bot.start()

@@ -48,7 +48,7 @@ def offline(name: str, seconds: float = 0.0) -> dict[str, object]:
 
 @pytest.fixture
 async def base_url(settings: Settings, orch: Orchestrator, library: DagLibrary) -> AsyncIterator[str]:
-    runner = await start_site(create_app(settings, orch, library), settings)
+    runner = await start_site(create_app(settings, orch, library, orch.store), settings)
     try:
         yield f"http://127.0.0.1:{bound_port(runner)}"
     finally:

@@ -772,7 +772,7 @@ def test_cli_output_into_a_missing_folder_is_one_line_of_error(cli: Cli, tmp_pat
 async def client(settings: Settings, orch: Orchestrator, library: DagLibrary) -> AsyncIterator[TestClient[Any, Any]]:
     from web import create_app
 
-    async with TestClient(TestServer(create_app(settings, orch, library))) as test_client:
+    async with TestClient(TestServer(create_app(settings, orch, library, orch.store))) as test_client:
         yield test_client
 
 

@@ -237,7 +237,7 @@ def test_cli_imports_a_project_zip_and_names_its_map_option(cli: Cli, tmp_path: 
 async def client(settings: Settings, orch: Orchestrator, library: DagLibrary) -> AsyncIterator[TestClient[Any, Any]]:
     from web import create_app
 
-    async with TestClient(TestServer(create_app(settings, orch, library))) as test_client:
+    async with TestClient(TestServer(create_app(settings, orch, library, orch.store))) as test_client:
         yield test_client
 
 

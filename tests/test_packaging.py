@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -24,7 +25,11 @@ def _run(*args: str | Path, cwd: Path, env: dict[str, str] | None = None) -> sub
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv with TaskFlow's wheel installed; its dependencies come from the test environment."""
     root = tmp_path_factory.mktemp("packaging")
+    leftovers = [REPO / "build", REPO / "taskflow.egg-info"]
+    existed = {path for path in leftovers if path.exists()}
     built = _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", root, REPO, cwd=root)
+    for path in set(leftovers) - existed:  # setuptools builds inside the checkout: leave it as it was
+        shutil.rmtree(path, ignore_errors=True)
     assert built.returncode == 0, built.stderr
     (wheel,) = root.glob("taskflow-*.whl")
     venv = root / "venv"

@@ -34,7 +34,7 @@ def placed(*points: tuple[float, float]) -> dict[str, Any]:
 
 @pytest.fixture
 async def client(settings: Settings, orch: Orchestrator, library: DagLibrary) -> AsyncIterator[TestClient[Any, Any]]:
-    async with TestClient(TestServer(create_app(settings, orch, library))) as test_client:
+    async with TestClient(TestServer(create_app(settings, orch, library, orch.store))) as test_client:
         yield test_client
 
 

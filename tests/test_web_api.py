@@ -43,7 +43,7 @@ def dag(name: str = "d", seconds: float = 0.2) -> dict[str, Any]:
 @pytest.fixture
 async def client(settings: Settings, orch: Orchestrator, library: DagLibrary) -> AsyncIterator[TestClient[Any, Any]]:
     """A test client over the app; closed before the orchestrator."""
-    async with TestClient(TestServer(create_app(settings, orch, library))) as test_client:
+    async with TestClient(TestServer(create_app(settings, orch, library, orch.store))) as test_client:
         yield test_client
 
 
@@ -325,7 +325,7 @@ async def test_cli_client_that_leaves_does_not_stop_the_run(client: TestClient[A
 async def test_shutdown_ends_a_waiting_cli_request_promptly(
     settings: Settings, orch: Orchestrator, library: DagLibrary
 ) -> None:
-    server = TestServer(create_app(settings, orch, library))
+    server = TestServer(create_app(settings, orch, library, orch.store))
     await server.start_server()
     async with aiohttp.ClientSession() as session, orch.events.subscribe() as events:
         request = asyncio.create_task(session.post(server.make_url("/api/cli"), json=dag(seconds=30)))
@@ -529,7 +529,7 @@ async def test_import_4diac(client: TestClient[Any, Any], library: DagLibrary) -
 
 
 async def test_start_site_on_a_random_port(settings: Settings, orch: Orchestrator, library: DagLibrary) -> None:
-    app = create_app(settings, orch, library)
+    app = create_app(settings, orch, library, orch.store)
     runner = await start_site(app, settings)
     try:
         port = bound_port(runner)
@@ -550,7 +550,7 @@ async def test_start_site_warns_when_open_without_token(
 ) -> None:
     settings.host = "0.0.0.0"
     with caplog.at_level(logging.WARNING, logger="taskflow.web"):
-        runner = await start_site(create_app(settings, orch, library), settings)
+        runner = await start_site(create_app(settings, orch, library, orch.store), settings)
         await runner.cleanup()
     assert any(r.levelno == logging.WARNING and "TASKFLOW_API_TOKEN" in r.getMessage() for r in caplog.records)
     assert any(r.levelno == logging.WARNING and "TASKFLOW_PUBLIC_URL" in r.getMessage() for r in caplog.records)
@@ -558,7 +558,7 @@ async def test_start_site_warns_when_open_without_token(
     caplog.clear()
     settings.public_url_setting = "https://taskflow.example.org"  # links are fine: only the token is missing
     with caplog.at_level(logging.WARNING, logger="taskflow.web"):
-        runner = await start_site(create_app(settings, orch, library), settings)
+        runner = await start_site(create_app(settings, orch, library, orch.store), settings)
         await runner.cleanup()
     assert not any("TASKFLOW_PUBLIC_URL" in r.getMessage() for r in caplog.records)
 
@@ -566,7 +566,7 @@ async def test_start_site_warns_when_open_without_token(
     settings.public_url_setting = None
     settings.host = "127.0.0.1"
     with caplog.at_level(logging.WARNING, logger="taskflow.web"):
-        runner = await start_site(create_app(settings, orch, library), settings)
+        runner = await start_site(create_app(settings, orch, library, orch.store), settings)
         await runner.cleanup()
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 

@@ -20,7 +20,7 @@ DAG = b'{"dag_name": "d", "tasks": [{"id": "a", "operation": "noop"}]}'
 
 @pytest.fixture
 async def base(settings: Settings, orch: Orchestrator, library: DagLibrary) -> AsyncIterator[str]:
-    runner = await start_site(create_app(settings, orch, library), settings)
+    runner = await start_site(create_app(settings, orch, library, orch.store), settings)
     try:
         yield f"http://127.0.0.1:{bound_port(runner)}"
     finally:

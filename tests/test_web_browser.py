@@ -108,7 +108,7 @@ async def browser(chromium: str) -> AsyncIterator[Browser]:
 @pytest.fixture
 async def site(settings: Settings, orch: Orchestrator, library: DagLibrary) -> AsyncIterator[str]:
     """The app served by a real server on 127.0.0.1, on a random port; yields its base URL."""
-    runner = await start_site(create_app(settings, orch, library), settings)
+    runner = await start_site(create_app(settings, orch, library, orch.store), settings)
     try:
         yield f"http://127.0.0.1:{bound_port(runner)}"
     finally:

@@ -27,7 +27,7 @@ def sleepy(name: str = "d", seconds: float = 5.0) -> dict[str, Any]:
 
 @pytest.fixture
 async def client(settings: Settings, orch: Orchestrator, library: DagLibrary) -> AsyncIterator[TestClient[Any, Any]]:
-    async with TestClient(TestServer(create_app(settings, orch, library))) as test_client:
+    async with TestClient(TestServer(create_app(settings, orch, library, orch.store))) as test_client:
         yield test_client
 
 
@@ -121,7 +121,7 @@ async def test_own_pages_and_scripts_may_act(client: TestClient[Any, Any], orch:
 
 async def test_the_public_url_is_an_own_origin(settings: Settings, orch: Orchestrator, library: DagLibrary) -> None:
     settings.public_url_setting = "https://taskflow.example.org/"
-    async with TestClient(TestServer(create_app(settings, orch, library))) as client:
+    async with TestClient(TestServer(create_app(settings, orch, library, orch.store))) as client:
         headers = {**JSON, "Origin": "https://taskflow.example.org", "Host": "10.0.0.5:5000"}
         resp = await client.post("/api/web", data=json.dumps(sleepy(seconds=0)), headers=headers)
         assert resp.status == 201

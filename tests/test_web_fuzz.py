@@ -108,7 +108,7 @@ async def fuzz_target(settings: Settings, orch: Orchestrator, library: DagLibrar
     settings.http_allowed_hosts = "127.0.0.1/32"
     await library.save(parse_config({"dag_name": "known", "tasks": [{"id": "a", "operation": "noop"}]}), source="test")
     await orch.wait(await orch.submit(parse_config({"dag_name": "one", "tasks": [{"id": "a", "operation": "noop"}]})))
-    runner = await start_site(create_app(settings, orch, library), settings)
+    runner = await start_site(create_app(settings, orch, library, orch.store), settings)
     try:
         yield f"http://127.0.0.1:{bound_port(runner)}"
     finally:

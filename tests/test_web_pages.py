@@ -43,7 +43,7 @@ def dag(name: str = "d", seconds: float = 0.2) -> dict[str, Any]:
 @pytest.fixture
 async def client(settings: Settings, orch: Orchestrator, library: DagLibrary) -> AsyncIterator[TestClient[Any, Any]]:
     """A test client over the app; closed before the orchestrator."""
-    async with TestClient(TestServer(create_app(settings, orch, library))) as test_client:
+    async with TestClient(TestServer(create_app(settings, orch, library, orch.store))) as test_client:
         yield test_client
 
 
@@ -222,7 +222,7 @@ async def test_live_stream_of_an_ended_run_says_so_and_ends(client: TestClient[A
 
 async def test_shutdown_ends_live_streams(settings: Settings, orch: Orchestrator, library: DagLibrary) -> None:
     run_id = await orch.submit(parse_config(dag(seconds=30)))
-    server = TestServer(create_app(settings, orch, library))
+    server = TestServer(create_app(settings, orch, library, orch.store))
     await server.start_server()
     async with aiohttp.ClientSession() as session:
         resp = await session.get(server.make_url(f"/runs/{run_id}/live"))

@@ -28,7 +28,7 @@ async def port(settings: Settings, orch: Orchestrator, library: DagLibrary) -> A
     settings.header_timeout = 1.0
     settings.min_body_rate = 1000.0
     settings.max_connections = 60
-    runner = await start_site(create_app(settings, orch, library), settings)
+    runner = await start_site(create_app(settings, orch, library, orch.store), settings)
     try:
         yield bound_port(runner)
     finally:

@@ -18,6 +18,7 @@ from orchestrator.engine import Orchestrator
 from orchestrator.library import DagLibrary
 from orchestrator.limits import MAX_HTTP_BODY_BYTES
 from orchestrator.settings import Settings
+from orchestrator.store import Store
 from web import views_dag_page as dag_page
 from web import views_dags as dags
 from web import views_live as live
@@ -26,7 +27,7 @@ from web import views_runs as runs
 from web import views_submit as submit
 from web import views_task as task
 from web.guard import AcceptErrorThrottle, ConnectionLimits, GuardedRunner
-from web.keys import LIBRARY, ORCH, SETTINGS, STATE, WebState
+from web.keys import LIBRARY, ORCH, SETTINGS, STATE, STORE, WebState
 from web.middlewares import auth_middleware, error_middleware, origin_middleware
 from web.render.base import STATIC_DIR, setup_templates
 
@@ -72,7 +73,7 @@ ROUTES = [
 ]
 
 
-def create_app(settings: Settings, orch: Orchestrator, library: DagLibrary) -> web.Application:
+def create_app(settings: Settings, orch: Orchestrator, library: DagLibrary, store: Store) -> web.Application:
     """The web application over a started orchestrator and its DAG library (both owned by the caller)."""
     # The largest body any route takes (a 4diac file); each route checks its own, smaller, limit.
     middlewares = [error_middleware, origin_middleware, auth_middleware]
@@ -80,6 +81,7 @@ def create_app(settings: Settings, orch: Orchestrator, library: DagLibrary) -> w
     app[SETTINGS] = settings
     app[ORCH] = orch
     app[LIBRARY] = library
+    app[STORE] = store
     app[STATE] = WebState(public_url=settings.public_url)
     setup_templates(app, settings)
     app.add_routes(ROUTES)

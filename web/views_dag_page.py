@@ -15,7 +15,7 @@ from aiohttp import web
 
 from orchestrator.records import DagRecord, RunRecord
 from web.inputs import int_query
-from web.keys import LIBRARY, ORCH, SETTINGS
+from web.keys import LIBRARY, SETTINGS, STORE
 from web.render.base import Clock, html_response, render
 from web.render.graph import graph_data
 
@@ -46,7 +46,7 @@ async def dag_page(request: web.Request) -> web.Response:
     """The page; ``?a=&b=`` picks the two versions whose configs are compared."""
     app = request.app
     dag_id = request.match_info["dag_id"]
-    store = app[ORCH].store
+    store = app[STORE]
     record = await store.get_dag(dag_id)  # NotFoundError → 404 page
     versions = await asyncio.to_thread(_versions, app[LIBRARY].versions(dag_id), record)
     latest = versions[-1].number

@@ -13,7 +13,7 @@ from orchestrator.limits import MAX_REQUEST_BYTES
 from orchestrator.records import DagRecord
 from orchestrator.validation import config_schema, parse_config
 from web.inputs import read_json
-from web.keys import LIBRARY, ORCH, SETTINGS, STATE
+from web.keys import LIBRARY, SETTINGS, STATE, STORE
 from web.middlewares import ApiError
 from web.serialize import dag_json, json_response, schedule_json
 from web.upload4diac import read_upload
@@ -41,7 +41,7 @@ async def list_dags(request: web.Request) -> web.Response:
 
 async def get_dag(request: web.Request) -> web.Response:
     """``GET /api/dags/<dag_id>``: one DAG with its config."""
-    record = await request.app[ORCH].store.get_dag(request.match_info["dag_id"])
+    record = await request.app[STORE].get_dag(request.match_info["dag_id"])
     return json_response(dag_json(record, full=True))
 
 
@@ -119,7 +119,7 @@ def _flag(request: web.Request, name: str) -> bool:
 
 async def list_schedules(request: web.Request) -> web.Response:
     """``GET /api/schedules``: every schedule."""
-    schedules = await request.app[ORCH].store.list_schedules()
+    schedules = await request.app[STORE].list_schedules()
     return json_response({"schedules": [schedule_json(s) for s in schedules]})
 
 

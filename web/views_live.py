@@ -18,7 +18,7 @@ from aiohttp import hdrs, web
 from orchestrator.events import RunEvent, Subscription
 from orchestrator.states import RUN_TERMINAL
 from web.inputs import path_id
-from web.keys import ORCH, STATE
+from web.keys import ORCH, STATE, STORE
 
 HEARTBEAT_S = 15.0
 COALESCE_S = 0.3  # the status page's stream sends one "change" for every burst of events
@@ -41,7 +41,7 @@ async def run_stream(request: web.Request) -> web.StreamResponse:
     closing = request.app[STATE].closing
     # Subscribe before reading the state, so no change falls between the two.
     async with orch.events.subscribe(run_id) as sub:
-        run = await orch.store.get_run(run_id)  # NotFoundError → 404 before the stream starts
+        run = await request.app[STORE].get_run(run_id)  # NotFoundError → 404 before the stream starts
         response = web.StreamResponse(headers=_SSE_HEADERS)
         await response.prepare(request)
         try:

@@ -17,7 +17,7 @@ from orchestrator.records import TaskRecord
 from orchestrator.states import RUN_ACTIVE, RunState
 from web.files import archive_path, archive_response, log_response, read_log_tail
 from web.inputs import int_query, path_id
-from web.keys import LIBRARY, ORCH, SETTINGS
+from web.keys import LIBRARY, SETTINGS, STORE
 from web.render.base import Clock, html_response, render
 from web.render.durations import run_elapsed
 from web.render.run import PARTS, RunView, graph_drawn, page_context, parts_context
@@ -29,7 +29,7 @@ MAX_COUNTED = 1000  # runs going, counted up to this ("1000+ runs going")
 
 async def status(request: web.Request) -> web.Response:
     """``GET /[?dag=&state=&offset=]``: DAGs with their last run, runs (filtered, paged), schedules."""
-    store = request.app[ORCH].store
+    store = request.app[STORE]
     dags = await request.app[LIBRARY].list()
     newest = await store.last_runs()  # one query, however many DAGs
     last_runs = {dag.dag_id: newest.get(dag.dag_id) for dag in dags}
@@ -54,7 +54,7 @@ async def status_runs(request: web.Request) -> web.Response:
 
 async def runs_context(request: web.Request) -> dict[str, Any]:
     """One page of runs, filtered by the query, and how many runs are going."""
-    store = request.app[ORCH].store
+    store = request.app[STORE]
     dag_id = request.query.get("dag") or None
     state = request.query.get("state") or None
     states = [RunState(state)] if state in set(RunState) else None
@@ -79,7 +79,7 @@ async def runs_context(request: web.Request) -> dict[str, Any]:
 
 async def load_run_view(app: web.Application, run_id: int, offset: int = 0) -> RunView:
     """Read a run, its tasks, journal, log tail and archive state (``NotFoundError`` if unknown)."""
-    store = app[ORCH].store
+    store = app[STORE]
     settings = app[SETTINGS]
     run = await store.get_run(run_id)
     archive = archive_path(settings, run)
@@ -131,11 +131,11 @@ async def run_view_parts(request: web.Request) -> web.Response:
 async def run_log(request: web.Request) -> web.FileResponse:
     """``GET /runs/<id>/log``: the whole ``run.log``."""
     run_id = path_id(request)
-    await request.app[ORCH].store.get_run(run_id)  # 404 for a run that does not exist
+    await request.app[STORE].get_run(run_id)  # 404 for a run that does not exist
     return await log_response(request.app[SETTINGS], run_id)
 
 
 async def run_archive(request: web.Request) -> web.FileResponse:
     """``GET /runs/<id>/archive.zip``: the run's ZIP, once it ended."""
-    run = await request.app[ORCH].store.get_run(path_id(request))
+    run = await request.app[STORE].get_run(path_id(request))
     return await archive_response(request.app[SETTINGS], run)

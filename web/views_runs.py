@@ -7,7 +7,7 @@ from aiohttp import web
 from orchestrator.states import RunState
 from web.files import archive_response, log_response
 from web.inputs import int_query, list_query, path_id
-from web.keys import ORCH, SETTINGS, STATE
+from web.keys import ORCH, SETTINGS, STATE, STORE
 from web.middlewares import ApiError
 from web.serialize import event_json, json_response, run_json, task_json
 
@@ -33,7 +33,7 @@ async def list_runs(request: web.Request) -> web.Response:
     limit = int_query(request, "limit", DEFAULT_PAGE, low=1, high=MAX_PAGE)
     offset = int_query(request, "offset", 0, low=0, high=2**31)
     dag_id = request.query.get("dag") or request.query.get("dag_id") or None
-    runs = await request.app[ORCH].store.list_runs(dag_id=dag_id, states=_states(request), limit=limit, offset=offset)
+    runs = await request.app[STORE].list_runs(dag_id=dag_id, states=_states(request), limit=limit, offset=offset)
     state = request.app[STATE]
     return json_response(
         {
@@ -64,7 +64,7 @@ async def get_run(request: web.Request) -> web.Response:
 async def run_events(request: web.Request) -> web.Response:
     """``GET /api/runs/<id>/events``: the journal of every transition, oldest first."""
     run_id = path_id(request)
-    store = request.app[ORCH].store
+    store = request.app[STORE]
     await store.get_run(run_id)  # 404 for an unknown run rather than an empty list
     events = await store.get_events(run_id)
     return json_response({"run_id": run_id, "events": [event_json(e) for e in events]})
@@ -72,14 +72,14 @@ async def run_events(request: web.Request) -> web.Response:
 
 async def run_archive(request: web.Request) -> web.FileResponse:
     """``GET /api/runs/<id>/archive``: the run's ZIP (409 while it goes on)."""
-    run = await request.app[ORCH].store.get_run(path_id(request))
+    run = await request.app[STORE].get_run(path_id(request))
     return await archive_response(request.app[SETTINGS], run)
 
 
 async def run_log(request: web.Request) -> web.FileResponse:
     """``GET /api/runs/<id>/log``: the run's log as text."""
     run_id = path_id(request)
-    await request.app[ORCH].store.get_run(run_id)
+    await request.app[STORE].get_run(run_id)
     return await log_response(request.app[SETTINGS], run_id)
 
 

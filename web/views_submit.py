@@ -20,7 +20,7 @@ from orchestrator.models import DagConfig
 from orchestrator.validation import parse_config
 from web.files import archive_response
 from web.inputs import float_query, read_json
-from web.keys import LIBRARY, ORCH, SETTINGS, STATE
+from web.keys import LIBRARY, ORCH, SETTINGS, STATE, STORE
 from web.middlewares import ApiError
 from web.serialize import json_response
 
@@ -70,7 +70,7 @@ async def submit_cli(request: web.Request) -> web.StreamResponse:
     report = await wait_for_run(orch, run_id, state.closing, limit_s=timeout)
     if report is not None:
         return await archive_response(request.app[SETTINGS], report.run)
-    run = await orch.store.get_run(run_id)
+    run = await request.app[STORE].get_run(run_id)
     url = state.run_url(run_id)
     headers = {"X-TaskFlow-Run-Id": str(run_id), "X-TaskFlow-Run-State": run.state.value, "Location": url}
     if state.closing.is_set():

@@ -13,7 +13,7 @@ from aiohttp import hdrs, web
 from orchestrator.records import TaskRecord
 from web.files import TASK_LOG_BYTES, output_response, read_log_tail, read_output_preview
 from web.inputs import path_id
-from web.keys import ORCH, SETTINGS
+from web.keys import SETTINGS, STORE
 from web.middlewares import ApiError
 from web.render.base import Clock, render
 from web.render.task import OutputPreview, TaskView, attempts, task_log_lines
@@ -23,7 +23,7 @@ from web.serialize import json_response
 async def task_details(request: web.Request) -> web.Response:
     """``GET /runs/<id>/task?id=<task_id>``: ``{"task_id", "state", "html"}`` of the details panel."""
     app = request.app
-    store, settings = app[ORCH].store, app[SETTINGS]
+    store, settings = app[STORE], app[SETTINGS]
     run_id = path_id(request)
     task_id = request.query.get("id", "")
     run = await store.get_run(run_id)
@@ -56,7 +56,7 @@ async def task_details(request: web.Request) -> web.Response:
 
 async def task_output(request: web.Request) -> web.StreamResponse:
     """``GET /runs/<id>/output?task=<task_id>``: the task's output file as a download."""
-    store = request.app[ORCH].store
+    store = request.app[STORE]
     run_id = path_id(request)
     run = await store.get_run(run_id)
     task = _find(await store.get_tasks(run_id), request.query.get("task", ""), run_id)

@@ -59,8 +59,20 @@ SELECT journal.id AS batch, e.key AS seq, journal.run_id AS run_id,
 FROM journal, json_each(journal.entries) AS e;
 """
 
-# Databases made before versions were numbered (user_version 0) come in three older layouts.
+# Databases made before versions were numbered (user_version 0) may hold older layouts: each step
+# is taken if its probe finds that layout.
 _FROM_UNVERSIONED = (
+    # The first layout's task rows, without their time of change and their place in the config.
+    (
+        "SELECT 1 FROM sqlite_master WHERE name = 'task_instances' "
+        "AND NOT EXISTS (SELECT 1 FROM pragma_table_info('task_instances') WHERE name = 'updated_at')",
+        "ALTER TABLE task_instances ADD COLUMN updated_at REAL;",
+    ),
+    (
+        "SELECT 1 FROM sqlite_master WHERE name = 'task_instances' "
+        "AND NOT EXISTS (SELECT 1 FROM pragma_table_info('task_instances') WHERE name = 'position')",
+        "ALTER TABLE task_instances ADD COLUMN position INTEGER NOT NULL DEFAULT 0;",
+    ),
     # An ``events`` table, one change a row: moved into the journal.
     (
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'",
@@ -139,7 +151,8 @@ def migrate(db: sqlite3.Connection) -> None:
             MIGRATIONS[number](db)
             db.execute(f"PRAGMA user_version = {number + 1}")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
         if number:  # a new database's first layout is no news

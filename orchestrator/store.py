@@ -52,13 +52,13 @@ T = TypeVar("T")
 FLUSH_INTERVAL_S = 0.005
 FLUSH_RETRY_S = 1.0  # after a failed commit (a full disk...): the batch stays buffered meanwhile
 INLINE_ROWS = 1000  # a write of more rows than this goes to the writer thread, off the event loop
+BUSY_WAIT_S = 5.0  # how long the writer thread waits for another program's write lock
 CHECKPOINT_INTERVAL_S = 1.0  # at most this long between checkpoints while commits go on
 
 _PRAGMAS = (
     "journal_mode=WAL",
     "synchronous=NORMAL",
     "foreign_keys=ON",
-    "busy_timeout=5000",
     # SQLite's own checkpoints would run inside whichever commit crosses 1,000 pages, maybe in the
     # event loop: the writer thread runs them instead (``_checkpoint_if_due``).
     "wal_autocheckpoint=0",
@@ -142,10 +142,12 @@ class Store:
 
     async def _close_connections(self) -> None:
         try:
-            if self._rdb is not None:
-                await self._rdb.close()
-            if self._wdb is not None:
-                await self._in_writer(self._wdb.close)
+            try:
+                if self._rdb is not None:
+                    await self._rdb.close()
+            finally:
+                if self._wdb is not None:
+                    await self._in_writer(self._wdb.close)
         finally:
             self._rdb = self._wdb = None
             if self._writer is not None:
@@ -174,10 +176,15 @@ class Store:
 
     async def _write(self, work: Callable[[sqlite3.Connection], T], *, rows: int = 1) -> T:
         """``work(connection)`` as one transaction: in the loop if small and the writer thread is idle."""
-        if rows <= INLINE_ROWS and self._jobs == 0 and self._wdb is not None:
-            result = _transaction(self._wdb, work)
-        else:
-            result = await self._in_writer(_transaction, self._wdb, work)
+        result: T | None = None
+        inline = rows <= INLINE_ROWS and self._jobs == 0 and self._wdb is not None
+        try:
+            if inline:
+                result = _transaction(self._wdb, work, wait=0.0)
+        except _Busy:  # another program holds the write lock: nothing ran; the thread waits for it
+            inline = False
+        if not inline:
+            result = await self._in_writer(_transaction, self._wdb, work, BUSY_WAIT_S)
         self._dirty = True
         self._checkpoint_if_due()
         return result
@@ -231,9 +238,15 @@ class Store:
             items.append(item)
 
     async def flush(self) -> None:
-        """Return once everything recorded before this call is committed."""
+        """Return once everything recorded before this call is committed.
+
+        If a commit fails, this raises its error; what it held stays buffered and a later commit
+        (the flusher tries again) writes it.
+        """
         if self._committed >= self._seq:
             return
+        if self._flusher is None or self._flusher.done():
+            raise RuntimeError("store is not open: task changes recorded after it closed are not committed")
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append((self._seq, waiter))
         self._wake.set()
@@ -254,6 +267,7 @@ class Store:
             except Exception as exc:
                 if self._closing:
                     log.error("%d task change(s) not committed at close (%s): they run again", len(self._rows), exc)
+                    self._settle(self._seq, exc)
                     return
                 log.error("could not commit task states (%s); trying again", exc)
                 await asyncio.sleep(FLUSH_RETRY_S)
@@ -308,7 +322,8 @@ class Store:
     ) -> int:
         """Insert a queued run and its pending tasks; returns the new run id."""
         now = time.time()
-        ids_json = dump_json(list(task_ids)).decode()
+        ids = list(task_ids)
+        ids_json = dump_json(ids).decode()
 
         def insert(db: sqlite3.Connection) -> int:
             cur = db.execute(
@@ -326,7 +341,7 @@ class Store:
             db.execute(_JOURNAL, (run_id, _run_entry(RunState.QUEUED, now, None)))
             return run_id
 
-        return await self._write(insert, rows=len(ids_json) // 8)  # about a row a task
+        return await self._write(insert, rows=len(ids))
 
     async def set_run_state(
         self,
@@ -618,9 +633,13 @@ def _connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)  # the loop uses it too
     try:
+        db.execute(f"PRAGMA busy_timeout = {int(BUSY_WAIT_S * 1000)}")  # opening may wait, in this thread
         for pragma in _PRAGMAS:
             db.execute(f"PRAGMA {pragma}")
         migrate(db)
+        # From now on no statement waits for another program's lock (a user's sqlite3 shell, say): in the
+        # event loop that would stall everything. ``_begin`` waits instead, in the writer thread.
+        db.execute("PRAGMA busy_timeout = 0")
     except BaseException:
         db.close()
         raise
@@ -636,17 +655,37 @@ def _checkpoint(db: sqlite3.Connection | None) -> None:
         log.warning("could not checkpoint the database: %s", exc)
 
 
-def _transaction(db: sqlite3.Connection | None, work: Callable[[sqlite3.Connection], T]) -> T:
+class _Busy(sqlite3.OperationalError):
+    """Another connection holds the write lock."""
+
+
+def _transaction(db: sqlite3.Connection | None, work: Callable[[sqlite3.Connection], T], wait: float) -> T:
+    """``work(db)`` in one transaction, waiting up to ``wait`` seconds for the write lock."""
     if db is None:
         raise RuntimeError("store is not open")
-    db.execute("BEGIN IMMEDIATE")
+    _begin(db, wait)
     try:
         result = work(db)
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:  # SQLite rolls back by itself on some errors (a full disk)
+            db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
     return result
+
+
+def _begin(db: sqlite3.Connection, wait: float) -> None:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise _Busy(str(exc)) from None
+        time.sleep(0.01)
 
 
 def _commit_tasks(db: sqlite3.Connection, rows: list[tuple[int, Entry]], outputs: list[tuple[str, int, str]]) -> None:

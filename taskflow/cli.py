@@ -39,6 +39,7 @@ from taskflow import EXAMPLES
 
 log = logging.getLogger("taskflow")
 _POLL_S = 0.25  # how often a run the service executes is looked at, when no progress is shown
+_SERVICE_START_S = 30.0  # how long a command waits for a starting service's API (it resumes runs first)
 
 
 # -- the service ----------------------------------------------------------------------------
@@ -78,6 +79,7 @@ async def serve(settings: Settings) -> None:
         await stop.wait()
         log.info("shutting down; unfinished runs resume at the next start")
         await supervisor.stop()
+        store.owner.announce(None)  # commands no longer hand their work to this service
         await runner.cleanup()
         if bot is not None:
             await bot.stop()
@@ -140,12 +142,9 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 async def _owner(settings: Settings, command: str) -> AsyncIterator[Orchestrator | ServiceClient]:
     """This process's own orchestrator, or a client of the service that owns the database."""
     store = Store(settings.db_path, command=command)
-    try:
-        await store.open()
-    except DatabaseInUseError as exc:
-        if exc.holder is None or exc.holder.url is None:
-            raise
-        async with ServiceClient(exc.holder.url, settings.api_token, settings.runs_dir) as client:
+    holder = await _open_or_find_the_service(store)
+    if holder is not None:
+        async with ServiceClient(holder, settings.api_token, settings.runs_dir) as client:
             yield client
         return
     try:
@@ -154,6 +153,23 @@ async def _owner(settings: Settings, command: str) -> AsyncIterator[Orchestrator
             yield orch
     finally:
         await store.close()
+
+
+async def _open_or_find_the_service(store: Store) -> str | None:
+    """Open the store; or, if a service owns it, that service's URL (waiting while it starts)."""
+    deadline = asyncio.get_running_loop().time() + _SERVICE_START_S
+    while True:
+        try:
+            await store.open()
+            return None
+        except DatabaseInUseError as exc:
+            holder = exc.holder
+            if holder is not None and holder.url is not None:
+                return holder.url
+            starting = holder is not None and holder.command == "service"
+            if not starting or asyncio.get_running_loop().time() > deadline:
+                raise
+        await asyncio.sleep(_POLL_S)
 
 
 async def _follow(client: ServiceClient, run_id: int, console: Console, progress: bool) -> int:

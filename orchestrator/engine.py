@@ -220,6 +220,31 @@ class Orchestrator:
             log.info("resumed %d unfinished run(s): %s", len(resumed), resumed)
         return resumed
 
+    # -- for health checks and metrics ------------------------------------------------------
+
+    def workers_alive(self) -> int:
+        """How many workers are running (a worker that died would leave the queue unserved)."""
+        return sum(not task.done() for task in self._workers)
+
+    def queue_depth(self) -> int:
+        """Tasks waiting in the ready queue for a worker."""
+        return self._queue.qsize()
+
+    def busy_workers(self) -> int:
+        """Workers executing a task attempt now."""
+        return sum(len(run.running) for run in self._runs.values())
+
+    def active_dag(self, run_id: int) -> str | None:
+        """The DAG of a run this process executes (None once it has ended)."""
+        run = self._runs.get(run_id)
+        return run.config.dag_id if run is not None else None
+
+    def task_operation(self, run_id: int, task_id: str) -> str | None:
+        """The operation of a task of a run this process executes (None once the run has ended)."""
+        run = self._runs.get(run_id)
+        slot = run.slots.get(task_id) if run is not None else None
+        return slot.config.operation if slot is not None else None
+
     # -- starting runs ----------------------------------------------------------------------
 
     async def _resume(self, run_id: int) -> None:

@@ -16,7 +16,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -34,6 +34,11 @@ from orchestrator.settings import Settings
 from orchestrator.states import RunState
 from orchestrator.store import Store
 from orchestrator.validation import config_schema, parse_config
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from bot import TaskFlowBot
 
 log = logging.getLogger("taskflow")
 _POLL_S = 0.25  # how often a run the service executes is looked at, when no progress is shown
@@ -58,15 +63,17 @@ async def serve(settings: Settings) -> None:
         for name, problems in (await library.sync_folder()).items():
             log.warning("dags/%s was not loaded: %s", name, "; ".join(problems))
         scheduler = Scheduler(settings, store, orch, library)
+        app = create_app(settings, orch, library)
         bot = TaskFlowBot(settings, orch, library, scheduler) if settings.telegram_bot_token else None
         if bot is None:
             log.info("the Telegram bot is off (TELEGRAM_BOT_TOKEN is not set)")
         else:
+            _watch_bot(app, bot)
             await bot.start()
         orch.resumed = await orch.resume_unfinished()
         if bot is not None:
             await bot.notify_resumed(orch.resumed)
-        runner = await start_site(create_app(settings, orch, library), settings)
+        runner = await start_site(app, settings)
         store.owner.announce(local_url(runner, settings))  # other commands hand their runs to it here
         supervisor = _Supervisor(stop)
         supervisor.start(library.watch(), "dags-watcher")
@@ -79,6 +86,19 @@ async def serve(settings: Settings) -> None:
         await runner.cleanup()
         if bot is not None:
             await bot.stop()
+
+
+def _watch_bot(app: web.Application, bot: TaskFlowBot) -> None:
+    """The bot's updates counted in the app's metrics, and its polling among the health checks."""
+    from bot.metrics import CountUpdates
+    from web.keys import METRICS, PROBES
+
+    bot.dispatcher.update.outer_middleware(CountUpdates(app[METRICS].bot_updates))
+
+    async def telegram(_: web.Application) -> str | None:
+        return bot.health()
+
+    app[PROBES]["telegram"] = telegram
 
 
 class _Supervisor:

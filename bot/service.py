@@ -132,6 +132,14 @@ class TaskFlowBot:
         await self.bot.session.close()
         log.info("Telegram bot stopped")
 
+    def health(self) -> str | None:
+        """None while the bot receives updates; else what is wrong (for ``GET /healthz``)."""
+        if self.polling_task is None or self.polling_task.done():
+            return "polling has stopped"
+        if not self.ready.is_set():
+            return "not polling yet: the Bot API has not answered"
+        return None
+
     def task_names(self) -> list[str]:
         """Names of the bot's background tasks still going (polling, notifier, sends and edits)."""
         return sorted(self._tasks.names() + self.notifier.task_names())

@@ -15,13 +15,15 @@ from aiohttp import web
 from orchestrator.engine import Orchestrator
 from orchestrator.library import DagLibrary
 from orchestrator.limits import MAX_HTTP_BODY_BYTES
+from orchestrator.metrics import Metrics
 from orchestrator.settings import Settings
 from web import views_dags as dags
 from web import views_live as live
+from web import views_ops as ops
 from web import views_pages as pages
 from web import views_runs as runs
 from web import views_submit as submit
-from web.keys import LIBRARY, ORCH, SETTINGS, STATE, WebState
+from web.keys import LIBRARY, METRICS, ORCH, PROBES, SETTINGS, STATE, WebState
 from web.middlewares import auth_middleware, error_middleware
 from web.render.base import STATIC_DIR
 
@@ -41,6 +43,9 @@ ROUTES = [
     web.get(f"/runs/{_RUN}/log", pages.run_log),
     web.get(f"/runs/{_RUN}/archive.zip", pages.run_archive),
     web.static("/static", STATIC_DIR),
+    # For operators: health is open to all, metrics need the token when one is set.
+    web.get("/healthz", ops.healthz),
+    web.get("/metrics", ops.metrics),
     # JSON API: needs the token when one is set.
     web.post("/api/web", submit.submit_web),
     web.post("/api/cli", submit.submit_cli),
@@ -70,9 +75,22 @@ def create_app(settings: Settings, orch: Orchestrator, library: DagLibrary) -> w
     app[ORCH] = orch
     app[LIBRARY] = library
     app[STATE] = WebState(public_url=settings.public_url)
+    app[METRICS] = Metrics(orch)
+    # main.py adds the bot's check before the site starts.
+    app[PROBES] = {"store": ops.store_probe, "workers": ops.workers_probe}
     app.add_routes(ROUTES)
+    app.on_startup.append(_on_startup)
     app.on_shutdown.append(_on_shutdown)
+    app.on_cleanup.append(_on_cleanup)
     return app
+
+
+async def _on_startup(app: web.Application) -> None:
+    app[METRICS].attach()
+
+
+async def _on_cleanup(app: web.Application) -> None:
+    app[METRICS].detach()
 
 
 async def _on_shutdown(app: web.Application) -> None:

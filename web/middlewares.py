@@ -121,11 +121,16 @@ def _from_domain(exc: TaskFlowError) -> ApiError:
     raise AssertionError("TaskFlowError is the last entry")  # pragma: no cover
 
 
+def needs_token(path: str) -> bool:
+    """Whether a path is guarded by the API token: the API, and the metrics (a scraper sends the bearer token)."""
+    return is_api(path) or path == "/metrics"
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """With an API token set, ``/api`` answers 401 unless ``Authorization: Bearer <token>`` matches."""
+    """With an API token set, ``/api`` and ``/metrics`` answer 401 unless ``Authorization: Bearer <token>`` matches."""
     token = request.app[SETTINGS].api_token
-    if token and is_api(request.path) and not _has_token(request, token):
+    if token and needs_token(request.path) and not _has_token(request, token):
         raise ApiError(
             401,
             "unauthorized",

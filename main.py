@@ -27,6 +27,7 @@ from orchestrator.engine import Orchestrator
 from orchestrator.errors import ConfigError, Problem, TaskFlowError
 from orchestrator.library import DagLibrary
 from orchestrator.limits import MAX_XML_BYTES
+from orchestrator.logsetup import setup_logging
 from orchestrator.ownership import DatabaseInUseError
 from orchestrator.process import tune_gc
 from orchestrator.records import RunReport
@@ -301,13 +302,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Command | None = getattr(args, "func", None)
     # The service logs what it does; a foreground command shows its own display instead.
     level = logging.INFO if func is None else logging.WARNING
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings()
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
             print(f"setting {'.'.join(map(str, err['loc']))}: {err['msg']}", file=sys.stderr)
         return 2
+    setup_logging(level, settings.log_format)
     try:
         if func is None:
             asyncio.run(serve(settings))

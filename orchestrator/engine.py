@@ -213,7 +213,7 @@ class Orchestrator:
                 try:
                     await self._resume(run_id)
                 except Exception:  # the others go on; this one is failed if it could be
-                    log.exception("run %d could not be resumed", run_id)
+                    log.exception("run %d could not be resumed", run_id, extra={"run_id": run_id})
                     continue
                 resumed.append(run_id)
         if resumed:
@@ -277,7 +277,7 @@ class Orchestrator:
             if active is not None:
                 _close_log(active)
                 active.started.set()  # a run cancelled meanwhile stops waiting to close (see _finish)
-            log.exception("run %d could not start", run_id)
+            log.exception("run %d could not start", run_id, extra={"run_id": run_id})
             await self.store.set_run_state(run_id, RunState.FAILED, error=f"could not start: {describe(exc)}")
             raise
 
@@ -331,7 +331,12 @@ class Orchestrator:
             try:
                 await self._execute(run, slot, worker)
             except Exception:  # a bug in the engine must not kill the worker or hang the run
-                log.exception("internal error running task %r of run %d", slot.task_id, run.run_id)
+                log.exception(
+                    "internal error running task %r of run %d",
+                    slot.task_id,
+                    run.run_id,
+                    extra={"run_id": run.run_id, "task_id": slot.task_id},
+                )
                 if slot.state not in TASK_TERMINAL:
                     self._finish_failed(run, slot, "internal error in TaskFlow (see the service log)")
 
@@ -510,12 +515,16 @@ class Orchestrator:
             )
             report = closed
         except Exception:
-            log.exception("run %d could not be closed; it is finished again at the next start", run.run_id)
+            log.exception(
+                "run %d could not be closed; it is finished again at the next start",
+                run.run_id,
+                extra={"run_id": run.run_id},
+            )
         finally:
             del self._runs[run.run_id]
             run.done.set_result(report)
         self.events.publish(RunEvent(run.run_id, None, final.value, error))
-        log.info("run %d of %r ended: %s", run.run_id, run.config.dag_id, final)
+        log.info("run %d of %r ended: %s", run.run_id, run.config.dag_id, final, extra={"run_id": run.run_id})
 
 
 def make_executor(settings: Settings) -> Executor:

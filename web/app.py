@@ -64,6 +64,7 @@ ROUTES = [
     web.get("/api/schedules", dags.list_schedules),
     web.get("/api/operations", dags.list_operations),
     web.get("/api/schema", dags.schema),
+    web.get("/api/openapi.json", ops.openapi),
 ]
 
 

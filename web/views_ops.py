@@ -8,6 +8,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from web.keys import METRICS, ORCH, PROBES, Probe
+from web.openapi import openapi_document
 from web.serialize import json_response
 
 PROBE_TIMEOUT_S = 5.0  # a check that does not answer in this long has failed
@@ -50,3 +51,8 @@ async def metrics(request: web.Request) -> web.Response:
     collected = request.app[METRICS]
     await collected.refresh()
     return web.Response(body=collected.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """``GET /api/openapi.json``: the OpenAPI 3.1 document of every route."""
+    return json_response(openapi_document())

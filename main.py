@@ -90,7 +90,7 @@ async def serve(settings: Settings) -> None:
 
 
 def _watch_bot(app: web.Application, bot: TaskFlowBot) -> None:
-    """The bot's updates counted in the app's metrics, and its polling among the health checks."""
+    """The bot's updates counted in the app's metrics, its health among the checks, its webhook route served."""
     from bot.metrics import CountUpdates
     from web.keys import METRICS, PROBES
 
@@ -100,6 +100,9 @@ def _watch_bot(app: web.Application, bot: TaskFlowBot) -> None:
         return bot.health()
 
     app[PROBES]["telegram"] = telegram
+    if bot.webhook is not None and bot.settings.webhook_path:
+        # aiogram's handler checks X-Telegram-Bot-Api-Secret-Token; outside /api, so no API token is asked.
+        app.router.add_post(bot.settings.webhook_path, bot.webhook.handle)
 
 
 class _Supervisor:

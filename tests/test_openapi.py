@@ -17,6 +17,7 @@ from orchestrator.library import DagLibrary
 from orchestrator.settings import Settings
 from tests.test_bot_service import _log_says, _serve, _stop, _url
 from web import create_app
+from web.openapi import openapi_document
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
@@ -32,6 +33,7 @@ async def test_the_document_is_valid_and_names_every_route(
         assert resp.status == 200
         document: dict[str, Any] = await resp.json()
     validate(document)  # OpenAPI 3.1, as openapi-spec-validator reads it
+    validate(openapi_document(webhook_path="/telegram/webhook"))  # with the bot's webhook route too
     assert document["openapi"] == "3.1.0"
     served = set()
     for route in app.router.routes():

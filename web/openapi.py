@@ -398,8 +398,30 @@ def _reference() -> dict[str, Schema]:
     }
 
 
-def openapi_document(*, extra_paths: dict[str, Schema] | None = None) -> Schema:
-    """The document; ``extra_paths``: routes that exist only in some setups (the bot's webhook)."""
+def _webhook(path: str) -> dict[str, Schema]:
+    update = {"type": "object", "required": ["update_id"], "properties": {"update_id": {"type": "integer"}}}
+    secret = {
+        "name": "X-Telegram-Bot-Api-Secret-Token",
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "TELEGRAM_WEBHOOK_SECRET, as Telegram sends it",
+    }
+    return {
+        path: {
+            "post": _op(
+                "Telegram's updates for the bot (webhook mode); guarded by the secret header, not the API token",
+                {"200": _json({"type": "object"}, "taken"), "401": _media("text/plain", "the secret header is wrong")},
+                parameters=[secret],
+                requestBody=_body(update, "a Telegram Update"),
+                security=_OPEN,
+            )
+        }
+    }
+
+
+def openapi_document(*, webhook_path: str | None = None) -> Schema:
+    """The document; ``webhook_path``: the bot's webhook route, when it is on."""
     responses = {f"E{code}": _json(_ref("Error"), text) for code, text in _ERRORS.items()}
     return {
         "openapi": "3.1.0",
@@ -408,7 +430,15 @@ def openapi_document(*, extra_paths: dict[str, Schema] | None = None) -> Schema:
             "version": "1",
             "description": "Run JSON DAGs: the JSON API under /api, read-only pages, health and metrics.",
         },
-        "paths": {**_pages(), **_operator(), **_submit(), **_runs(), **_dags(), **_reference(), **(extra_paths or {})},
+        "paths": {
+            **_pages(),
+            **_operator(),
+            **_submit(),
+            **_runs(),
+            **_dags(),
+            **_reference(),
+            **(_webhook(webhook_path) if webhook_path else {}),
+        },
         "components": {
             "schemas": _schemas(),
             "responses": responses,

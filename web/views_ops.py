@@ -7,7 +7,7 @@ import asyncio
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from web.keys import METRICS, ORCH, PROBES, Probe
+from web.keys import METRICS, ORCH, PROBES, SETTINGS, Probe
 from web.openapi import openapi_document
 from web.serialize import json_response
 
@@ -55,4 +55,4 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def openapi(request: web.Request) -> web.Response:
     """``GET /api/openapi.json``: the OpenAPI 3.1 document of every route."""
-    return json_response(openapi_document())
+    return json_response(openapi_document(webhook_path=request.app[SETTINGS].webhook_path))

@@ -2,7 +2,7 @@
 
 ``python main.py`` starts the service (orchestrator, scheduler, web server, and the bot when
 ``TELEGRAM_BOT_TOKEN`` is set). The sub-commands run one DAG in the foreground, validate a file,
-print the config's JSON Schema, resume or re-run runs, and import 4diac files.
+print the config's JSON Schema, resume or re-run runs, import 4diac files, and delete old runs.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ _POLL_S = 0.25  # how often a run the service executes is looked at, when no pro
 async def serve(settings: Settings) -> None:
     """Run every part of the service until SIGINT or SIGTERM."""
     from bot import TaskFlowBot
+    from orchestrator.retention import Retention
     from orchestrator.scheduler import Scheduler
     from web import create_app, local_url, start_site
 
@@ -79,11 +80,16 @@ async def serve(settings: Settings) -> None:
         supervisor = _Supervisor(stop)
         supervisor.start(library.watch(), "dags-watcher")
         supervisor.start(scheduler.run_forever(), "scheduler")
+        retention = Retention(settings, orch)
+        retention.attach()
+        supervisor.start(retention.run_forever(), "retention")
         tune_gc()  # start-up's objects out of the collector's way, and fewer young collections
         log.info("TaskFlow is up (the web server's line above says where)")
         await stop.wait()
         log.info("shutting down; unfinished runs resume at the next start")
         await supervisor.stop()
+        retention.detach()
+        await retention.close()
         await runner.cleanup()
         if bot is not None:
             await bot.stop()
@@ -271,6 +277,28 @@ async def cmd_import_4diac(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_cleanup(settings: Settings, args: argparse.Namespace) -> int:
+    """Delete ended runs as the retention settings (or --older-than) say, and print what was freed."""
+    from orchestrator.retention import clean, limits_of, parse_age
+
+    try:
+        keep_days = parse_age(args.older_than) if args.older_than else None
+    except ValueError as exc:
+        raise TaskFlowError(str(exc)) from None
+    async with Store(settings.db_path, command="cleanup") as store:
+        limits = await limits_of(settings, store, keep_days=keep_days)
+        if not limits.any:
+            print(
+                "nothing to delete: no limit is set (TASKFLOW_KEEP_DAYS, TASKFLOW_KEEP_RUNS, keep_runs, --older-than)"
+            )
+            return 0
+        freed = await clean(settings, store, limits, dry_run=args.dry_run)
+    print(freed.describe())
+    if freed.run_ids:
+        print("runs: " + " ".join(map(str, freed.run_ids)))
+    return 0
+
+
 Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
 
 
@@ -290,6 +318,10 @@ def _parser() -> argparse.ArgumentParser:
     rerun = sub.add_parser("rerun", help="re-run a failed run from its failure")
     rerun.add_argument("run_id", type=int)
     rerun.set_defaults(func=cmd_rerun)
+    cleanup = sub.add_parser("cleanup", help="delete old runs (their rows, folders and ZIPs)")
+    cleanup.add_argument("--older-than", metavar="AGE", help="runs that ended longer ago than this (30d, 12h, 2w)")
+    cleanup.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
+    cleanup.set_defaults(func=cmd_cleanup)
     imp = sub.add_parser("import-4diac", help="turn a 4diac .sys/.fbt/.sub file into a DAG config")
     imp.add_argument("file")
     imp.add_argument("--app", help="the application to import when the file has several")

@@ -191,9 +191,10 @@ def _size(n: int) -> str:
 
 
 def _bytes(path: Path) -> int:
+    """Disk space the file or folder takes (blocks allocated: a small file takes a whole block)."""
     if path.is_dir():
-        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    return path.stat().st_size if path.is_file() else 0
+        return sum(f.stat().st_blocks * 512 for f in path.rglob("*") if f.is_file())
+    return path.stat().st_blocks * 512 if path.is_file() else 0
 
 
 def _sizes(runs_dir: Path, run_ids: list[int]) -> int:

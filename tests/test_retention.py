@@ -68,7 +68,8 @@ def _rows(db: Path, run_id: int) -> dict[str, int]:
 
 def _size(settings: Settings, run_id: int) -> int:
     folder = RunFolder(settings.runs_dir, run_id)
-    return folder.archive.stat().st_size + sum(f.stat().st_size for f in folder.path.rglob("*") if f.is_file())
+    files = [folder.archive, *(f for f in folder.path.rglob("*") if f.is_file())]
+    return sum(f.stat().st_blocks * 512 for f in files)
 
 
 async def test_deleting_runs_removes_rows_journal_folder_and_zip(

@@ -67,7 +67,7 @@ async def fill(settings: Settings, runs: int) -> float:
     config = parse_config(CONFIG)
     started = time.perf_counter()
     async with running(settings) as orch:
-        retention = Retention(settings, orch)
+        retention = Retention(settings, orch, orch.store)
         retention.attach()
         for first in range(0, runs, BATCH):
             ids = [await orch.submit(config) for _ in range(min(BATCH, runs - first))]

@@ -17,10 +17,10 @@ import logging
 import time
 from typing import Any
 
-import aiohttp
 from pydantic import ValidationError
 
-from operations.base import OperationParams, Resources
+from operations import destinations
+from operations.base import OperationParams, Resources, output_too_large
 from orchestrator.background import TaskSet
 from orchestrator.context import operation_context
 from orchestrator.errors import (
@@ -36,7 +36,7 @@ from orchestrator.graph import downstream
 from orchestrator.jsontext import output_json
 from orchestrator.models import DagConfig
 from orchestrator.records import RunRecord, RunReport, TaskRecord
-from orchestrator.rundir import INLINE_WRITE_MAX, RunFolder
+from orchestrator.rundir import INLINE_WRITE_MAX, RunFolder, is_reference, output_size
 from orchestrator.runstate import ActiveRun, TaskSlot
 from orchestrator.settings import Settings
 from orchestrator.states import TASK_IN_FLIGHT, TASK_RERUNNABLE, TASK_TERMINAL, RunState, TaskState
@@ -66,6 +66,8 @@ class Orchestrator:
         self.store = store
         self.events = EventBus()
         self.resources = resources or Resources(allow_shell=settings.allow_shell)
+        self.resources.max_output_bytes = settings.max_output_bytes
+        self.resources.destinations = settings.destinations
         self.resumed: list[int] = []  # runs picked up again at start, for the admins' digest
         self._executor = executor or make_executor(settings)
         self._resume_on_start = resume
@@ -90,7 +92,7 @@ class Orchestrator:
         """Start the workers, and resume runs a previous process left unfinished."""
         self.settings.runs_dir.mkdir(parents=True, exist_ok=True)
         if self.resources.http is None:
-            self.resources.http = aiohttp.ClientSession()
+            self.resources.http = destinations.session(self.resources.destinations)
             self._owns_http = True
         try:
             await self._executor.start()
@@ -132,7 +134,7 @@ class Orchestrator:
         notify_chat: int | None = None,
     ) -> int:
         """Validate and start a run of ``config``; return its id at once."""
-        params = checked_params(config)
+        params = checked_params(config, allow_shell=self.resources.allow_shell)
         text = config.model_dump_json(exclude_defaults=True)  # once, for the store and config.json
         run_id = await self.store.create_run(
             config.dag_id,
@@ -168,16 +170,19 @@ class Orchestrator:
         """Whether this process is executing the run."""
         return run_id in self._runs
 
-    async def cancel(self, run_id: int) -> None:
-        """Cancel a run: queued and waiting tasks are cancelled, running ones interrupted."""
+    async def cancel(self, run_id: int, *, by: str | None = None) -> None:
+        """Cancel a run: queued and waiting tasks are cancelled, running ones interrupted.
+
+        ``by`` says who asked (``"API"``, ``"bot, @alice"``), for the run's log.
+        """
         run = self._runs.get(run_id)
         if run is None:
             stored = await self.store.get_run(run_id)
             raise ConflictError(f"run {run_id} has already ended ({stored.state})")
         if run.cancelled or run.finishing:
             return
-        run.cancelled = True
-        run.logger.warning("run cancelled", extra={"task": "-"})
+        run.cancelled, run.cancelled_by = True, by
+        run.logger.warning("run cancelled%s", f" by {by}" if by else "", extra={"task": "-"})
         for task_id, timer in list(run.timers.items()):
             timer.cancel()
             del run.timers[task_id]
@@ -295,7 +300,10 @@ class Orchestrator:
         else:
             folder.create(config_json)
         run = ActiveRun.build(run_id, config, folder, _run_logger(run_id, folder), records, params)
-        run.outputs = await self.store.get_outputs(run_id) if records else {}
+        outputs = await self.store.get_outputs(run_id) if records else {}
+        if any(is_reference(value) for value in outputs.values()):  # large outputs stay in their files
+            outputs = await asyncio.to_thread(folder.load_outputs, outputs)
+        run.outputs = outputs
         self._runs[run_id] = run
         run.record = await self.store.set_run_state(run_id, RunState.RUNNING)
         run.started.set()
@@ -350,6 +358,7 @@ class Orchestrator:
         # The attempt runs in the worker's own task (no task per attempt: this is the hot path);
         # cancelling the run cancels the worker and ``_interrupted`` tells the two cancels apart.
         run.running[slot.task_id] = worker
+        started = time.perf_counter()
         try:
             output = await self._attempt(run, slot)
         except Exception as exc:
@@ -358,7 +367,9 @@ class Orchestrator:
             return
         except asyncio.CancelledError:
             del run.running[slot.task_id]
-            if not _interrupted(run, worker):
+            interrupted = _interrupted(run, worker)
+            _log_cancelled(run, slot, time.perf_counter() - started, run.cancelled_by if interrupted else None)
+            if not interrupted:
                 raise  # the service is stopping: leave the task to be resumed
             self._transition(run, slot, TaskState.CANCELLED, error="run cancelled")
             self._maybe_finish(run)
@@ -402,13 +413,20 @@ class Orchestrator:
         except (TypeError, ValueError, RecursionError) as exc:
             self._on_failure(run, slot, PermanentOperationError(f"output is not JSON-serialisable: {exc}"))
             return
+        limit = self.settings.max_output_bytes
+        size = output_size(output, encoded, limit)
+        if size > limit:
+            self._on_failure(run, slot, output_too_large(size, limit))
+            return
         name = run.folder.output_name(slot.task_id, slot.config.filename, output)
         if len(encoded) > INLINE_WRITE_MAX:
             await asyncio.to_thread(run.folder.write_output, name, output, encoded)
         else:
             run.folder.write_output(name, output, encoded)
         slot.output_file = name
-        self._succeed(run, slot, output, encoded)
+        self._succeed(
+            run, slot, output, run.folder.stored_output(name, output, encoded, self.settings.max_stored_output_bytes)
+        )
 
     def _succeed(self, run: ActiveRun, slot: TaskSlot, output: Any, encoded: str | None) -> None:
         run.outputs[slot.task_id] = output
@@ -556,6 +574,16 @@ def _close_folder(run: ActiveRun, ended: RunRecord) -> RunReport:
     run.folder.write_report(ended, list(tasks.values()))
     archive = run.folder.make_archive()
     return RunReport(dataclasses.replace(ended, counts=counts, archive=str(archive)), tasks)
+
+
+def _log_cancelled(run: ActiveRun, slot: TaskSlot, elapsed: float, by: str | None) -> None:
+    if not run.cancelled:
+        why = "the service is stopping (it runs again when it starts)"
+    else:
+        why = f"the run was cancelled by {by}" if by else "the run was cancelled"
+    run.logger.warning(
+        "attempt %d cancelled after %.3fs: %s", slot.attempts, elapsed, why, extra={"task": slot.task_id}
+    )
 
 
 def _interrupted(run: ActiveRun, worker: asyncio.Task[Any]) -> bool:

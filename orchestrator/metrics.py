@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from orchestrator.engine import Orchestrator
 from orchestrator.events import RunEvent
 from orchestrator.states import RUN_TERMINAL, RunState, TaskState
+from orchestrator.store import Store
 
 # Attempts of a few milliseconds (noop, text) up to long downloads and shell jobs.
 DURATION_BUCKETS = (0.005, 0.025, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0, 3600.0)
@@ -30,8 +31,9 @@ _OUTCOMES: dict[str, str] = {
 class Metrics:
     """The service's metrics over one orchestrator; ``attach()`` starts counting, ``detach()`` stops."""
 
-    def __init__(self, orch: Orchestrator) -> None:
+    def __init__(self, orch: Orchestrator, store: Store) -> None:
         self.orch = orch
+        self.store = store
         self.registry = CollectorRegistry(auto_describe=True)
         reg = self.registry
         self.runs_started = Counter("taskflow_runs_started", "Runs started or resumed.", ["dag_id"], registry=reg)
@@ -68,7 +70,7 @@ class Metrics:
         self.ready_queue.set(self.orch.queue_depth())
         self.busy_workers.set(self.orch.busy_workers())
         self.workers.set(self.orch.workers_alive())
-        schedules = await self.orch.store.list_schedules()
+        schedules = await self.store.list_schedules()
         paused = sum(1 for s in schedules if s.paused)
         self.schedules.labels(state="active").set(len(schedules) - paused)
         self.schedules.labels(state="paused").set(paused)

@@ -120,9 +120,10 @@ async def clean(
 class Retention:
     """The service's retention: the limits applied every ``INTERVAL_S``, and ZIP-only folders removed at once."""
 
-    def __init__(self, settings: Settings, orch: Orchestrator, *, interval: float = INTERVAL_S) -> None:
+    def __init__(self, settings: Settings, orch: Orchestrator, store: Store, *, interval: float = INTERVAL_S) -> None:
         self.settings = settings
         self.orch = orch
+        self.store = store
         self.interval = interval
         self._removing: set[asyncio.Task[None]] = set()
 
@@ -147,7 +148,7 @@ class Retention:
 
     async def apply(self) -> Freed:
         """One pass: delete what the limits choose, and folders of successful runs when ZIP-only."""
-        store = self.orch.store
+        store = self.store
         freed = await clean(self.settings, store, await limits_of(self.settings, store))
         if freed.run_ids:
             log.info("retention: %s", freed.describe())

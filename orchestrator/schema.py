@@ -111,7 +111,20 @@ def _to_v1(db: sqlite3.Connection) -> None:
     _script(db, EVENTS_VIEW_V1)
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_to_v1,)
+def _to_v2(db: sqlite3.Connection) -> None:
+    """A schedule's notify setting; the bot's live status message of each run (kept across restarts)."""
+    _script(
+        db,
+        """
+        ALTER TABLE schedules ADD COLUMN notify TEXT;
+        CREATE TABLE status_messages (
+            run_id INTEGER PRIMARY KEY REFERENCES runs (run_id) ON DELETE CASCADE, chat_id INTEGER NOT NULL,
+            message_id INTEGER NOT NULL);
+        """,
+    )
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_to_v1, _to_v2)
 VERSION = len(MIGRATIONS)
 
 

@@ -77,7 +77,7 @@ _DAG_COLUMNS = "dag_id, config, source, version, updated_at"
 _USER_COLUMNS = "user_id, username, chat_id, first_name, updated_at"
 _SCHEDULE_COLUMNS = (
     "schedule_id, dag_id, kind, expr, timezone, owner_id, chat_id, paused, next_fire_at, "
-    "last_fire_at, last_run_id, created_at"
+    "last_fire_at, last_run_id, created_at, notify"
 )
 
 # One recorded transition: task_id, state, attempt, at, error (what the journal keeps), then
@@ -506,6 +506,15 @@ class Store:
         )
         return await self.get_dag(dag_id)
 
+    async def add_dag(self, dag_id: str, config: dict[str, Any], *, source: str) -> DagRecord | None:
+        """Add a DAG unless one of that id exists (then None): never replaces, even when two race."""
+        changed, _ = await self._execute(
+            "INSERT INTO dags (dag_id, config, source, version, updated_at) VALUES (?, ?, ?, 1, ?) "
+            "ON CONFLICT (dag_id) DO NOTHING",
+            (dag_id, json.dumps(config), source, time.time()),
+        )
+        return await self.get_dag(dag_id) if changed else None
+
     async def get_dag(self, dag_id: str) -> DagRecord:
         """A known DAG; ``NotFoundError`` if there is none."""
         if not is_dag_id(dag_id):  # e.g. text SQLite could not even take as a key
@@ -538,12 +547,13 @@ class Store:
         owner_id: int | None,
         chat_id: int | None,
         next_fire_at: float | None,
+        notify: str | None = None,
     ) -> ScheduleRecord:
         """Store a new schedule."""
         _, schedule_id = await self._execute(
-            "INSERT INTO schedules (dag_id, kind, expr, timezone, owner_id, chat_id, next_fire_at, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (dag_id, kind, expr, timezone, owner_id, chat_id, next_fire_at, time.time()),
+            "INSERT INTO schedules (dag_id, kind, expr, timezone, owner_id, chat_id, next_fire_at, created_at, notify) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (dag_id, kind, expr, timezone, owner_id, chat_id, next_fire_at, time.time(), notify),
         )
         assert schedule_id is not None
         return await self.get_schedule(schedule_id)
@@ -567,8 +577,8 @@ class Store:
         return [_schedule(r) for r in rows]
 
     async def update_schedule(self, schedule_id: int, **fields: Any) -> ScheduleRecord:
-        """Change some columns of a schedule (paused, next_fire_at, last_fire_at, last_run_id)."""
-        allowed = {"paused", "next_fire_at", "last_fire_at", "last_run_id"}
+        """Change some columns of a schedule (paused, next_fire_at, last_fire_at, last_run_id, notify)."""
+        allowed = {"paused", "next_fire_at", "last_fire_at", "last_run_id", "notify"}
         if not fields or not set(fields) <= allowed:
             raise ValueError(f"can only update {sorted(allowed)}")
         sets = ", ".join(f"{name} = ?" for name in fields)
@@ -584,6 +594,21 @@ class Store:
         changed, _ = await self._execute("DELETE FROM schedules WHERE schedule_id = ?", (_row_id(schedule_id),))
         if changed == 0:
             raise NotFoundError(f"schedule {schedule_id} does not exist")
+
+    # -- the bot's status messages ------------------------------------------------------------
+
+    async def set_status_message(self, run_id: int, chat_id: int, message_id: int) -> None:
+        """Remember the bot's live status message of a run (a later one replaces it)."""
+        await self._execute(
+            "INSERT INTO status_messages (run_id, chat_id, message_id) VALUES (?, ?, ?) "
+            "ON CONFLICT (run_id) DO UPDATE SET chat_id = excluded.chat_id, message_id = excluded.message_id",
+            (run_id, chat_id, message_id),
+        )
+
+    async def get_status_message(self, run_id: int) -> tuple[int, int] | None:
+        """(chat id, message id) of a run's live status message, if the bot posted one."""
+        row = await self._one("SELECT chat_id, message_id FROM status_messages WHERE run_id = ?", (_row_id(run_id),))
+        return (row[0], row[1]) if row else None
 
     # -- bot users --------------------------------------------------------------------------
 
@@ -702,4 +727,4 @@ def _run(row: Any, counts: dict[str, int]) -> RunRecord:
 
 
 def _schedule(row: Any) -> ScheduleRecord:
-    return ScheduleRecord(*row[:7], bool(row[7]), *row[8:12])
+    return ScheduleRecord(*row[:7], bool(row[7]), *row[8:13])

@@ -10,11 +10,11 @@ import pytest
 from pydantic import ValidationError
 
 from bot import TaskFlowBot
-from main import _watch_bot
 from orchestrator.engine import Orchestrator
 from orchestrator.library import DagLibrary
 from orchestrator.scheduler import Scheduler
 from orchestrator.settings import Settings
+from taskflow.cli import _watch_bot
 from tests.fake_telegram import ALICE, ALLOWED, WAIT_S, FakeTelegram
 from web import create_app, start_site
 
@@ -44,8 +44,8 @@ async def test_updates_arrive_by_webhook_and_a_wrong_secret_is_refused(
         telegram_webhook_url=f"http://127.0.0.1:{port}/telegram/webhook",
         telegram_webhook_secret=SECRET,
     )
-    bot = TaskFlowBot(hooked, orch, library, Scheduler(hooked, orch.store, orch, library))
-    app = create_app(hooked, orch, library)
+    bot = TaskFlowBot(hooked, orch, library, Scheduler(hooked, orch.store, orch, library), orch.store)
+    app = create_app(hooked, orch, library, orch.store)
     _watch_bot(app, bot)
     runner = await start_site(app, hooked)
     try:

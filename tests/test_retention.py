@@ -117,7 +117,7 @@ async def test_a_run_going_again_is_not_deleted(settings: Settings, orch: Orches
 async def test_zip_only_removes_a_successful_runs_folder_and_keeps_its_zip(settings: Settings) -> None:
     zipped = settings.model_copy(update={"zip_only": True})
     async with running(zipped) as orch:
-        retention = Retention(zipped, orch)
+        retention = Retention(zipped, orch, orch.store)
         retention.attach()
         try:
             ok = (await orch.run(dag("fine"))).run.run_id
@@ -172,7 +172,7 @@ async def test_the_service_task_applies_the_limits_in_the_background(settings: S
     kept_one = settings.model_copy(update={"keep_runs": 1})
     async with running(kept_one) as orch:
         runs = [(await orch.run(dag("a"))).run.run_id for _ in range(3)]
-        task = asyncio.create_task(Retention(kept_one, orch, interval=0.05).run_forever(), name="retention")
+        task = asyncio.create_task(Retention(kept_one, orch, orch.store, interval=0.05).run_forever(), name="retention")
         try:
             async with asyncio.timeout(10):
                 while len(await orch.store.ended_runs()) > 1:

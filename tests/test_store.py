@@ -18,7 +18,7 @@ import pytest
 from orchestrator import store as store_module
 from orchestrator.ownership import DatabaseInUseError, OwnerLock, read_holder
 from orchestrator.records import TaskRecord
-from orchestrator.schema import VERSION
+from orchestrator.schema import TABLES_V1, VERSION
 from orchestrator.states import RunState, TaskState
 from orchestrator.store import Store
 
@@ -429,3 +429,44 @@ async def test_a_database_of_a_newer_version_is_refused_and_left_alone(tmp_path:
     lock = OwnerLock(tmp_path / "t.db")
     lock.acquire("x")  # the failed open let go of the lock
     lock.release()
+
+
+async def test_add_dag_never_replaces_one_that_exists(tmp_path: Path) -> None:
+    async with Store(tmp_path / "t.db") as store:
+        first = await store.add_dag("d", {"dag_name": "d", "description": "first"}, source="web")
+        assert first is not None
+        assert (first.version, first.source) == (1, "web")
+        raced = await asyncio.gather(*(store.add_dag("e", {"dag_name": "e", "n": n}, source="web") for n in range(5)))
+        assert len([r for r in raced if r is not None]) == 1, "of several at once, one adds it"
+        assert await store.add_dag("d", {"dag_name": "d", "description": "second"}, source="web") is None
+        kept = await store.get_dag("d")
+        assert (kept.config["description"], kept.version) == ("first", 1)
+
+
+async def test_a_schedule_keeps_its_notify_setting_and_older_databases_gain_it(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    with contextlib.closing(sqlite3.connect(path)) as db:  # a database of layout 1, before the setting
+        db.executescript(TABLES_V1 + "PRAGMA user_version = 1;")
+        db.execute(
+            "INSERT INTO schedules (dag_id, kind, expr, timezone, created_at) VALUES (?, ?, ?, ?, ?)",
+            ("d", "cron", "* * * * *", "UTC", 1.0),
+        )
+        db.commit()
+    async with Store(path) as store:
+        [old] = await store.list_schedules()
+        assert old.notify is None
+        assert (await store.update_schedule(old.schedule_id, notify="none")).notify == "none"
+        new = await store.add_schedule(
+            "d", "interval", "1m", "UTC", owner_id=1, chat_id=1, next_fire_at=2.0, notify="failures"
+        )
+        assert (await store.get_schedule(new.schedule_id)).notify == "failures"
+
+
+async def test_a_runs_status_message_is_remembered(tmp_path: Path) -> None:
+    async with Store(tmp_path / "t.db") as store:
+        run_id = await store.create_run("d", '{"dag_name": "d"}', ["a"], trigger="test")
+        assert await store.get_status_message(run_id) is None
+        await store.set_status_message(run_id, 111, 1000)
+        await store.set_status_message(run_id, 111, 1005)  # a re-run posts a new one
+    async with Store(tmp_path / "t.db") as store:
+        assert await store.get_status_message(run_id) == (111, 1005)

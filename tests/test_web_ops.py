@@ -39,7 +39,7 @@ FLAKY = {
 
 @pytest.fixture
 async def client(settings: Settings, orch: Orchestrator, library: DagLibrary) -> AsyncIterator[TestClient[Any, Any]]:
-    async with TestClient(TestServer(create_app(settings, orch, library))) as test_client:
+    async with TestClient(TestServer(create_app(settings, orch, library, orch.store))) as test_client:
         yield test_client
 
 
@@ -76,7 +76,7 @@ async def test_healthz_is_503_and_says_what_failed(client: TestClient[Any, Any],
 async def test_a_failing_probe_of_the_bot_makes_healthz_503(
     settings: Settings, orch: Orchestrator, library: DagLibrary
 ) -> None:
-    app = create_app(settings, orch, library)
+    app = create_app(settings, orch, library, orch.store)
 
     async def telegram(_: object) -> str | None:
         return "polling has stopped"
@@ -122,7 +122,7 @@ async def test_metrics_after_a_real_run(
 async def test_metrics_need_the_token_and_healthz_does_not(settings: Settings) -> None:
     guarded = settings.model_copy(update={"api_token": "s3cret"})
     async with running(guarded) as orch:
-        app = create_app(guarded, orch, DagLibrary(guarded, orch.store))
+        app = create_app(guarded, orch, DagLibrary(guarded, orch.store), orch.store)
         async with TestClient(TestServer(app)) as client:
             assert (await client.get("/metrics")).status == 401
             assert (await client.get("/metrics", headers={"Authorization": "Bearer wrong"})).status == 401

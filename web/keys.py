@@ -12,6 +12,7 @@ from orchestrator.engine import Orchestrator
 from orchestrator.library import DagLibrary
 from orchestrator.metrics import Metrics
 from orchestrator.settings import Settings
+from orchestrator.store import Store
 
 
 @dataclass(slots=True)
@@ -30,6 +31,7 @@ class WebState:
 SETTINGS = web.AppKey("settings", Settings)
 ORCH = web.AppKey("orchestrator", Orchestrator)
 LIBRARY = web.AppKey("library", DagLibrary)
+STORE = web.AppKey("store", Store)
 STATE = web.AppKey("web_state", WebState)
 METRICS = web.AppKey("metrics", Metrics)
 # A health check: None when it passes, else what is wrong. GET /healthz runs each one by name.

@@ -40,7 +40,7 @@ def _media(media: str, description: str) -> Schema:
 _ERRORS = {
     400: "a bad query parameter, body shape, or body that is not JSON",
     401: "the API token is missing or wrong (only when TASKFLOW_API_TOKEN is set)",
-    403: "refused",
+    403: "a page of another site sent a request that would change something",
     404: "no such run, DAG or path",
     409: "the run is in a state that does not allow it",
     413: "the body is over the limit",
@@ -194,8 +194,65 @@ def _schemas() -> dict[str, Schema]:
 
 def _pages() -> dict[str, Schema]:
     html = _media("text/html", "the page")
+    runs_query = [
+        _query("dag", {"type": "string"}, "only this DAG's runs"),
+        _query("state", {"type": "string"}, "only runs in this state"),
+        _query("offset", {"type": "integer", "minimum": 0}, "runs to skip"),
+    ]
     return {
-        "/": {"get": _op("The status page: DAGs, recent runs, schedules", {"200": html}, security=_OPEN)},
+        "/": {
+            "get": _op(
+                "The status page: DAGs, recent runs, schedules",
+                {"200": html, **_page_errors(400)},
+                security=_OPEN,
+                parameters=runs_query,
+            )
+        },
+        "/parts/runs": {
+            "get": _op(
+                "The status page's runs and counters, for its script",
+                {"200": _json({"type": "object"}, "the parts"), **_page_errors(400)},
+                security=_OPEN,
+                parameters=runs_query,
+            )
+        },
+        "/live": {
+            "get": _op(
+                "A `change` event whenever any run or task changes (server-sent events, until the server stops)",
+                {"200": _media("text/event-stream", "the events")},
+                security=_OPEN,
+            )
+        },
+        "/dags/{dag_id}": {
+            "parameters": [{"name": "dag_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "get": _op(
+                "A DAG's page: graph, recent runs by task, schedules, config versions (?a=&b= compares two)",
+                {"200": html, **_page_errors(400, 404)},
+                security=_OPEN,
+                parameters=[
+                    _query("a", {"type": "integer", "minimum": 1}, "a config version"),
+                    _query("b", {"type": "integer", "minimum": 1}, "another config version"),
+                ],
+            ),
+        },
+        "/runs/{run_id}/task": {
+            "parameters": [_run_id()],
+            "get": _op(
+                "A task's details panel on a run's page",
+                {"200": _json({"type": "object"}, "the panel"), **_page_errors(404)},
+                security=_OPEN,
+                parameters=[_query("id", {"type": "string"}, "the task's id")],
+            ),
+        },
+        "/runs/{run_id}/output": {
+            "parameters": [_run_id()],
+            "get": _op(
+                "A task's output file as a download",
+                {"200": _media("*/*", "the file"), **_page_errors(404)},
+                security=_OPEN,
+                parameters=[_query("task", {"type": "string"}, "the task's id")],
+            ),
+        },
         "/runs/{run_id}": {
             "parameters": [_run_id()],
             "get": _op("A run's page", {"200": html, **_page_errors(404)}, security=_OPEN),
@@ -271,7 +328,7 @@ def _submit() -> dict[str, Schema]:
         "/api/web": {
             "post": _op(
                 "Start a run and answer at once",
-                {"201": _json(_ref("Started"), "the run started"), **_api_errors(400, 404, 413, 415, 422)},
+                {"201": _json(_ref("Started"), "the run started"), **_api_errors(400, 403, 404, 413, 415, 422)},
                 requestBody=body,
             )
         },
@@ -281,7 +338,7 @@ def _submit() -> dict[str, Schema]:
                 {
                     "200": _media("application/zip", "the run's archive (X-TaskFlow-Run-State says how it ended)"),
                     "202": _json({"type": "object"}, "still going after the timeout"),
-                    **_api_errors(400, 404, 413, 415, 422, 503),
+                    **_api_errors(400, 403, 404, 413, 415, 422, 503),
                 },
                 requestBody=body,
                 parameters=[
@@ -331,9 +388,9 @@ def _runs() -> dict[str, Schema]:
         "/api/runs/{run_id}/events": one("The run's journal, oldest first", {"200": _json(events, "the journal")}),
         "/api/runs/{run_id}/archive": one("The run's ZIP", {"200": _media("application/zip", "the archive")}, 409),
         "/api/runs/{run_id}/log": one("The run's log", {"200": _media("text/plain", "run.log")}),
-        "/api/runs/{run_id}/cancel": one("Cancel a run that goes on", {"202": acted}, 409, method="post"),
+        "/api/runs/{run_id}/cancel": one("Cancel a run that goes on", {"202": acted}, 403, 409, method="post"),
         "/api/runs/{run_id}/rerun": one(
-            "Re-run a failed or cancelled run from its failure", {"202": acted}, 409, method="post"
+            "Re-run a failed or cancelled run from its failure", {"202": acted}, 403, 409, method="post"
         ),
     }
 
@@ -344,15 +401,18 @@ def _dags() -> dict[str, Schema]:
     listing = _object(["dags"], {"dags": {"type": "array", "items": _ref("Dag")}})
     xml = {
         "required": True,
-        "description": "a 4diac .sys, .fbt or .sub file",
-        "content": {"application/xml": {"schema": {"type": "string"}}},
+        "description": "a 4diac .sys, .fbt or .sub file, a project ZIP, or multipart/mixed with a JSON type map beside",
+        "content": {
+            "application/xml": {"schema": {"type": "string"}},
+            "application/zip": {"schema": {"type": "string", "format": "binary"}},
+        },
     }
     return {
         "/api/dags": {
             "get": _op("Every DAG the service knows", {"200": _json(listing, "the DAGs"), **_api_errors()}),
             "post": _op(
                 "Add or replace the DAG the config names",
-                {**saved, **_api_errors(400, 413, 415, 422)},
+                {**saved, **_api_errors(400, 403, 413, 415, 422)},
                 requestBody=_body(_ref("DagConfig"), "a DAG config"),
             ),
         },
@@ -361,14 +421,14 @@ def _dags() -> dict[str, Schema]:
             "get": _op("One DAG with its config", {"200": _json(_ref("DagWithConfig"), "the DAG"), **_api_errors(404)}),
             "put": _op(
                 "Add or replace a DAG (its dag_name may be left out)",
-                {**saved, **_api_errors(400, 413, 415, 422)},
+                {**saved, **_api_errors(400, 403, 413, 415, 422)},
                 requestBody=_body(_ref("DagConfigNamedByUrl"), "a DAG config"),
             ),
         },
         "/api/import/4diac": {
             "post": _op(
                 "Turn a 4diac XML file into a DAG and save it (dry_run: only convert)",
-                {**saved, **_api_errors(400, 413, 415, 422, 501)},
+                {**saved, **_api_errors(400, 403, 413, 415, 422, 501)},
                 requestBody=xml,
                 parameters=[
                     _query("app", {"type": "string"}, "the application to import when the file has several"),

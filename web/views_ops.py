@@ -7,7 +7,7 @@ import asyncio
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from web.keys import METRICS, ORCH, PROBES, SETTINGS, Probe
+from web.keys import METRICS, ORCH, PROBES, SETTINGS, STORE, Probe
 from web.openapi import openapi_document
 from web.serialize import json_response
 
@@ -16,7 +16,7 @@ PROBE_TIMEOUT_S = 5.0  # a check that does not answer in this long has failed
 
 async def store_probe(app: web.Application) -> str | None:
     """The store answers a read."""
-    await app[ORCH].store.list_runs(limit=1)
+    await app[STORE].list_runs(limit=1)
     return None
 
 

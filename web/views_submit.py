@@ -1,8 +1,10 @@
 """Starting runs over HTTP: ``POST /api/web`` answers at once, ``POST /api/cli`` answers with the ZIP.
 
-The body is a DAG config, or ``{"dag_id": "..."}`` for a DAG the service knows. A run belongs to
-the orchestrator, not to the request: a client that goes away, or a request that stops waiting,
-never stops the run.
+The body is a DAG config, or ``{"dag_id": "..."}`` for a DAG the service knows. A config whose
+``dag_name`` the service does not know yet is also added as a DAG, so it can be run by id later;
+one that names a known DAG runs as sent and leaves that DAG as it is. A run belongs to the
+orchestrator, not to the request: a client that goes away, or a request that stops waiting, never
+stops the run.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from orchestrator.models import DagConfig
 from orchestrator.validation import parse_config
 from web.files import archive_response
 from web.inputs import float_query, read_json
-from web.keys import LIBRARY, ORCH, SETTINGS, STATE
+from web.keys import LIBRARY, ORCH, SETTINGS, STATE, STORE
 from web.middlewares import ApiError
 from web.serialize import json_response
 
@@ -26,14 +28,17 @@ MAX_WAIT_S = 7 * 24 * 3600.0
 SOURCE = "request body"
 
 
-async def config_from_body(request: web.Request) -> DagConfig:
-    """The validated config the body holds or names (422 with the full report if it is invalid)."""
+async def config_from_body(request: web.Request) -> tuple[DagConfig, bool]:
+    """The validated config the body holds or names (422 with the full report if it is invalid), and
+    whether it was added as a new DAG."""
     data = await read_json(request, MAX_REQUEST_BYTES)
     if isinstance(data, dict) and "dag_id" in data and "tasks" not in data:
-        return await _known_dag(request, data)
+        return await _known_dag(request, data), False
     if not isinstance(data, dict):
         raise ConfigError([Problem("", "a DAG config must be a JSON object")], source=SOURCE)
-    return parse_config(data, source=SOURCE)
+    config = parse_config(data, source=SOURCE, allow_shell=request.app[SETTINGS].allow_shell)
+    added = await request.app[LIBRARY].add_new(config, source="web")
+    return config, added is not None
 
 
 async def _known_dag(request: web.Request, data: dict[str, object]) -> DagConfig:
@@ -48,23 +53,24 @@ async def _known_dag(request: web.Request, data: dict[str, object]) -> DagConfig
 
 async def submit_web(request: web.Request) -> web.Response:
     """``POST /api/web``: start a run and answer ``201 {"run_id", "url"}`` at once."""
-    config = await config_from_body(request)
+    config, added = await config_from_body(request)
     run_id = await request.app[ORCH].submit(config, trigger="web")
     url = request.app[STATE].run_url(run_id)
-    return json_response({"run_id": run_id, "url": url, "dag_id": config.dag_id}, status=201, headers={"Location": url})
+    body = {"run_id": run_id, "url": url, "dag_id": config.dag_id, "dag_added": added}
+    return json_response(body, status=201, headers={"Location": url})
 
 
 async def submit_cli(request: web.Request) -> web.StreamResponse:
     """``POST /api/cli[?timeout=s]``: run to the end and answer with its ZIP; 202 if it outlasts the timeout."""
     timeout = float_query(request, "timeout", low=0.0, high=MAX_WAIT_S)
-    config = await config_from_body(request)
+    config, _ = await config_from_body(request)
     orch = request.app[ORCH]
     state = request.app[STATE]
     run_id = await orch.submit(config, trigger="cli")
     report = await wait_for_run(orch, run_id, state.closing, limit_s=timeout)
     if report is not None:
         return await archive_response(request.app[SETTINGS], report.run)
-    run = await orch.store.get_run(run_id)
+    run = await request.app[STORE].get_run(run_id)
     url = state.run_url(run_id)
     headers = {"X-TaskFlow-Run-Id": str(run_id), "X-TaskFlow-Run-State": run.state.value, "Location": url}
     if state.closing.is_set():

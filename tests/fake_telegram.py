@@ -131,12 +131,12 @@ class FakeTelegram:
         self._new_update.set()
         return update
 
-    async def post_webhook(self, update: Json, *, secret: str | None = None) -> int:
+    async def post_webhook(self, update: Json, *, secret: str | None = None, **headers: str) -> int:
         """Deliver ``update`` as Telegram does to a webhook: POST to its URL with the secret header; the status."""
         assert self.webhook is not None, "no webhook is set"
         update["update_id"] = next(self._update_ids)
         token = self.webhook.get("secret_token", "") if secret is None else secret
-        headers = {"X-Telegram-Bot-Api-Secret-Token": token}
+        headers["X-Telegram-Bot-Api-Secret-Token"] = token
         async with aiohttp.ClientSession() as http, http.post(self.webhook["url"], json=update, headers=headers) as r:
             return r.status
 

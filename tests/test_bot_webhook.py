@@ -61,6 +61,10 @@ async def test_updates_arrive_by_webhook_and_a_wrong_secret_is_refused(
         assert await tg.post_webhook({"message": tg.user_message("/start", ALICE)}) == 200
         assert "Hi Alice" in (await tg.expect(ALICE["id"])).text
         assert len(tg.sent_to(ALICE["id"])) == 1, "the refused update was never handled"
+        # The same-origin rule for writes is the browsers' business: the secret guards this route.
+        cross = await tg.post_webhook({"message": tg.user_message("/help", ALICE)}, Origin="https://elsewhere.example")
+        assert cross == 200
+        await tg.expect(ALICE["id"])
 
         async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/healthz") as resp:
             assert (await resp.json())["checks"]["telegram"] == {"ok": True}

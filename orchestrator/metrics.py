@@ -8,6 +8,7 @@ busy workers, schedules) are read when a scrape asks (``refresh``). The bot coun
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -56,6 +57,7 @@ class Metrics:
         )
         self._dags: dict[int, str] = {}  # runs going on: their DAG, for the end's label
         self._running: dict[tuple[int, str], tuple[float, str]] = {}  # attempts going on: (start, operation)
+        self._children: dict[tuple[str, str], tuple[Any, Any]] = {}  # (operation, outcome) -> (histogram, counter)
 
     def attach(self) -> None:
         """Count the orchestrator's events from now on."""
@@ -103,5 +105,11 @@ class Metrics:
         if started is None:
             return  # queued, pending, or cancelled before it ran: not an attempt
         at, operation = started
-        self.task_duration.labels(operation=operation).observe(time.monotonic() - at)
-        self.task_attempts.labels(operation=operation, outcome=_OUTCOMES.get(state, state)).inc()
+        outcome = _OUTCOMES.get(state, state)
+        # The labelled children, looked up once: this runs for every attempt, on the engine's hot path.
+        children = self._children.get((operation, outcome))
+        if children is None:
+            children = self.task_duration.labels(operation), self.task_attempts.labels(operation, outcome)
+            self._children[operation, outcome] = children
+        children[0].observe(time.monotonic() - at)
+        children[1].inc()

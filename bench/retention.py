@@ -14,21 +14,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from orchestrator.engine import Orchestrator  # noqa: E402
 from orchestrator.retention import Retention, clean, limits_of  # noqa: E402
 from orchestrator.settings import Settings  # noqa: E402
+from orchestrator.store import Store  # noqa: E402
 from orchestrator.validation import parse_config  # noqa: E402
-from tests.engine_harness import running  # noqa: E402
 
 RUNS = 10_000
 BATCH = 100
@@ -45,6 +48,12 @@ CONFIG = {
         },
     ],
 }
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[Orchestrator]:
+    async with Store(settings.db_path) as store, Orchestrator(settings, store) as orch:
+        yield orch
 
 
 def allocated(path: Path) -> int:

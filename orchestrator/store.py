@@ -66,9 +66,10 @@ _PRAGMAS = (
     f"journal_size_limit={64 * 1024 * 1024}",
 )
 _JOURNAL = "INSERT INTO journal (run_id, entries) VALUES (?, ?)"
+# Numbered in the order of an ``Entry`` and then the run id, so an entry is bound as it is.
 _UPDATE_TASK = (
-    "UPDATE task_instances SET state = ?, attempts = ?, failures = ?, started_at = ?, ended_at = ?, "
-    "error = ?, output_file = ?, updated_at = ? WHERE run_id = ? AND task_id = ?"
+    "UPDATE task_instances SET state = ?2, attempts = ?3, updated_at = ?4, error = ?5, failures = ?6, "
+    "started_at = ?7, ended_at = ?8, output_file = ?9 WHERE run_id = ?10 AND task_id = ?1"
 )
 _SET_OUTPUT = "UPDATE task_instances SET output = ? WHERE run_id = ? AND task_id = ?"
 _RUN_COLUMNS = "run_id, dag_id, state, trigger, owner, notify_chat, created_at, started_at, ended_at, error, archive"
@@ -731,10 +732,7 @@ def _commit_tasks(db: sqlite3.Connection, rows: list[tuple[int, Entry]], outputs
         entries.setdefault(run_id, []).append(entry[:5])
         latest[run_id, entry[0]] = entry
     db.executemany(_JOURNAL, [(run_id, dump_json(items).decode()) for run_id, items in entries.items()])
-    db.executemany(
-        _UPDATE_TASK,
-        [(e[1], e[2], e[5], e[6], e[7], e[4], e[8], e[3], run_id, task_id) for (run_id, task_id), e in latest.items()],
-    )
+    db.executemany(_UPDATE_TASK, [(*entry, run_id) for (run_id, _), entry in latest.items()])
     if outputs:
         db.executemany(_SET_OUTPUT, outputs)
 

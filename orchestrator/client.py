@@ -51,7 +51,7 @@ class ServiceClient:
         run = RunRecord(
             data["run_id"], data["dag_id"], RunState(data["state"]), data["trigger"], data["owner"],
             data["notify_chat"], data["created_at"], data["started_at"], data["ended_at"], data["error"],
-            archive, data.get("counts", {}),
+            archive, data.get("counts", {}), data.get("params"), data.get("logical_date"),
         )  # fmt: skip
         return RunReport(run, tasks)
 

@@ -15,6 +15,7 @@ import dataclasses
 import itertools
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -38,10 +39,13 @@ from orchestrator.models import DagConfig
 from orchestrator.records import RunRecord, RunReport, TaskRecord
 from orchestrator.rundir import INLINE_WRITE_MAX, RunFolder
 from orchestrator.runstate import ActiveRun, TaskSlot
+from orchestrator.secrets import MaskFilter, Secrets
 from orchestrator.settings import Settings
 from orchestrator.states import TASK_IN_FLIGHT, TASK_RERUNNABLE, TASK_TERMINAL, RunState, TaskState
 from orchestrator.store import Store
-from orchestrator.validation import checked_params, pydantic_problems
+from orchestrator.submission import prepare
+from orchestrator.templating import fill_secrets, map_strings, secret_template
+from orchestrator.validation import pydantic_problems
 
 log = logging.getLogger("taskflow.engine")
 
@@ -60,10 +64,12 @@ class Orchestrator:
         *,
         resources: Resources | None = None,
         executor: Executor | None = None,
+        secrets: Secrets | None = None,
         resume: bool = True,
     ) -> None:
         self.settings = settings
         self.store = store
+        self.secrets = secrets or Secrets(settings.secrets_dir)
         self.events = EventBus()
         self.resources = resources or Resources(allow_shell=settings.allow_shell)
         self.resumed: list[int] = []  # runs picked up again at start, for the admins' digest
@@ -130,19 +136,34 @@ class Orchestrator:
         trigger: str = "api",
         owner: str | None = None,
         notify_chat: int | None = None,
+        params: Mapping[str, Any] | None = None,
+        logical_date: float | None = None,
     ) -> int:
-        """Validate and start a run of ``config``; return its id at once."""
-        params = checked_params(config)
-        text = config.model_dump_json(exclude_defaults=True)  # once, for the store and config.json
+        """Validate and start a run of ``config``; return its id at once.
+
+        ``params``: values for the config's declared params; ``logical_date``: the schedule's slot
+        the run is for (else the time it is created), as ``{{ run.logical_date }}`` shows it.
+        """
+        now = time.time()
+        when = now if logical_date is None else logical_date
+        prepared = prepare(config, params, secrets=self.secrets, logical_date=when, tz=self.settings.tz)
         run_id = await self.store.create_run(
             config.dag_id,
-            text,
+            prepared.text,  # rendered once, for the store and config.json
             [t.id for t in config.tasks],
             trigger=trigger,
             owner=owner,
             notify_chat=notify_chat,
+            params=prepared.params,
+            logical_date=when,
+            created_at=now,
         )
-        await self._start_or_fail(run_id, config, text, records=None, params=params)
+        if isinstance(prepared.text, str):
+            config, text = prepared.config, prepared.text
+        else:  # rendered with its run id as it was stored
+            text = await self.store.run_config_json(run_id)
+            config = DagConfig.model_validate_json(text)
+        await self._start_or_fail(run_id, config, text, records=None, params=prepared.checked)
         return run_id
 
     async def run(self, config: DagConfig, **kwargs: Any) -> RunReport:
@@ -270,6 +291,7 @@ class Orchestrator:
         else:
             folder.create(config_json)
         run = ActiveRun.build(run_id, config, folder, _run_logger(run_id, folder), records, params)
+        run.logger.addFilter(MaskFilter(run.masker))  # before any attempt can log a secret's value
         run.outputs = await self.store.get_outputs(run_id) if records else {}
         self._runs[run_id] = run
         run.record = await self.store.set_run_state(run_id, RunState.RUNNING)
@@ -346,8 +368,9 @@ class Orchestrator:
         # Validated at submission for the first attempt; a retry gets a fresh object, so nothing the
         # first one did to its params carries over.
         params, slot.params = slot.params, None
-        if params is None:  # a retry, a task with values from upstream, or a resumed run
-            params = validate_params(op, run.resolve_params(task), "at run time")
+        if params is None:  # a retry, a task with values from upstream or secrets, or a resumed run
+            independent = self._with_secrets(run, task.independent_params) if slot.secrets else None
+            params = validate_params(op, run.resolve_params(task, independent), "at run time")
         with operation_context(
             run_id=run.run_id,
             dag_id=run.config.dag_id,
@@ -360,9 +383,29 @@ class Orchestrator:
         ) as ctx:
             return await with_timeout(self._executor.execute(op, params, ctx), task.timeout)
 
+    def _with_secrets(self, run: ActiveRun, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``params`` with the values of the secrets they name, in memory only (masked from now on)."""
+
+        def fill(text: str) -> str:
+            template = secret_template(text)
+            if template is None:
+                return text
+            values = {}
+            for name in template.secrets:
+                value = self.secrets.get(name)
+                if value is None:
+                    raise PermanentOperationError(f"secret {name!r} is not set ({self.secrets.where(name)})")
+                values[name] = value
+            run.masker.add(values.values())
+            return fill_secrets(template, values)
+
+        return map_strings(params, fill)  # type: ignore[no-any-return]
+
     # -- outcomes ---------------------------------------------------------------------------
 
     async def _on_success(self, run: ActiveRun, slot: TaskSlot, output: Any) -> None:
+        if run.masker:  # an output that echoes a secret is stored masked
+            output = run.masker.value(output)
         try:
             encoded = output_json(output)
         except UnicodeEncodeError:
@@ -403,7 +446,7 @@ class Orchestrator:
             self._maybe_finish(run)
 
     def _on_failure(self, run: ActiveRun, slot: TaskSlot, exc: BaseException) -> None:
-        message = describe(exc)
+        message = run.masker.text(describe(exc))
         if isinstance(exc, ExecutorUnavailableError) and not run.cancelled:
             if not exc.started:
                 slot.attempts -= 1  # it never reached the executor: not an attempt of the task's

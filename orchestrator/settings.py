@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     timezone: str = Field(default="UTC", validation_alias=_env("TASKFLOW_TIMEZONE"))
     executor: str = Field(default="local", validation_alias=_env("TASKFLOW_EXECUTOR"))
     dask_address: str | None = Field(default=None, validation_alias=_env("TASKFLOW_DASK_ADDRESS"))
+    secrets_dir: Path | None = Field(default=None, validation_alias=_env("TASKFLOW_SECRETS_DIR"))
     max_tasks: int = Field(default=DEFAULT_MAX_TASKS, ge=1, le=10_000_000, validation_alias=_env("TASKFLOW_MAX_TASKS"))
 
     @field_validator("timezone")

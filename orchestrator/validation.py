@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,6 +22,9 @@ from orchestrator.jsontext import load_json, value_problems
 from orchestrator.limits import DEFAULT_MAX_TASKS, max_config_bytes
 from orchestrator.models import DagConfig, TaskConfig
 from orchestrator.paths import split_reference
+from orchestrator.templating import NAME_PATTERN, name_problems, templates_in
+
+_PARAM_NAME = re.compile(NAME_PATTERN)
 
 
 def parse_config(
@@ -185,12 +189,12 @@ def _check_params(config: DagConfig) -> tuple[dict[str, OperationParams], list[P
     ops = {name: get_operation(name) for name in {task.operation for task in config.tasks}}
     for i, task in enumerate(config.tasks):
         op = ops[task.operation]
-        if op is None or task.dependent_params:
+        if op is None or task.dependent_params or templated_keys(task):
             found.append((i, _task_params_problems(i, task)))
         else:
             static.setdefault(op.name, (op, []))[1].append((i, task))
         name = task.filename
-        if name:
+        if name and "{{" not in name:  # a templated one is checked once rendered
             chosen.append((i, name))
     valid: dict[str, OperationParams] = {}
     for op, members in static.values():
@@ -234,6 +238,7 @@ def _task_params_problems(index: int, task: TaskConfig) -> list[Problem]:
             )
         ]
     problems = []
+    later = set(task.dependent_params) | templated_keys(task)
     if task.dependent_params:
         aliases = _param_names(op.params_model)
         problems += [
@@ -245,8 +250,8 @@ def _task_params_problems(index: int, task: TaskConfig) -> list[Problem]:
         op.params_model.model_validate(task.independent_params)
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
-            if err["loc"] and err["loc"][0] in task.dependent_params:
-                continue  # the dependent value overrides this one (or supplies it, if missing) at run time
+            if err["loc"] and err["loc"][0] in later:
+                continue  # a dependent or templated value: checked once it is known
             problems.append(_param_problem(index, op.name, err))
     return problems
 
@@ -280,16 +285,43 @@ def config_schema() -> dict[str, Any]:
 
 
 def check_config(config: DagConfig, *, source: str = "config") -> DagConfig:
-    """Run the graph and params checks on a config built in code (``parse_config`` does them too)."""
+    """Run the graph, template and params checks on a config built in code (``parse_config`` does them too)."""
     checked_params(config, source=source)
     return config
 
 
-def checked_params(config: DagConfig, *, source: str = "config") -> dict[str, OperationParams]:
+def checked_params(config: DagConfig, *, source: str = "config", templates: bool = True) -> dict[str, OperationParams]:
     """Check ``config`` as ``check_config`` does; return the validated params of each task that takes
-    none from upstream, so that the engine need not validate them again when they run."""
+    none from upstream, so that the engine need not validate them again when they run.
+
+    ``templates=False``: a config a run has rendered already (what its params filled in is data).
+    """
     params, problems = _check_params(config)
-    problems = graph_problems(config) + problems
+    problems = graph_problems(config) + (template_problems(config) if templates else []) + problems
     if problems:
         raise ConfigError(problems, source=source)
     return params
+
+
+def template_problems(config: DagConfig) -> list[Problem]:
+    """Bad param names, and templates that are invalid, name unknown things or put a secret in a filename."""
+    problems = [
+        Problem(f"params.{name}", f"a param name must match {NAME_PATTERN}")
+        for name in config.params
+        if not _PARAM_NAME.match(name)
+    ]
+    for i, task in enumerate(config.tasks):
+        where = f"tasks[{i}].independent_params"
+        for location, template, problem in templates_in(task.independent_params, where):
+            if template is None:
+                problems.append(Problem(location, f"{problem}"))
+                continue
+            problems += [Problem(location, message) for message in name_problems(template, config.params)]
+            if template.secrets and location == f"{where}.filename":
+                problems.append(Problem(location, "a filename may not hold a secret"))
+    return problems
+
+
+def templated_keys(task: TaskConfig) -> set[str]:
+    """Params whose value holds a template of ours (or a bad one): they are checked once rendered."""
+    return {key for key, value in task.independent_params.items() if any(True for _ in templates_in(value, key))}

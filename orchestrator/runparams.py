@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Mapping
 from typing import Any
@@ -52,6 +53,17 @@ def _show(value: Any) -> str:
 
 def _known(declared: Mapping[str, Any]) -> str:
     return f" (its params: {', '.join(declared)})" if declared else " (it declares none)"
+
+
+_FIRST_ASSIGNMENT = re.compile(r"(?:^|\s)[A-Za-z][A-Za-z0-9_]*=")
+
+
+def split_assignments(text: str) -> tuple[str, dict[str, Any]]:
+    """``"every 15m city=Paris"`` as ``("every 15m", {"city": "Paris"})``: params follow everything else."""
+    found = _FIRST_ASSIGNMENT.search(text)
+    if found is None:
+        return text.strip(), {}
+    return text[: found.start()].strip(), parse_assignments(text[found.start() :])
 
 
 def parse_assignments(text: str) -> dict[str, Any]:

@@ -25,6 +25,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from croniter import CroniterError, croniter
@@ -33,6 +34,7 @@ from orchestrator.engine import Orchestrator
 from orchestrator.errors import TaskFlowError
 from orchestrator.library import DagLibrary
 from orchestrator.records import ScheduleRecord
+from orchestrator.runparams import run_params
 from orchestrator.settings import Settings
 from orchestrator.store import Store
 
@@ -212,10 +214,17 @@ class Scheduler:
         return _upcoming(trigger_of(record), ZoneInfo(record.timezone), record.next_fire_at, n)
 
     async def add(
-        self, dag_id: str, spec: str, *, owner_id: int | None = None, chat_id: int | None = None
+        self,
+        dag_id: str,
+        spec: str,
+        *,
+        owner_id: int | None = None,
+        chat_id: int | None = None,
+        params: dict[str, Any] | None = None,
     ) -> ScheduleRecord:
-        """Schedule runs of a known DAG; the spec is validated here, never when it fires."""
-        await self.library.get(dag_id)  # NotFoundError for an unknown DAG
+        """Schedule runs of a known DAG; the spec (and ``params`` for its runs) validated here, never when it fires."""
+        config = await self.library.get(dag_id)  # NotFoundError for an unknown DAG
+        run_params(config.params, params)  # ConfigError for a param it does not have, or of the wrong type
         trigger = self.parse(spec)
         first = trigger.following(self.clock(), self.settings.tz)
         record = await self.store.add_schedule(
@@ -226,6 +235,7 @@ class Scheduler:
             owner_id=owner_id,
             chat_id=chat_id,
             next_fire_at=first,
+            params=params,
         )
         log.info("schedule %d: %r %s (next %s)", record.schedule_id, dag_id, trigger.spec, _shown(first, record))
         self.wake()
@@ -310,7 +320,12 @@ class Scheduler:
         try:
             config = await self.library.get(record.dag_id)
             run_id = await self.orch.submit(
-                config, trigger=f"schedule:{sid}", owner=await self._owner(record), notify_chat=record.chat_id
+                config,
+                trigger=f"schedule:{sid}",
+                owner=await self._owner(record),
+                notify_chat=record.chat_id,
+                params=record.params,
+                logical_date=record.next_fire_at,  # the slot it fires for, however late
             )
         except TaskFlowError as exc:
             log.warning("schedule %d could not start a run of %r: %s", sid, record.dag_id, exc)

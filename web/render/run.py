@@ -7,6 +7,7 @@ update itself in place.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any
@@ -103,6 +104,11 @@ def summary_html(view: RunView, tz: tzinfo) -> str:
         ("Duration", esc(duration_text(duration))),
         ("Tasks", f'{done}/{total} done <progress max="{total}" value="{done}"></progress>'),
     ]
+    if run.logical_date is not None and abs(run.logical_date - run.created_at) > 1:  # a schedule's slot
+        facts.insert(2, ("Logical date", time_html(run.logical_date, tz, now)))
+    if run.params:
+        shown = ", ".join(f"{name}={json.dumps(value, ensure_ascii=False)}" for name, value in run.params.items())
+        facts.insert(2, ("Params", f'<code class="run-params">{esc(shown)}</code>'))
     rows = "".join(f"<div><dt>{name}</dt><dd>{value}</dd></div>" for name, value in facts)
     error = f'<p class="run-error">{esc(run.error)}</p>' if run.error else ""
     zip_link = (

@@ -82,6 +82,8 @@ class Operation:
     description: str = ""
     # Whether the operation can run away from the service process (see ``OperationContext.local``).
     remote_ok: bool = True
+    # False for operations that only wait (sleep): their attempts do not take one of the workers.
+    holds_worker: bool = True
 
 
 ParamsMapping = Mapping[str, Any]

@@ -28,7 +28,7 @@ _loaded = False
 
 
 def operation(
-    name: str, *, description: str | None = None, remote_ok: bool = True
+    name: str, *, description: str | None = None, remote_ok: bool = True, holds_worker: bool = True
 ) -> Callable[[OperationFn], OperationFn]:
     """Register an async ``fn(ctx, params)``; its params model is read from the ``params`` hint."""
 
@@ -40,7 +40,7 @@ def operation(
             raise TypeError(f"operation {name!r}: annotate 'params' with an OperationParams model")
         doc = description if description is not None else (inspect.getdoc(fn) or "")
         summary = doc.splitlines()[0] if doc else ""
-        _registry[name] = Operation(name, fn, model, summary, remote_ok)
+        _registry[name] = Operation(name, fn, model, summary, remote_ok, holds_worker)
         return fn
 
     return decorate

@@ -12,7 +12,6 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
-import itertools
 import logging
 import time
 from collections.abc import Mapping
@@ -36,6 +35,7 @@ from orchestrator.executor import Executor, LocalExecutor, validate_params, with
 from orchestrator.graph import downstream
 from orchestrator.jsontext import output_json
 from orchestrator.models import DagConfig
+from orchestrator.readyqueue import ReadyQueue
 from orchestrator.records import RunRecord, RunReport, TaskRecord
 from orchestrator.rundir import INLINE_WRITE_MAX, RunFolder
 from orchestrator.runstate import ActiveRun, TaskSlot
@@ -75,11 +75,13 @@ class Orchestrator:
         self.resumed: list[int] = []  # runs picked up again at start, for the admins' digest
         self._executor = executor or make_executor(settings)
         self._resume_on_start = resume
-        self._queue: asyncio.PriorityQueue[tuple[int, int, ActiveRun, TaskSlot]] = asyncio.PriorityQueue()
-        self._seq = itertools.count()
+        self._queue: ReadyQueue[ActiveRun, TaskSlot] = ReadyQueue(_may_start)
         self._runs: dict[int, ActiveRun] = {}
+        self._admitted: collections.Counter[str] = collections.Counter()  # runs going (or starting), by DAG
+        self._held: dict[int, HeldRun] = {}  # runs waiting for their DAG's max_active_runs, oldest first
         self._workers: list[asyncio.Task[None]] = []
-        self._background = TaskSet()  # runs being closed (report, archive)
+        self._waits = TaskSet()  # attempts of operations that only wait (sleep): they hold no worker
+        self._background = TaskSet()  # runs being closed (report, archive), held runs being started
         self._owns_http = False
         self._activation = asyncio.Lock()  # resume and re-run check-then-start runs
 
@@ -117,7 +119,12 @@ class Orchestrator:
         for task in self._workers:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
+        await self._waits.close()
         await self._background.close()
+        for held in self._held.values():  # they stay queued in the store and start at the next start
+            held.started.cancel()
+        self._held.clear()
+        self._admitted.clear()
         for run in self._runs.values():
             _close_log(run)
             if not run.done.done():
@@ -172,6 +179,9 @@ class Orchestrator:
 
     async def wait(self, run_id: int) -> RunReport:
         """Wait for a run to end (returns at once for an ended run)."""
+        held = self._held.get(run_id)
+        if held is not None:  # first for its turn to start
+            await asyncio.shield(held.started)
         active = self._runs.get(run_id)
         if active is not None:
             final = await asyncio.shield(active.done)
@@ -186,11 +196,21 @@ class Orchestrator:
         return RunReport(run, {t.task_id: t for t in tasks})
 
     def is_active(self, run_id: int) -> bool:
-        """Whether this process is executing the run."""
-        return run_id in self._runs
+        """Whether this process is executing the run (or holds it until its DAG may run one more)."""
+        return run_id in self._runs or run_id in self._held
+
+    def active_runs(self, dag_id: str) -> int:
+        """Runs of a DAG going now or starting (not those held by its ``max_active_runs``)."""
+        return self._admitted[dag_id]
 
     async def cancel(self, run_id: int) -> None:
         """Cancel a run: queued and waiting tasks are cancelled, running ones interrupted."""
+        held = self._held.get(run_id)
+        if held is not None and held.starting:
+            await asyncio.shield(held.started)  # its turn came: it is cancelled as a run going
+        elif held is not None:
+            await self._cancel_held(run_id)
+            return
         run = self._runs.get(run_id)
         if run is None:
             stored = await self.store.get_run(run_id)
@@ -207,7 +227,19 @@ class Orchestrator:
                 self._transition(run, slot, TaskState.CANCELLED, error="run cancelled")
         for attempt in run.running.values():
             attempt.cancel()
+        self._queue.drop(run)
         self._maybe_finish(run)
+
+    async def _cancel_held(self, run_id: int) -> None:
+        """A run that never started: its tasks and itself are cancelled where they are stored."""
+        held = self._held.pop(run_id)
+        for task in await self.store.get_tasks(run_id):
+            if task.state not in TASK_TERMINAL:
+                cancelled = dataclasses.replace(task, state=TaskState.CANCELLED, error="run cancelled")
+                self.store.record_task(run_id, cancelled)
+        await self.store.set_run_state(run_id, RunState.CANCELLED, error="cancelled before it started")
+        held.started.set_result(None)
+        self.events.publish(RunEvent(run_id, None, RunState.CANCELLED.value))
 
     async def rerun(self, run_id: int) -> int:
         """Re-run a failed or cancelled run from its failure: succeeded tasks keep their outputs."""
@@ -243,16 +275,18 @@ class Orchestrator:
 
     # -- starting runs ----------------------------------------------------------------------
 
-    async def _resume(self, run_id: int) -> None:
+    async def _resume(self, run_id: int, *, admitted: bool = False) -> bool:
+        """Start a stored run again; False if its stored config can no longer be read (it is failed)."""
         text = await self.store.run_config_json(run_id)
         try:
             config = DagConfig.model_validate_json(text)
         except ValidationError as exc:  # stored by an older version that accepted it
             problems = "; ".join(str(p) for p in pydantic_problems(exc))
             await self.store.set_run_state(run_id, RunState.FAILED, error=f"stored config is invalid: {problems}")
-            return
+            return False
         records = {t.task_id: t for t in await self.store.get_tasks(run_id)}
-        await self._start_or_fail(run_id, config, text, records=records)
+        await self._start_or_fail(run_id, config, text, records=records, admitted=admitted)
+        return True
 
     async def _start_or_fail(
         self,
@@ -261,14 +295,27 @@ class Orchestrator:
         config_json: str,
         records: dict[str, TaskRecord] | None,
         params: dict[str, OperationParams] | None = None,
+        *,
+        admitted: bool = False,
     ) -> None:
         """Start the run; if that fails (its folder cannot be written, ...) store it as failed, not stuck.
 
         ``params``: tasks' params validated already (``checked_params``); the others are validated as they run.
+        A run beyond its DAG's ``max_active_runs`` is held, queued, until a run of the DAG ends
+        (``admitted``: it had its turn already).
         """
+        dag_id, limit = config.dag_id, config.max_active_runs
+        if not admitted:
+            if limit is not None and self._admitted[dag_id] >= limit:
+                self._held[run_id] = HeldRun(dag_id, asyncio.get_running_loop().create_future())
+                log.info("run %d of %r waits: %d run(s) of it are going (max_active_runs)", run_id, dag_id, limit)
+                return
+            self._admitted[dag_id] += 1
         try:
             await self._activate(run_id, config, config_json, records, params)
         except Exception as exc:
+            if not admitted:  # an admitted run's turn is passed on by whoever gave it (_start_held)
+                self._release(dag_id)
             active = self._runs.pop(run_id, None)
             if active is not None:
                 _close_log(active)
@@ -290,7 +337,8 @@ class Orchestrator:
             await asyncio.to_thread(folder.create, config_json)
         else:
             folder.create(config_json)
-        run = ActiveRun.build(run_id, config, folder, _run_logger(run_id, folder), records, params)
+        secrets = "{{" in config_json and "secrets" in config_json  # else no task need be looked at for them
+        run = ActiveRun.build(run_id, config, folder, _run_logger(run_id, folder), records, params, secrets=secrets)
         run.logger.addFilter(MaskFilter(run.masker))  # before any attempt can log a secret's value
         run.outputs = await self.store.get_outputs(run_id) if records else {}
         self._runs[run_id] = run
@@ -311,7 +359,7 @@ class Orchestrator:
 
     def _enqueue(self, run: ActiveRun, slot: TaskSlot) -> None:
         self._transition(run, slot, TaskState.QUEUED)
-        self._queue.put_nowait((slot.rank, next(self._seq), run, slot))
+        self._queue.put(run, slot, slot.rank)
 
     def _requeue(self, run: ActiveRun, task_id: str) -> None:
         run.timers.pop(task_id, None)
@@ -323,14 +371,39 @@ class Orchestrator:
         assert worker is not None
         queue = self._queue
         while True:
-            # Taken at once when there is one: ``Queue.get`` would build a coroutine to find the same.
-            _, _, run, slot = queue.get_nowait() if queue.qsize() else await queue.get()
-            try:
+            # Taken at once when there is one: ``get`` would build a coroutine to find the same.
+            run, slot = queue.take() or await queue.get()
+            if slot.op is not None and not slot.op.holds_worker:
+                # It only waits: it runs in a task of its own and the worker takes the next task.
+                run.starting += 1
+                self._waits.spawn(self._waiting_attempt(run, slot), name=f"taskflow-wait-{run.run_id}-{slot.task_id}")
+                continue
+            try:  # inline, not through _attempt_guarded: a coroutine less per task on the hot path
                 await self._execute(run, slot, worker)
             except Exception:  # a bug in the engine must not kill the worker or hang the run
-                log.exception("internal error running task %r of run %d", slot.task_id, run.run_id)
-                if slot.state not in TASK_TERMINAL:
-                    self._finish_failed(run, slot, "internal error in TaskFlow (see the service log)")
+                self._internal_error(run, slot)
+            if run.config.max_active_tasks is not None:
+                queue.wake()  # one of its tasks ended: a waiting worker may start its next
+
+    async def _waiting_attempt(self, run: ActiveRun, slot: TaskSlot) -> None:
+        run.starting -= 1
+        task = asyncio.current_task()
+        assert task is not None
+        await self._attempt_guarded(run, slot, task)
+
+    async def _attempt_guarded(self, run: ActiveRun, slot: TaskSlot, worker: asyncio.Task[Any]) -> None:
+        try:
+            await self._execute(run, slot, worker)
+        except Exception:  # a bug in the engine must not kill the waiting task or hang the run
+            self._internal_error(run, slot)
+        finally:
+            if run.config.max_active_tasks is not None:
+                self._queue.wake()  # one of its tasks ended: a waiting worker may start its next
+
+    def _internal_error(self, run: ActiveRun, slot: TaskSlot) -> None:
+        log.exception("internal error running task %r of run %d", slot.task_id, run.run_id)
+        if slot.state not in TASK_TERMINAL:
+            self._finish_failed(run, slot, "internal error in TaskFlow (see the service log)")
 
     async def _execute(self, run: ActiveRun, slot: TaskSlot, worker: asyncio.Task[None]) -> None:
         if run.cancelled or slot.state != TaskState.QUEUED:
@@ -531,9 +604,49 @@ class Orchestrator:
             log.exception("run %d could not be closed; it is finished again at the next start", run.run_id)
         finally:
             del self._runs[run.run_id]
+            self._release(run.config.dag_id)
             run.done.set_result(report)
         self.events.publish(RunEvent(run.run_id, None, final.value, error))
         log.info("run %d of %r ended: %s", run.run_id, run.config.dag_id, final)
+
+    def _release(self, dag_id: str) -> None:
+        """A run of ``dag_id`` ended (or failed to start): its turn goes to the oldest held run of the DAG."""
+        for run_id, held in self._held.items():
+            if held.dag_id == dag_id and not held.starting:
+                held.starting = True  # held still, so that waiting for it goes on until it has started
+                self._background.spawn(self._start_held(run_id, held), name=f"start-held-run-{run_id}")
+                return  # the turn passes on: the count of runs going stays
+        self._admitted[dag_id] -= 1
+        if self._admitted[dag_id] <= 0:
+            del self._admitted[dag_id]
+
+    async def _start_held(self, run_id: int, held: HeldRun) -> None:
+        started = False
+        try:
+            started = await self._resume(run_id, admitted=True)
+        except Exception:  # stored as failed by _start_or_fail if it could be
+            log.exception("held run %d could not start", run_id)
+        finally:
+            if not started:
+                self._release(held.dag_id)
+            self._held.pop(run_id, None)
+            if not held.started.done():
+                held.started.set_result(None)
+
+
+@dataclasses.dataclass(slots=True)
+class HeldRun:
+    """A run waiting for its DAG's ``max_active_runs``; ``started`` is set once it has started (or ended)."""
+
+    dag_id: str
+    started: asyncio.Future[None]
+    starting: bool = False  # its turn has come
+
+
+def _may_start(run: ActiveRun) -> bool:
+    """Whether a run may start one more task now (its DAG's ``max_active_tasks``)."""
+    limit = run.config.max_active_tasks
+    return limit is None or len(run.running) + run.starting < limit
 
 
 def make_executor(settings: Settings) -> Executor:

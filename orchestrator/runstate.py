@@ -76,6 +76,8 @@ class ActiveRun:
     running: dict[str, asyncio.Task[Any]] = field(default_factory=dict)  # task id → the worker running it
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     releasing: int = 0  # successes waiting for their commit before queuing downstream tasks
+    served: int = -1  # when the ready queue last gave it a worker (-1: never), for taking turns
+    starting: int = 0  # attempts handed to a task of their own that has not begun yet (see ``holds_worker``)
     record: RunRecord | None = None  # the run as stored when it started
     started: asyncio.Event = field(default_factory=asyncio.Event)  # set once its start has been stored (or failed)
     cancelled: bool = False
@@ -91,12 +93,17 @@ class ActiveRun:
         logger: logging.Logger,
         records: dict[str, TaskRecord] | None = None,
         params: dict[str, OperationParams] | None = None,
+        *,
+        secrets: bool = True,
     ) -> ActiveRun:
-        """Slots for every task: fresh, or from stored records (in-flight tasks start over)."""
+        """Slots for every task: fresh, or from stored records (in-flight tasks start over).
+
+        ``secrets=False``: the config names no secret (its tasks need not be looked at for them).
+        """
         ops = {name: get_operation(name) for name in {t.operation for t in config.tasks}}
         checked = params or {}
         slots = {t.id: TaskSlot(t, t.id, ops[t.operation], t.priority.rank, checked.get(t.id)) for t in config.tasks}
-        for slot in slots.values():
+        for slot in slots.values() if secrets else ():
             if any(secret_template(text) for _, text in strings(slot.config.independent_params, "")):
                 slot.secrets, slot.params = True, None
         for task_id, rec in (records or {}).items():

@@ -319,6 +319,11 @@ class Scheduler:
             return None, await self.store.update_schedule(sid, next_fire_at=following)
         try:
             config = await self.library.get(record.dag_id)
+            limit = config.max_active_runs
+            if limit is not None and self.orch.active_runs(config.dag_id) >= limit:
+                log.warning("schedule %d: %d run(s) of %r are going (max_active_runs); this slot is skipped",
+                            sid, limit, config.dag_id)  # fmt: skip
+                return None, await self.store.update_schedule(sid, next_fire_at=following)
             run_id = await self.orch.submit(
                 config,
                 trigger=f"schedule:{sid}",

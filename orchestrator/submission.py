@@ -41,14 +41,14 @@ def prepare(
 ) -> Prepared:
     """Check the trigger's params, render the config and check it again; ``ConfigError`` with every refusal."""
     values = run_params(config.params, given)
+    text = config.model_dump_json(exclude_defaults=True)
+    if "{{" not in text and not config.params:  # the common case: nothing to render
+        return Prepared(None, config, text, checked_params(config, source=source, templates=False))
     strings = [
         (location, template)
         for i, task in enumerate(config.tasks)
         for location, template, _ in templates_in(task.independent_params, f"tasks[{i}].independent_params")
     ]
-    if not strings and not config.params:  # the common case: nothing to render
-        checked = checked_params(config, source=source, templates=False)
-        return Prepared(None, config, config.model_dump_json(exclude_defaults=True), checked)
     found = [(location, template) for location, template in strings if template is not None]
     problems = template_problems(config)
     if problems:

@@ -324,4 +324,8 @@ def template_problems(config: DagConfig) -> list[Problem]:
 
 def templated_keys(task: TaskConfig) -> set[str]:
     """Params whose value holds a template of ours (or a bad one): they are checked once rendered."""
-    return {key for key, value in task.independent_params.items() if any(True for _ in templates_in(value, key))}
+    return {
+        key
+        for key, value in task.independent_params.items()
+        if not isinstance(value, int | float | None) and any(True for _ in templates_in(value, key))
+    }

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import shutil
 import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,12 +20,14 @@ from orchestrator.library import DagLibrary
 from orchestrator.secrets import Masker, Secrets
 from orchestrator.settings import Settings
 from orchestrator.states import RunState, TaskState
+from orchestrator.submission import prepare
 from orchestrator.validation import parse_config
 from tests.fake_telegram import ALICE, BotHarness
 from web.app import create_app
 
 SECRET = "tf-s3cr3t-7Qx9Lm2Vb8"  # pragma: allowlist secret
 JSON = {"Content-Type": "application/json"}
+SHIPPED_DAGS = Path(__file__).resolve().parents[1] / "dags"
 
 
 @pytest.fixture
@@ -193,3 +197,29 @@ def test_masking_replaces_longer_values_first_in_text_and_values() -> None:
     masker.add(["abc", "abcdef", ""])
     assert masker.text("x abcdef y abc") == "x *** y ***"
     assert masker.value({"abc": ["abcdef", 1, {"k": "abc!"}]}) == {"***": ["***", 1, {"k": "***!"}]}
+
+
+async def test_the_shipped_example_loads_without_its_secret_and_runs_only_with_it(
+    settings: Settings, orch: Orchestrator, library: DagLibrary, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TASKFLOW_SECRET_GITHUB_TOKEN", raising=False)
+    await asyncio.to_thread(shutil.copytree, SHIPPED_DAGS, settings.dags_dir)  # as the service's dags/
+    assert await library.sync_folder() == {}  # every shipped DAG loads, this one without its secret
+    config = await library.get("github_digest")
+    with pytest.raises(ConfigError) as caught:
+        await orch.submit(config, params={"to": "@someone"})
+    assert "secret 'GITHUB_TOKEN' is not set" in str(caught.value)
+    with pytest.raises(ConfigError, match=r"params\.to: required"):
+        await orch.submit(config)
+    slot = 1_780_000_000.0  # 2026-05-28 UTC
+    ready = prepare(
+        config, {"to": "@someone"}, secrets=Secrets(environ={"TASKFLOW_SECRET_GITHUB_TOKEN": SECRET}),
+        logical_date=slot, tz=settings.tz,
+    )  # fmt: skip
+    fetch, to_text, send = (t.independent_params for t in ready.config.tasks)
+    assert fetch["url"] == "https://api.github.com/repos/python/cpython"
+    assert fetch["headers"] == {"Authorization": "Bearer {{ secrets.GITHUB_TOKEN }}"}
+    assert (fetch["filename"], to_text["filename"]) == ("repo_2026-05-28.json", "digest_2026-05-28.txt")
+    assert to_text["template"] == "{full_name}: {stargazers_count} stars on 2026-05-28"
+    assert send["username"] == "@someone"
+    assert SECRET not in str(ready.text)

@@ -33,16 +33,30 @@ class Secrets:
         self.secrets_dir = secrets_dir
         self._env_file = env_file
         self._environ = os.environ if environ is None else environ
+        self._dotenv: tuple[tuple[int, int], dict[str, str | None]] | None = None  # (mtime, size), its values
 
     def get(self, name: str) -> str | None:
         """The secret's value, or None if it is not set anywhere."""
         key = ENV_PREFIX + name
         value = self._environ.get(key)
-        if value is None and self._env_file is not None and self._env_file.is_file():
-            value = dotenv_values(self._env_file).get(key)
+        if value is None:
+            value = self._from_dotenv(key)
         if value is None and self.secrets_dir is not None:
             value = _read_file(self.secrets_dir / name)
         return value
+
+    def _from_dotenv(self, key: str) -> str | None:
+        """A line of ``.env``, read again only when the file changes."""
+        if self._env_file is None:
+            return None
+        try:
+            stat = self._env_file.stat()
+        except OSError:
+            return None
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if self._dotenv is None or self._dotenv[0] != stamp:
+            self._dotenv = (stamp, dotenv_values(self._env_file))
+        return self._dotenv[1].get(key)
 
     def missing(self, names: Iterable[str]) -> list[str]:
         """The names among ``names`` that are not set."""

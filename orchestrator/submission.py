@@ -68,11 +68,14 @@ def prepare(
 
 
 def _missing_secrets(found: list[tuple[str, Any]], secrets: Secrets) -> list[Problem]:
-    problems = []
+    first: dict[str, str] = {}  # each secret once, at the first place naming it
     for location, template in found:
-        for name in secrets.missing(template.secrets):
-            problems.append(Problem(location, f"secret {name!r} is not set (set {secrets.where(name)})"))
-    return problems
+        for name in template.secrets:
+            first.setdefault(name, location)
+    return [
+        Problem(first[name], f"secret {name!r} is not set (set {secrets.where(name)})")
+        for name in secrets.missing(first)
+    ]
 
 
 def render_config(config: DagConfig, values: RunValues, source: str = "config") -> DagConfig:

@@ -290,3 +290,13 @@ async def test_dags_folder_is_loaded_into_a_fresh_database(library: DagLibrary, 
         restarted = DagLibrary(fresh, other.store)
         assert await restarted.sync_folder() == {}
         assert [r.dag_id for r in await restarted.list()] == ["lib"]
+
+
+async def test_set_filename_takes_templates_but_no_secret(library: DagLibrary):
+    await library.save(parse_config(dag()), source="test")
+    await library.set_filename("lib", "b", "report_{{ run.ds }}.txt")
+    assert (await library.get("lib")).task("b").filename == "report_{{ run.ds }}.txt"
+    with pytest.raises(ConfigError) as info:
+        await library.set_filename("lib", "b", "{{ secrets.API_KEY }}.txt")
+    assert [p.message for p in info.value.problems] == ["a filename may not hold a secret"]
+    assert (await library.get("lib")).task("b").filename == "report_{{ run.ds }}.txt"

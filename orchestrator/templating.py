@@ -92,10 +92,13 @@ def parse(text: str) -> Template | None:
     return _parse(text)
 
 
+_CR = "\x00\x02taskflow-cr\x02\x00"  # Jinja turns "\r\n" and "\r" into "\n": carriage returns are kept aside
+
+
 @functools.lru_cache(maxsize=4096)  # the same template often fills the params of many tasks
 def _parse(text: str) -> Template | None:
     try:
-        tree = _ENV.parse(text)
+        tree = _ENV.parse(text.replace("\r", _CR))
     except TemplateSyntaxError as exc:
         if _OURS_HINT.search(text):
             raise TemplateError(f"template syntax error: {exc.message}") from None
@@ -118,7 +121,7 @@ def _parse(text: str) -> Template | None:
         return None
     if others:
         raise TemplateError(f"mixes names of TaskFlow's with other {{{{ }}}} text; {ESCAPE_HINT}")
-    return Template(tuple(parts))
+    return Template(tuple(p.replace(_CR, "\r") if isinstance(p, str) else p for p in parts))
 
 
 def _is_root(node: nodes.Node) -> bool:

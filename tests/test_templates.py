@@ -82,6 +82,7 @@ async def test_a_run_renders_once_and_keeps_json_types(orch: Orchestrator) -> No
                     "line": "{{ dag.id }} #{{ run.id }}: {{ params.city }} for {{ params.days }} d {{ params.tags }}",
                     "escaped": '{{ "{{" }}literal}} {{ params.city }}',
                     "shell": "${#x} {{ params.city }}",
+                    "crlf": "a\r\n{{ params.city }}\r",
                     "id": "{{ run.id }}",
                 },
             ),
@@ -99,6 +100,7 @@ async def test_a_run_renders_once_and_keeps_json_types(orch: Orchestrator) -> No
         "line": f'tpl #{run_id}: Lyon for 3 d ["a"]',
         "escaped": "{{literal}} Lyon",
         "shell": "${#x} Lyon",
+        "crlf": "a\r\nLyon\r",
         "id": run_id,
     }
     stored = await orch.store.run_config(run_id)  # what was rendered is what is stored

@@ -83,6 +83,7 @@ class Orchestrator:
         self._waits = TaskSet()  # attempts of operations that only wait (sleep): they hold no worker
         self._background = TaskSet()  # runs being closed (report, archive), held runs being started
         self._owns_http = False
+        self._closing = False
         self._activation = asyncio.Lock()  # resume and re-run check-then-start runs
 
     # -- life cycle -------------------------------------------------------------------------
@@ -96,6 +97,7 @@ class Orchestrator:
 
     async def start(self) -> None:
         """Start the workers, and resume runs a previous process left unfinished."""
+        self._closing = False
         self.settings.runs_dir.mkdir(parents=True, exist_ok=True)
         if self.resources.http is None:
             self.resources.http = aiohttp.ClientSession()
@@ -113,6 +115,7 @@ class Orchestrator:
 
     async def close(self) -> None:
         """Stop the workers; runs still going stay stored as they are and resume at the next start."""
+        self._closing = True  # held runs are not started any more: they start at the next start
         for run in self._runs.values():
             for timer in run.timers.values():
                 timer.cancel()
@@ -611,6 +614,8 @@ class Orchestrator:
 
     def _release(self, dag_id: str) -> None:
         """A run of ``dag_id`` ended (or failed to start): its turn goes to the oldest held run of the DAG."""
+        if self._closing:
+            return
         for run_id, held in self._held.items():
             if held.dag_id == dag_id and not held.starting:
                 held.starting = True  # held still, so that waiting for it goes on until it has started

@@ -140,3 +140,17 @@ async def test_a_schedule_slot_beyond_max_active_runs_is_skipped_and_logged(
     await orch.wait(going)
     now[0] += 10
     assert len(await scheduler.tick()) == 1  # the next slot runs
+
+
+@pytest.mark.parametrize("delay", [0, 0.002, 0.005, 0.01, 0.02])
+async def test_a_stop_while_a_run_closes_leaves_its_held_successor_quietly(
+    settings: Settings, caplog: pytest.LogCaptureFixture, delay: float
+) -> None:
+    config = parse_config({"dag_name": "s", "max_active_runs": 1, "tasks": [{"id": "a", "operation": "noop"}]})
+    async with running(settings) as orch:
+        await orch.submit(config)
+        held = await orch.submit(config)
+        await asyncio.sleep(delay)  # one of these stops comes while the first run is being closed
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    async with running(settings) as orch:
+        assert (await orch.wait(held)).state == RunState.SUCCESS

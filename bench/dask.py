@@ -67,8 +67,9 @@ async def timed_run(settings: Any, executor: Any, config: Any, warmup: Any) -> f
     """Wall time of one run of ``config`` on a fresh orchestrator (after a warm-up run); fails loudly."""
     from orchestrator.engine import Orchestrator
     from orchestrator.states import RunState
+    from orchestrator.store import Store
 
-    async with Orchestrator(settings, executor=executor) as orch:
+    async with Store(settings.db_path) as store, Orchestrator(settings, store, executor=executor) as orch:
         await orch.run(warmup)
         started = time.perf_counter()
         report = await orch.run(config)

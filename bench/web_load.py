@@ -34,6 +34,7 @@ from aiohttp import web  # noqa: E402
 from orchestrator.engine import Orchestrator  # noqa: E402
 from orchestrator.library import DagLibrary  # noqa: E402
 from orchestrator.settings import Settings  # noqa: E402
+from orchestrator.store import Store  # noqa: E402
 from web import create_app, start_site  # noqa: E402
 from web.app import bound_port  # noqa: E402
 
@@ -130,8 +131,8 @@ async def bench(requests: int, tasks: int, workers: int) -> bool:
     """Run the load test; True when every check passed."""
     with tempfile.TemporaryDirectory(prefix="taskflow-web-load-") as tmp:
         settings = Settings(_env_file=None, data_dir=Path(tmp), host="127.0.0.1", port=0, workers=workers)
-        async with Orchestrator(settings) as orch:
-            runner = await start_site(create_app(settings, orch, DagLibrary(settings, orch.store)), settings)
+        async with Store(settings.db_path) as store, Orchestrator(settings, store) as orch:
+            runner = await start_site(create_app(settings, orch, DagLibrary(settings, store), store), settings)
             try:
                 base = f"http://127.0.0.1:{bound_port(runner)}"
                 # No client-side cap on connections: all requests really are in flight at once.

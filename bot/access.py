@@ -29,6 +29,18 @@ def is_allowed(settings: Settings, user: User) -> bool:
     return user.id in ids or (user.username is not None and user.username.lower() in names)
 
 
+def warn_about_usernames(settings: Settings) -> None:
+    """Log a warning when the allow-list names people by @username: whoever holds the name gets in."""
+    _, names = settings.allowed_users
+    if names:
+        listed = ", ".join(f"@{name}" for name in sorted(names))
+        log.warning(
+            "TELEGRAM_ALLOWED_USERS names %s by username: whoever holds such a name now (after a rename, "
+            "someone else) is let in; list user ids instead (an unknown user is told their id)",
+            listed,
+        )
+
+
 class UsersMiddleware(BaseMiddleware):
     """Stores (or refreshes) the user behind each update and puts ``allowed`` into the handler data."""
 

@@ -8,13 +8,12 @@ when the button is pressed. Ids never contain ``~`` or ``:``, so the two forms c
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from orchestrator.models import TaskConfig
 from orchestrator.states import RunState
 
 MAX_BUTTONS = 48  # Telegram allows 100; a longer list is unusable on a phone anyway
@@ -78,12 +77,11 @@ def dag_buttons(dag_ids: Sequence[str], factory: type[RunDag] | type[PickDag]) -
     return builder.as_markup()
 
 
-def task_buttons(tasks: Sequence[TaskConfig]) -> InlineKeyboardMarkup:
-    """One button per task, showing its current filename, and Cancel."""
+def task_buttons(names: Mapping[str, str]) -> InlineKeyboardMarkup:
+    """One button per task (id → the file it saves its output as), and Cancel."""
     builder = InlineKeyboardBuilder()
-    for task in tasks[:MAX_BUTTONS]:
-        label = f"{task.id} → {task.filename}" if task.filename else task.id
-        builder.button(text=label, callback_data=PickTask(task=key_of(task.id)))
+    for task_id, name in list(names.items())[:MAX_BUTTONS]:
+        builder.button(text=f"{task_id} → {name}", callback_data=PickTask(task=key_of(task_id)))
     builder.adjust(1)
     builder.row(_abort_button())
     return builder.as_markup()

@@ -34,8 +34,10 @@ from orchestrator.engine import Orchestrator, RunReport
 from orchestrator.errors import NotFoundError
 from orchestrator.events import RunEvent, Subscription
 from orchestrator.records import ScheduleRecord
+from orchestrator.scheduler import notify_of, tells
 from orchestrator.settings import Settings
 from orchestrator.states import RUN_TERMINAL, RunState, TaskState
+from orchestrator.store import Store
 
 log = logging.getLogger("taskflow.bot")
 
@@ -81,9 +83,12 @@ class Progress:
 class Notifier:
     """Status messages, final messages and the restart digest (see the module's docstring)."""
 
-    def __init__(self, bot: Bot, orch: Orchestrator, settings: Settings, *, edit_interval: float = 1.5) -> None:
+    def __init__(
+        self, bot: Bot, orch: Orchestrator, store: Store, settings: Settings, *, edit_interval: float = 1.5
+    ) -> None:
         self.bot = bot
         self.orch = orch
+        self.store = store
         self.settings = settings
         self.edit_interval = edit_interval
         self._watched: dict[int, Progress] = {}
@@ -126,7 +131,27 @@ class Notifier:
         progress.message_id, progress.shown = message.message_id, text
         progress.last_edit = asyncio.get_running_loop().time()
         self._changed(progress)  # events that came while it was being sent
+        # Kept, so that a run resumed after a restart goes on editing this message.
+        await self.store.set_status_message(progress.run_id, progress.chat_id, message.message_id)
         return message
+
+    async def reattach(self, run_ids: list[int]) -> None:
+        """Go on editing the status messages of runs resumed after a restart, to their end."""
+        for run_id in run_ids:
+            posted = await self.store.get_status_message(run_id)
+            if posted is None or run_id in self._watched:
+                continue
+            progress = Progress(run_id, posted[0], message_id=posted[1])
+            progress.attached.set()
+            self._watched[run_id] = progress  # from here on, its events (and its end) edit the message
+            report = await self.orch.report(run_id)
+            if report.run.state in RUN_TERMINAL and self._watched.get(run_id) is progress:
+                # It ended before it was watched: its final message is sent; close the status message.
+                del self._watched[run_id]
+                await self._close_progress(progress, report)
+                continue
+            progress.load(report)
+            self._changed(progress)
 
     async def _listen(self, sub: Subscription) -> None:
         while True:
@@ -206,8 +231,21 @@ class Notifier:
                 await self._close_progress(progress, report)
             except Exception:  # whatever went wrong with the status message, the outcome must still be told
                 log.exception("could not close the status message of run %d", run_id)
-        if chat_id is not None:
-            await self.deliver(chat_id, *final_message(report, self.settings.public_url))
+        origin = await self._schedule_of(report.run.trigger)
+        # Unless someone watches it in the chat, a scheduled run is told of as its schedule's owner chose.
+        quiet = origin is not None and origin[1] is not None and not tells(notify_of(origin[1]), report.run.state)
+        if chat_id is not None and (progress is not None or not quiet):
+            await self.deliver(chat_id, *final_message(report, self.settings.public_url, origin))
+
+    async def _schedule_of(self, trigger: str) -> tuple[int, ScheduleRecord | None] | None:
+        """The schedule that started a run (its record None if it was deleted since), if one did."""
+        kind, _, number = trigger.partition(":")
+        if kind != "schedule" or not number.isdigit():
+            return None
+        try:
+            return int(number), await self.store.get_schedule(int(number))
+        except NotFoundError:
+            return int(number), None
 
     async def _close_progress(self, progress: Progress, report: RunReport) -> None:
         progress.done = True
@@ -259,16 +297,20 @@ class Notifier:
         ids, names = self.settings.allowed_users
         chats = set(ids)  # a user's private chat has the user's id
         for name in names:
-            user = await self.orch.store.find_user(name)
+            user = await self.store.find_user(name)
             if user is not None:
                 chats.add(user.chat_id)
         return chats
 
 
-def final_message(report: RunReport, public_url: str) -> tuple[str, InlineKeyboardMarkup | None]:
-    """The text and buttons of a run's final message."""
+def final_message(
+    report: RunReport, public_url: str, schedule: tuple[int, ScheduleRecord | None] | None = None
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The text and buttons of a run's final message (``schedule``: the one that started it)."""
     run = report.run
     failed = next((t for t in report.tasks.values() if t.state == TaskState.FAILED), None)
     text = texts.final(run, failed, texts.run_link(public_url, run.run_id))
+    if schedule is not None:
+        text += "\n" + texts.started_by_schedule(*schedule)
     has_archive = report.archive is not None and Path(report.archive).is_file()
     return text, final_buttons(run.run_id, run.state, has_archive)

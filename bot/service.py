@@ -26,7 +26,7 @@ from aiogram.types import BotCommand
 from aiogram.utils.token import TokenValidationError
 
 from bot import texts
-from bot.access import UsersMiddleware
+from bot.access import UsersMiddleware, warn_about_usernames
 from bot.handlers import build_router
 from bot.notifier import Notifier
 from bot.ordering import OrderedDispatcher
@@ -37,6 +37,7 @@ from orchestrator.engine import Orchestrator
 from orchestrator.library import DagLibrary
 from orchestrator.scheduler import Scheduler
 from orchestrator.settings import Settings
+from orchestrator.store import Store
 
 log = logging.getLogger("taskflow.bot")
 
@@ -55,6 +56,7 @@ class TaskFlowBot:
         orch: Orchestrator,
         library: DagLibrary,
         scheduler: Scheduler,
+        store: Store,
         *,
         edit_interval: float = EDIT_INTERVAL_S,
         polling_timeout: int = POLLING_TIMEOUT_S,
@@ -74,8 +76,9 @@ class TaskFlowBot:
             self.bot = Bot(settings.telegram_bot_token, session=session, default=defaults)
         except TokenValidationError:
             raise ValueError("TELEGRAM_BOT_TOKEN does not look like a bot token (123456789:AA…)") from None
-        self.notifier = Notifier(self.bot, orch, settings, edit_interval=edit_interval)
-        self.sender = TelegramSender(self.bot, orch.store)
+        self.store = store
+        self.notifier = Notifier(self.bot, orch, store, settings, edit_interval=edit_interval)
+        self.sender = TelegramSender(self.bot, store)
         self.ready = asyncio.Event()  # set while long polling runs
         self.polling_task: asyncio.Task[None] | None = None  # ends when polling stops for good
         self._tasks = TaskSet()
@@ -88,11 +91,12 @@ class TaskFlowBot:
             name="taskflow",
             settings=self.settings,
             orch=self.orch,
+            store=self.store,
             library=library,
             scheduler=self.scheduler,
             notifier=self.notifier,
         )
-        dispatcher.update.outer_middleware(UsersMiddleware(self.orch.store, self.settings))
+        dispatcher.update.outer_middleware(UsersMiddleware(self.store, self.settings))
         dispatcher.include_router(build_router())
         dispatcher.startup.register(self._on_startup)
         dispatcher.shutdown.register(self._on_shutdown)
@@ -103,6 +107,7 @@ class TaskFlowBot:
 
         Call it before resuming unfinished runs, so their messages can be delivered.
         """
+        warn_about_usernames(self.settings)
         await self.notifier.start()
         self.scheduler.on_error = self.notifier.schedule_failed
         if self.orch.resources.sender is None:
@@ -115,6 +120,7 @@ class TaskFlowBot:
         if fresh:
             self._digested.update(fresh)
             self._tasks.spawn(self.notifier.send_digest(fresh), name="telegram-resume-digest")
+            self._tasks.spawn(self.notifier.reattach(fresh), name="telegram-reattach")
 
     async def stop(self) -> None:
         """Stop polling and every background task, and close the HTTP session."""

@@ -12,7 +12,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from orchestrator.records import DagRecord, RunRecord, ScheduleRecord, TaskRecord
-from orchestrator.scheduler import trigger_of
+from orchestrator.scheduler import NOTIFY_EVERY, NOTIFY_FAILURES, notify_of, trigger_of
 from orchestrator.states import RunState, TaskState
 
 MESSAGE_LIMIT = 4096  # Telegram's limit for a message's text
@@ -30,6 +30,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("schedule", "Schedule a DAG: /schedule <dag_id> <cron | every 15m | at …>"),
     ("schedules", "List schedules"),
     ("unschedule", "Delete a schedule: /unschedule <id>"),
+    ("notify", "Which runs of a schedule to tell: /notify <id> every|failures|none"),
     ("pause", "Pause a schedule: /pause <id>"),
     ("resume", "Resume a schedule: /resume <id>"),
     ("filename", "Change a task's output filename"),
@@ -45,6 +46,16 @@ TASK_ICONS = {
     TaskState.FAILED: "❌",
     TaskState.UPSTREAM_FAILED: "⛔",
     TaskState.CANCELLED: "🚫",
+}
+TASK_WORDS = {
+    TaskState.PENDING: "waiting",
+    TaskState.QUEUED: "queued",
+    TaskState.RUNNING: "running",
+    TaskState.UP_FOR_RETRY: "retry",
+    TaskState.SUCCESS: "done",
+    TaskState.FAILED: "failed",
+    TaskState.UPSTREAM_FAILED: "upstream failed",
+    TaskState.CANCELLED: "cancelled",
 }
 RUN_ICONS = {
     RunState.QUEUED: "🕓",
@@ -120,9 +131,11 @@ HELP = (
     "/schedule &lt;dag_id&gt; &lt;when&gt; — run a DAG on a schedule; &lt;when&gt; is a cron expression "
     "(5 fields, optional 6th for seconds), <code>every 15m</code> or <code>at 2026-12-01 09:00</code>\n"
     "/schedules, /pause &lt;id&gt;, /resume &lt;id&gt;, /unschedule &lt;id&gt; — manage schedules\n"
+    "/notify &lt;id&gt; every|failures|none — which runs of a schedule I tell you about\n"
     "/filename [&lt;dag_id&gt; &lt;task_id&gt; &lt;new_name&gt;] — change where a task saves its output\n\n"
     "Send a <code>.json</code> DAG config (or a 4diac <code>.sys</code>/<code>.fbt</code>/<code>.sub</code>/"
-    "<code>.xml</code> file) as a document to add or replace a DAG."
+    "<code>.xml</code> file, or a <code>.zip</code> of a 4diac project with its type files and an optional "
+    "<code>taskflow-map.json</code>) as a document to add or replace a DAG."
 )
 
 
@@ -179,7 +192,15 @@ def usage_schedule_id(command: str) -> str:
 
 # -- DAGs ---------------------------------------------------------------------------------------
 
-NO_DAGS = "No DAGs yet. Send a <code>.json</code> config as a document to add one."
+
+def no_dags(folder: object) -> str:
+    """No DAG is known: say where they come from."""
+    return (
+        f"No DAGs yet. Send a <code>.json</code> config as a document to add one, or put it in {code(folder)} "
+        "(TASKFLOW_DAGS_DIR) on the server."
+    )
+
+
 PICK_DAG_TO_RUN = "Which DAG shall I run?"
 
 
@@ -233,8 +254,9 @@ def config_invalid_caption(source: str, count: int) -> str:
 def unsupported_document(name: str) -> str:
     """A document of a kind the bot does not take."""
     return (
-        f"I can't use {esc(name)}. Send a DAG config (<code>.json</code>) or a 4diac file "
-        "(<code>.sys</code>, <code>.fbt</code>, <code>.sub</code>, <code>.xml</code>)."
+        f"I can't use {esc(name)}. Send a DAG config (<code>.json</code>), a 4diac file "
+        "(<code>.sys</code>, <code>.fbt</code>, <code>.sub</code>, <code>.xml</code>) or a 4diac project "
+        "as a <code>.zip</code>."
     )
 
 
@@ -266,7 +288,14 @@ def progress(run_id: int, dag_id: str, state: RunState, tasks: Sequence[tuple[st
         rest = tasks[PROGRESS_LINES:]
         counts = _count(s for _, s, _ in rest)
         lines.append(f"… {len(rest)} more: {counts}")
+    lines.append(legend(s for _, s, _ in tasks))
     return "\n".join(lines)
+
+
+def legend(states: Iterable[TaskState]) -> str:
+    """One line saying what each task icon in a message means (only those it shows)."""
+    shown = set(states)
+    return "<i>" + " · ".join(f"{TASK_ICONS[s]} {TASK_WORDS[s]}" for s in TaskState if s in shown) + "</i>"
 
 
 def _count(states: Iterable[TaskState]) -> str:
@@ -310,6 +339,7 @@ def status(run: RunRecord, tasks: Sequence[TaskRecord], tz: ZoneInfo, link: str)
             line += f" — {esc(cut(task.error, 200))}"
         lines.append(line)
     lines.append(f'<a href="{esc(link)}">Status page</a>')
+    lines.append(legend(task.state for task in tasks))
     return "\n".join(lines)
 
 
@@ -384,9 +414,28 @@ def schedule_made(record: ScheduleRecord, upcoming: Sequence[datetime], tz: Zone
         f"⏰ Schedule <b>#{record.schedule_id}</b>: {code(record.dag_id)} {code(spec_of(record))} ({esc(tz.key)}).",
         "Next runs:",
         *(f"• {when(t, tz)}" for t in upcoming),
-        f"\nI'll tell you how each run ends. /pause {record.schedule_id}, /unschedule {record.schedule_id}",
+        f"\n{notices(record)} /pause {record.schedule_id}, /unschedule {record.schedule_id}",
     ]
     return "\n".join(lines)
+
+
+_NOTICES = {
+    NOTIFY_EVERY: "I'll tell you how each run ends",
+    NOTIFY_FAILURES: "I'll tell you only of runs that fail",
+}
+
+
+def notices(record: ScheduleRecord) -> str:
+    """What the chat hears of a schedule's runs, and how to change it."""
+    what = _NOTICES.get(notify_of(record), "I won't tell you of its runs")
+    return f"{what} (/notify {record.schedule_id} every|failures|none)."
+
+
+def started_by_schedule(schedule_id: int, record: ScheduleRecord | None) -> str:
+    """The line of a final message naming the schedule that started the run."""
+    if record is None:
+        return f"⏰ Started by schedule #{schedule_id} (deleted since)."
+    return f"⏰ Started by schedule <b>#{schedule_id}</b> {code(spec_of(record))}. {notices(record)}"
 
 
 def schedule_line(record: ScheduleRecord, upcoming: Sequence[datetime], tz: ZoneInfo) -> str:
@@ -398,7 +447,8 @@ def schedule_line(record: ScheduleRecord, upcoming: Sequence[datetime], tz: Zone
     else:
         state = "done"
     last = f", last run #{record.last_run_id}" if record.last_run_id else ""
-    return f"<b>#{record.schedule_id}</b> {code(record.dag_id)} {code(spec_of(record))} — {state}{last}"
+    told = f", tells {notify_of(record)}"
+    return f"<b>#{record.schedule_id}</b> {code(record.dag_id)} {code(spec_of(record))} — {state}{last}{told}"
 
 
 def schedule_list(lines: Sequence[str], tz: ZoneInfo) -> str:
@@ -419,6 +469,17 @@ def schedule_resumed(record: ScheduleRecord, upcoming: Sequence[datetime], tz: Z
     return f"▶️ Schedule #{record.schedule_id} resumed.{nxt}"
 
 
+USAGE_NOTIFY = (
+    "Usage: <code>/notify &lt;id&gt; every|failures|none</code>: tell of every run of the schedule, "
+    "of failed ones only, or of none (see /schedules)."
+)
+
+
+def notify_set(record: ScheduleRecord) -> str:
+    """/notify was accepted."""
+    return f"🔔 Schedule #{record.schedule_id}: {notices(record)}"
+
+
 def schedule_removed(schedule_id: int) -> str:
     """/unschedule."""
     return f"🗑 Schedule #{schedule_id} deleted."
@@ -433,20 +494,36 @@ def schedule_failed(record: ScheduleRecord, message: str) -> str:
 
 PICK_DAG_FOR_FILENAME = "Whose task's filename shall I change? Pick the DAG:"
 FILENAME_ABORTED = "OK, nothing changed."
+FILENAME_PROMPT_GONE = "This question has ended already."
 
 
 def pick_task(dag_id: str) -> str:
     """Second step of the filename flow."""
-    return f"DAG {code(dag_id)}: pick the task (its current filename is shown):"
+    return f"DAG {code(dag_id)}: pick the task (the file it saves its output as is shown):"
 
 
-def ask_filename(dag_id: str, task_id: str, current: str | None) -> str:
+def no_output_tasks(dag_id: str) -> str:
+    """A DAG none of whose tasks writes an output file."""
+    return f"No task of {code(dag_id)} writes an output file: there is no filename to change."
+
+
+def ask_filename(dag_id: str, task_id: str, current: str, chosen: bool) -> str:
     """Third step of the filename flow."""
-    now = code(current) if current else "the default"
+    now = code(current) if chosen else f"{code(current)} (the default)"
     return (
         f"Task {code(task_id)} of {code(dag_id)} saves its output as {now}.\n"
         "Send the new file name (a plain name like <code>report.json</code>), or tap Cancel (or send /cancel)."
     )
+
+
+def filename_prompt_ended(command: str) -> str:
+    """A pending filename question that another command ended."""
+    return f"⏹ Ended by {esc(command)}: nothing changed. /filename to start again."
+
+
+def filename_prompt_answered(dag_id: str, task_id: str, filename: str) -> str:
+    """The filename question, once answered."""
+    return f"Task {code(task_id)} of {code(dag_id)}: saved as {code(filename)}."
 
 
 def filename_changed(dag_id: str, task_id: str, filename: str) -> str:

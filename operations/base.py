@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -10,8 +11,12 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from orchestrator.errors import PermanentOperationError
-from orchestrator.models import Filename
+from operations.destinations import DestinationPolicy
+from operations.errors import PermanentOperationError
+from operations.filenames import Filename
+
+# The largest output an operation may produce (TASKFLOW_MAX_OUTPUT_BYTES's default): its file's size.
+DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 
 
 class OperationParams(BaseModel):
@@ -41,6 +46,10 @@ class Resources:
     http: Any = None  # aiohttp.ClientSession, created lazily by the orchestrator
     sender: MessageSender | None = None
     allow_shell: bool = False
+    # TASKFLOW_MAX_OUTPUT_BYTES: operations that can tell refuse to build a larger output.
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+    # Where ``http_request`` may go (TASKFLOW_HTTP_ALLOWED_HOSTS, TASKFLOW_HTTP_BLOCK_PRIVATE); ``http`` obeys it.
+    destinations: DestinationPolicy = field(default_factory=DestinationPolicy)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -69,6 +78,26 @@ class OperationContext:
         return target
 
 
+def output_too_large(size: int, limit: int) -> PermanentOperationError:
+    """The failure of an output over ``TASKFLOW_MAX_OUTPUT_BYTES``."""
+    return PermanentOperationError(f"output is {size} bytes or more; the limit is {limit} (TASKFLOW_MAX_OUTPUT_BYTES)")
+
+
+def dumps_within(value: Any, indent: int | None, limit: int) -> str:
+    """``json.dumps`` (``ensure_ascii=False``), refused as soon as the text passes ``limit`` characters.
+
+    Indenting deeply nested data multiplies its size: this never builds more than ``limit``.
+    """
+    chunks: list[str] = []
+    total = 0
+    for chunk in json.JSONEncoder(indent=indent, ensure_ascii=False).iterencode(value):
+        total += len(chunk)
+        if total > limit:
+            raise output_too_large(total, limit)
+        chunks.append(chunk)
+    return "".join(chunks)
+
+
 OperationFn = Callable[[OperationContext, Any], Awaitable[Any]]
 
 
@@ -82,6 +111,10 @@ class Operation:
     description: str = ""
     # Whether the operation can run away from the service process (see ``OperationContext.local``).
     remote_ok: bool = True
+    # From the function's return hint: ``-> None`` gives no output (so no output file, no filename);
+    # ``-> str`` always text (``<task_id>.txt`` by default).
+    writes_output: bool = True
+    text_output: bool = False
     # False for operations that only wait (sleep): their attempts do not take one of the workers.
     holds_worker: bool = True
 

@@ -8,10 +8,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from operations.base import OperationContext, OperationParams
+from operations.base import OperationContext, OperationParams, dumps_within, output_too_large
+from operations.errors import PermanentOperationError
+from operations.filenames import Filename
 from operations.registry import operation
-from orchestrator.errors import PermanentOperationError
-from orchestrator.models import Filename
 
 Format = Literal["auto", "text", "json"]
 
@@ -28,7 +28,7 @@ async def write_file(ctx: OperationContext, params: WriteFileParams) -> Any:
     """Save ``content`` into the run folder under ``filename`` (the engine writes the output)."""
     content = params.content
     if params.format == "text" and not isinstance(content, str):
-        return json.dumps(content, ensure_ascii=False, indent=2)
+        return dumps_within(content, 2, ctx.resources.max_output_bytes)
     if params.format == "json" and isinstance(content, str):
         try:
             return json.loads(content)
@@ -51,8 +51,11 @@ async def read_file(ctx: OperationContext, params: ReadFileParams) -> Any:
     target = ctx.path(params.path)
     if not target.is_file():
         raise PermanentOperationError(f"file {params.path!r} does not exist in the run folder")
-    if target.stat().st_size > params.max_bytes:
+    size = target.stat().st_size
+    if size > params.max_bytes:
         raise PermanentOperationError(f"file {params.path!r} is larger than {params.max_bytes} bytes")
+    if size > ctx.resources.max_output_bytes:
+        raise output_too_large(size, ctx.resources.max_output_bytes)
     text = await asyncio.to_thread(target.read_text, encoding="utf-8", errors="replace")
     as_json = params.format == "json" or (params.format == "auto" and target.suffix == ".json")
     if not as_json:

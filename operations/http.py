@@ -8,9 +8,9 @@ from typing import Any, Literal
 import aiohttp
 from pydantic import AnyHttpUrl, Field, model_validator
 
-from operations.base import OperationContext, OperationParams
+from operations.base import OperationContext, OperationParams, output_too_large
+from operations.errors import OperationError, PermanentOperationError
 from operations.registry import operation
-from orchestrator.errors import OperationError, PermanentOperationError
 
 Scalar = str | int | float | bool
 
@@ -56,7 +56,7 @@ async def http_request(ctx: OperationContext, params: HttpRequestParams) -> Any:
             data=params.data,
             timeout=timeout,
         ) as resp:
-            body = await _read_body(resp, params.max_bytes)
+            body = await _read_body(resp, params.max_bytes, ctx.resources.max_output_bytes)
             status, content_type, charset = resp.status, resp.content_type, resp.charset
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise OperationError(f"{params.method} {params.url}: {type(exc).__name__}: {exc}") from None
@@ -70,14 +70,16 @@ async def http_request(ctx: OperationContext, params: HttpRequestParams) -> Any:
     return text
 
 
-async def _read_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The whole body, or as soon as it passes ``limit`` a refusal (no unbounded buffering)."""
+async def _read_body(resp: aiohttp.ClientResponse, limit: int, output_limit: int) -> bytes:
+    """The whole body, or as soon as it passes either limit a refusal (no unbounded buffering)."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in resp.content.iter_chunked(64 * 1024):
         size += len(chunk)
         if size > limit:
             raise PermanentOperationError(f"response is larger than max_bytes={limit}")
+        if size > output_limit:
+            raise output_too_large(size, output_limit)
         chunks.append(chunk)
     return b"".join(chunks)
 

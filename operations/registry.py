@@ -21,6 +21,7 @@ _BUILTIN_MODULES = (
     "operations.files",
     "operations.shell",
     "operations.telegram",
+    "operations.iec",
 )
 
 _registry: dict[str, Operation] = {}
@@ -35,12 +36,23 @@ def operation(
     def decorate(fn: OperationFn) -> OperationFn:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(f"operation {name!r} must be an async function")
-        model = typing.get_type_hints(fn).get("params")
+        hints = typing.get_type_hints(fn)
+        model = hints.get("params")
         if not (isinstance(model, type) and issubclass(model, OperationParams)):
             raise TypeError(f"operation {name!r}: annotate 'params' with an OperationParams model")
         doc = description if description is not None else (inspect.getdoc(fn) or "")
         summary = doc.splitlines()[0] if doc else ""
-        _registry[name] = Operation(name, fn, model, summary, remote_ok, holds_worker)
+        returns = hints.get("return")
+        _registry[name] = Operation(
+            name,
+            fn,
+            model,
+            summary,
+            remote_ok,
+            writes_output=returns is not type(None),
+            text_output=returns is str,
+            holds_worker=holds_worker,
+        )
         return fn
 
     return decorate

@@ -10,8 +10,8 @@ import signal
 from pydantic import Field
 
 from operations.base import OperationContext, OperationParams
+from operations.errors import OperationError, PermanentOperationError
 from operations.registry import operation
-from orchestrator.errors import OperationError, PermanentOperationError
 
 _MAX_CAPTURE = 1024 * 1024
 
@@ -41,7 +41,9 @@ async def shell(ctx: OperationContext, params: ShellParams) -> dict[str, object]
     )
     try:
         async with asyncio.timeout(params.timeout):
-            out, err = await proc.communicate()
+            assert proc.stdout is not None  # both piped above
+            assert proc.stderr is not None
+            out, err, _ = await asyncio.gather(_capture(proc.stdout), _capture(proc.stderr), proc.wait())
     except TimeoutError:
         _kill_group(proc.pid)
         await proc.wait()
@@ -51,13 +53,24 @@ async def shell(ctx: OperationContext, params: ShellParams) -> dict[str, object]
         raise
     result = {
         "exit_code": proc.returncode,
-        "stdout": out[:_MAX_CAPTURE].decode("utf-8", errors="replace"),
-        "stderr": err[:_MAX_CAPTURE].decode("utf-8", errors="replace"),
+        "stdout": out.decode("utf-8", errors="replace"),
+        "stderr": err.decode("utf-8", errors="replace"),
     }
     if params.check and proc.returncode != 0:
         tail = result["stderr"].strip().splitlines()[-3:]  # type: ignore[union-attr]
         raise OperationError(f"command exited with {proc.returncode}: {' | '.join(tail)}")
     return result
+
+
+async def _capture(stream: asyncio.StreamReader) -> bytes:
+    """The first ``_MAX_CAPTURE`` bytes of a stream; the rest is read and dropped, never held."""
+    kept: list[bytes] = []
+    size = 0
+    while chunk := await stream.read(64 * 1024):
+        if size < _MAX_CAPTURE:
+            kept.append(chunk[: _MAX_CAPTURE - size])
+            size += len(kept[-1])
+    return b"".join(kept)
 
 
 def _kill_group(pid: int) -> None:

@@ -8,9 +8,9 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from operations.base import OperationContext, OperationParams
+from operations.errors import PermanentOperationError
+from operations.filenames import Filename
 from operations.registry import operation
-from orchestrator.errors import PermanentOperationError
-from orchestrator.models import Filename
 
 
 class TelegramSendParams(OperationParams):

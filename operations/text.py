@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
-import json
+import re
 import string
 from typing import Any
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
-from operations.base import OperationContext, OperationParams
+from operations.base import OperationContext, OperationParams, dumps_within, output_too_large
+from operations.errors import PermanentOperationError
+from operations.paths import PathError, split_path, walk
 from operations.registry import operation
-from orchestrator.errors import PermanentOperationError
-from orchestrator.paths import PathError, split_path, walk
+
+_NUMBER = re.compile(r"\d+")
+MAX_INDENT = 16
 
 
 class _Formatter(string.Formatter):
-    """``{a.b.0}`` walks into the data like a dependent-param path, and never calls methods."""
+    """``{a.b.0}`` walks into the data like a dependent-param path, and never calls methods.
+
+    The text it builds stays within ``limit`` characters: a width or precision past it is refused
+    before anything is padded (``{v:>2000000000}`` would allocate gigabytes), and the fields'
+    results are counted as they come.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.total = 0
 
     def get_field(self, field_name: str, args: Any, kwargs: Any) -> tuple[Any, str]:
         try:
@@ -23,13 +35,23 @@ class _Formatter(string.Formatter):
         except PathError as exc:
             raise PermanentOperationError(f"template field {{{field_name}}}: {exc}") from None
 
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        # Width and precision are the only numbers a format spec holds (a digit fill is one digit).
+        if any(int(n) > self.limit for n in _NUMBER.findall(format_spec)):
+            raise output_too_large(max(int(n) for n in _NUMBER.findall(format_spec)), self.limit)
+        text = super().format_field(value, format_spec)
+        self.total += len(text)
+        if self.total > self.limit:
+            raise output_too_large(self.total, self.limit)
+        return text
+
 
 class JsonToStringParams(OperationParams):
     """``data`` to render; ``template`` with ``{field}`` (or ``{a.b.0}``) places, else pretty JSON."""
 
     data: Any = None
     template: str | None = None
-    indent: int = 2
+    indent: int = Field(default=2, ge=0, le=MAX_INDENT)
 
     @field_validator("template")
     @classmethod
@@ -45,11 +67,12 @@ class JsonToStringParams(OperationParams):
 @operation("json_to_string")
 async def json_to_string(ctx: OperationContext, params: JsonToStringParams) -> str:
     """Turn JSON data into text: pretty-printed, or through a ``{field}`` template."""
+    limit = ctx.resources.max_output_bytes
     if params.template is None:
-        return json.dumps(params.data, indent=params.indent, ensure_ascii=False)
+        return dumps_within(params.data, params.indent, limit)
     try:
-        return _Formatter().vformat(params.template, (), {"__data__": params.data})
-    except (IndexError, ValueError) as exc:
+        return _Formatter(limit).vformat(params.template, (), {"__data__": params.data})
+    except (IndexError, ValueError, TypeError) as exc:
         raise PermanentOperationError(f"template: {exc}") from None
 
 

@@ -7,12 +7,12 @@ from collections.abc import Awaitable, Callable
 
 from rich.console import Console, Group
 from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator.progress import Progress, count_states, progress
 from orchestrator.records import RunReport, TaskRecord
-from orchestrator.states import RUN_TERMINAL, TASK_TERMINAL, RunState, TaskState
+from orchestrator.states import RUN_TERMINAL, RunState, TaskState
 
 STATE_STYLE = {
     TaskState.PENDING: "dim",
@@ -24,6 +24,15 @@ STATE_STYLE = {
     TaskState.UPSTREAM_FAILED: "red",
     TaskState.CANCELLED: "magenta",
 }
+PART_STYLE = {
+    "success": "green",
+    "failed": "red",
+    "upstream_failed": "dark_orange",
+    "cancelled": "magenta",
+    "running": "blue",
+    "waiting": "grey50",
+}
+BAR_CELLS = 40
 RUN_STYLE = {RunState.SUCCESS: "bold green", RunState.FAILED: "bold red", RunState.CANCELLED: "magenta"}
 _POLL_S = 0.2  # how often the run is read again
 _MAX_LIVE_ROWS = 30  # beyond this the live view shows counts only; the report lists every task
@@ -35,28 +44,40 @@ async def watch(fetch: Callable[[int], Awaitable[RunReport]], run_id: int, conso
     ``fetch(run_id)`` reads the run as it stands: the local orchestrator's, or the service's API.
     """
     report = await fetch(run_id)
-    bar = Progress(TextColumn("run {task.fields[run]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    bar_id = bar.add_task("run", total=len(report.tasks), run=run_id)
-    with Live(_view(bar, report), console=console, refresh_per_second=8, transient=False) as live:
-        while True:
-            bar.update(bar_id, completed=sum(t.state in TASK_TERMINAL for t in report.tasks.values()))
-            live.update(_view(bar, report))
-            if report.state in RUN_TERMINAL and report.archive is not None:
-                return report
+    with Live(_view(report), console=console, refresh_per_second=8, transient=False) as live:
+        while not (report.state in RUN_TERMINAL and report.archive is not None):
             await asyncio.sleep(_POLL_S)
             report = await fetch(run_id)
+            live.update(_view(report))
+    if not console.is_terminal:  # rich ends its last view with a newline only on a terminal
+        console.line()
+    return report
 
 
-def _view(bar: Progress, report: RunReport) -> Group:
+def progress_bar(parts: Progress, cells: int = BAR_CELLS) -> Text:
+    """A bar with a coloured stretch per outcome, then the same in words: a failed run never reads as done."""
+    bar = Text()
+    drawn = 0
+    seen = 0
+    for part in parts.shown:
+        seen += part.count
+        end = round(cells * seen / parts.total)  # cumulative, so the stretches always fill the bar exactly
+        bar.append("━" * (end - drawn), PART_STYLE[part.key])
+        drawn = end
+    bar.append("━" * (cells - drawn), "grey23")
+    bar.append(f" {parts.text()}")
+    return bar
+
+
+def _view(report: RunReport) -> Group:
     tasks = list(report.tasks.values())
+    counts = count_states(t.state.value for t in tasks)
+    header = Text(f"run {report.run.run_id} ").append_text(progress_bar(progress(counts)))
     if len(tasks) > _MAX_LIVE_ROWS:
-        counts: dict[str, int] = {}
-        for t in tasks:
-            counts[t.state] = counts.get(t.state, 0) + 1
         line = Text("  ".join(f"{state}: {n}" for state, n in sorted(counts.items())))
-        return Group(bar, line)
+        return Group(header, line)
     lines = [Text.assemble((f"{t.state:<16}", STATE_STYLE[t.state]), t.task_id) for t in tasks]
-    return Group(bar, *lines)
+    return Group(header, *lines)
 
 
 def report_table(report: RunReport) -> Table:

@@ -7,6 +7,7 @@ A plain (not async) class: it is entered once per attempt, on the hot path, and 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from pathlib import Path
@@ -43,7 +44,7 @@ class operation_context:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if exc is not None:
+        if exc is not None and not isinstance(exc, asyncio.CancelledError):  # the engine logs who cancelled it
             elapsed = time.perf_counter() - self._started
             self._ctx.logger.warning("attempt %d failed after %.3fs: %s", self._ctx.attempt, elapsed, _brief(exc))
 

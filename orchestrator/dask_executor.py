@@ -40,9 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
+from operations import destinations
 from operations.base import Operation, OperationContext, OperationParams, Resources
+from operations.destinations import DestinationPolicy
 from operations.registry import get_operation
 from orchestrator.background import TaskSet
 from orchestrator.errors import (
@@ -97,6 +97,8 @@ class RemoteTask:
     attempt: int
     timeout: float | None
     allow_shell: bool
+    max_output_bytes: int
+    destinations: DestinationPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,8 +175,13 @@ async def _run_operation(task: RemoteTask, logger: logging.Logger, scratch_root:
     params = validate_params(op, task.params, "on the Dask worker")
     scratch = Path(tempfile.mkdtemp(prefix=f"taskflow-{task.run_id}-{task.task_id}-", dir=scratch_root))
     try:
-        async with aiohttp.ClientSession() as http:
-            resources = Resources(http=http, allow_shell=task.allow_shell)
+        async with destinations.session(task.destinations) as http:
+            resources = Resources(
+                http=http,
+                allow_shell=task.allow_shell,
+                max_output_bytes=task.max_output_bytes,
+                destinations=task.destinations,
+            )
             ctx = OperationContext(
                 run_id=task.run_id,
                 dag_id=task.dag_id,
@@ -404,6 +411,8 @@ def _remote_task(key: str, op: Operation, params: OperationParams, ctx: Operatio
         attempt=ctx.attempt,
         timeout=ctx.timeout,
         allow_shell=ctx.resources.allow_shell,
+        max_output_bytes=ctx.resources.max_output_bytes,
+        destinations=ctx.resources.destinations,
     )
 
 

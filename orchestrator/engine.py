@@ -17,10 +17,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
 from pydantic import ValidationError
 
-from operations.base import OperationParams, Resources
+from operations import destinations
+from operations.base import OperationParams, Resources, output_too_large
 from orchestrator.background import TaskSet
 from orchestrator.context import operation_context
 from orchestrator.errors import (
@@ -37,7 +37,7 @@ from orchestrator.jsontext import output_json
 from orchestrator.models import DagConfig
 from orchestrator.readyqueue import ReadyQueue
 from orchestrator.records import RunRecord, RunReport, TaskRecord
-from orchestrator.rundir import INLINE_WRITE_MAX, RunFolder
+from orchestrator.rundir import INLINE_WRITE_MAX, RunFolder, is_reference, output_size
 from orchestrator.runstate import ActiveRun, TaskSlot
 from orchestrator.secrets import MaskFilter, Secrets
 from orchestrator.settings import Settings
@@ -72,6 +72,8 @@ class Orchestrator:
         self.secrets = secrets or Secrets(settings.secrets_dir)
         self.events = EventBus()
         self.resources = resources or Resources(allow_shell=settings.allow_shell)
+        self.resources.max_output_bytes = settings.max_output_bytes
+        self.resources.destinations = settings.destinations
         self.resumed: list[int] = []  # runs picked up again at start, for the admins' digest
         self._executor = executor or make_executor(settings)
         self._resume_on_start = resume
@@ -100,7 +102,7 @@ class Orchestrator:
         self._closing = False
         self.settings.runs_dir.mkdir(parents=True, exist_ok=True)
         if self.resources.http is None:
-            self.resources.http = aiohttp.ClientSession()
+            self.resources.http = destinations.session(self.resources.destinations)
             self._owns_http = True
         try:
             await self._executor.start()
@@ -156,7 +158,14 @@ class Orchestrator:
         """
         now = time.time()
         when = now if logical_date is None else logical_date
-        prepared = prepare(config, params, secrets=self.secrets, logical_date=when, tz=self.settings.tz)
+        prepared = prepare(
+            config,
+            params,
+            secrets=self.secrets,
+            logical_date=when,
+            tz=self.settings.tz,
+            allow_shell=self.resources.allow_shell,
+        )
         run_id = await self.store.create_run(
             config.dag_id,
             prepared.text,  # rendered once, for the store and config.json
@@ -206,8 +215,11 @@ class Orchestrator:
         """Runs of a DAG going now or starting (not those held by its ``max_active_runs``)."""
         return self._admitted[dag_id]
 
-    async def cancel(self, run_id: int) -> None:
-        """Cancel a run: queued and waiting tasks are cancelled, running ones interrupted."""
+    async def cancel(self, run_id: int, *, by: str | None = None) -> None:
+        """Cancel a run: queued and waiting tasks are cancelled, running ones interrupted.
+
+        ``by`` says who asked (``"API"``, ``"bot, @alice"``), for the run's log.
+        """
         held = self._held.get(run_id)
         if held is not None and held.starting:
             await asyncio.shield(held.started)  # its turn came: it is cancelled as a run going
@@ -220,8 +232,8 @@ class Orchestrator:
             raise ConflictError(f"run {run_id} has already ended ({stored.state})")
         if run.cancelled or run.finishing:
             return
-        run.cancelled = True
-        run.logger.warning("run cancelled", extra={"task": "-"})
+        run.cancelled, run.cancelled_by = True, by
+        run.logger.warning("run cancelled%s", f" by {by}" if by else "", extra={"task": "-"})
         for task_id, timer in list(run.timers.items()):
             timer.cancel()
             del run.timers[task_id]
@@ -343,7 +355,10 @@ class Orchestrator:
         secrets = "{{" in config_json and "secrets" in config_json  # else no task need be looked at for them
         run = ActiveRun.build(run_id, config, folder, _run_logger(run_id, folder), records, params, secrets=secrets)
         run.logger.addFilter(MaskFilter(run.masker))  # before any attempt can log a secret's value
-        run.outputs = await self.store.get_outputs(run_id) if records else {}
+        outputs = await self.store.get_outputs(run_id) if records else {}
+        if any(is_reference(value) for value in outputs.values()):  # large outputs stay in their files
+            outputs = await asyncio.to_thread(folder.load_outputs, outputs)
+        run.outputs = outputs
         self._runs[run_id] = run
         run.record = await self.store.set_run_state(run_id, RunState.RUNNING)
         run.started.set()
@@ -418,6 +433,7 @@ class Orchestrator:
         # The attempt runs in the worker's own task (no task per attempt: this is the hot path);
         # cancelling the run cancels the worker and ``_interrupted`` tells the two cancels apart.
         run.running[slot.task_id] = worker
+        started = time.perf_counter()
         try:
             output = await self._attempt(run, slot)
         except Exception as exc:
@@ -426,7 +442,9 @@ class Orchestrator:
             return
         except asyncio.CancelledError:
             del run.running[slot.task_id]
-            if not _interrupted(run, worker):
+            interrupted = _interrupted(run, worker)
+            _log_cancelled(run, slot, time.perf_counter() - started, run.cancelled_by if interrupted else None)
+            if not interrupted:
                 raise  # the service is stopping: leave the task to be resumed
             self._transition(run, slot, TaskState.CANCELLED, error="run cancelled")
             self._maybe_finish(run)
@@ -491,13 +509,20 @@ class Orchestrator:
         except (TypeError, ValueError, RecursionError) as exc:
             self._on_failure(run, slot, PermanentOperationError(f"output is not JSON-serialisable: {exc}"))
             return
+        limit = self.settings.max_output_bytes
+        size = output_size(output, encoded, limit)
+        if size > limit:
+            self._on_failure(run, slot, output_too_large(size, limit))
+            return
         name = run.folder.output_name(slot.task_id, slot.config.filename, output)
         if len(encoded) > INLINE_WRITE_MAX:
             await asyncio.to_thread(run.folder.write_output, name, output, encoded)
         else:
             run.folder.write_output(name, output, encoded)
         slot.output_file = name
-        self._succeed(run, slot, output, encoded)
+        self._succeed(
+            run, slot, output, run.folder.stored_output(name, output, encoded, self.settings.max_stored_output_bytes)
+        )
 
     def _succeed(self, run: ActiveRun, slot: TaskSlot, output: Any, encoded: str | None) -> None:
         run.outputs[slot.task_id] = output
@@ -683,6 +708,16 @@ def _close_folder(run: ActiveRun, ended: RunRecord) -> RunReport:
     run.folder.write_report(ended, list(tasks.values()))
     archive = run.folder.make_archive()
     return RunReport(dataclasses.replace(ended, counts=counts, archive=str(archive)), tasks)
+
+
+def _log_cancelled(run: ActiveRun, slot: TaskSlot, elapsed: float, by: str | None) -> None:
+    if not run.cancelled:
+        why = "the service is stopping (it runs again when it starts)"
+    else:
+        why = f"the run was cancelled by {by}" if by else "the run was cancelled"
+    run.logger.warning(
+        "attempt %d cancelled after %.3fs: %s", slot.attempts, elapsed, why, extra={"task": slot.task_id}
+    )
 
 
 def _interrupted(run: ActiveRun, worker: asyncio.Task[Any]) -> bool:

@@ -8,20 +8,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
-class TaskFlowError(Exception):
-    """Base of all expected errors; ``str(err)`` is safe to show to a user."""
+# The root of the hierarchy, and the errors operations raise, belong to the plug-in interface.
+from operations.errors import OperationError as OperationError
+from operations.errors import PermanentOperationError as PermanentOperationError
+from operations.errors import TaskFlowError as TaskFlowError
 
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One thing wrong with an input, and where it is (``tasks[2].dependencies``)."""
+    """One thing wrong with an input, where it is (``tasks[2].dependencies``) and, in a task, its id."""
 
     location: str
     message: str
+    task_id: str | None = None
 
     def __str__(self) -> str:
         return f"{self.location}: {self.message}" if self.location else self.message
+
+    def named(self) -> str:
+        """As ``str()``, with the task's id after the location: ``tasks[0].operation (alpha): ...``."""
+        return f"{self.location} ({self.task_id}): {self.message}" if self.task_id else str(self)
 
 
 class ConfigError(TaskFlowError):
@@ -35,7 +41,7 @@ class ConfigError(TaskFlowError):
     def report(self) -> str:
         """A human-readable report: one line per problem."""
         lines = [f"{self.source} is invalid ({len(self.problems)} problem(s)):"]
-        lines += [f"  - {p}" for p in self.problems]
+        lines += [f"  - {p.named()}" for p in self.problems]
         return "\n".join(lines)
 
     def as_dict(self) -> dict[str, object]:
@@ -43,7 +49,7 @@ class ConfigError(TaskFlowError):
         return {
             "error": "invalid_config",
             "message": f"{self.source} is invalid",
-            "problems": [{"location": p.location, "message": p.message} for p in self.problems],
+            "problems": [{"location": p.location, "task_id": p.task_id, "message": p.message} for p in self.problems],
         }
 
 
@@ -53,14 +59,6 @@ class NotFoundError(TaskFlowError):
 
 class ConflictError(TaskFlowError):
     """An action that does not fit the current state (cancel a finished run, ...)."""
-
-
-class OperationError(TaskFlowError):
-    """An operation failed in a way worth retrying (network, remote error, ...)."""
-
-
-class PermanentOperationError(OperationError):
-    """An operation failed in a way a retry cannot fix (bad path, missing reference, refused)."""
 
 
 class ExecutorUnavailableError(TaskFlowError):

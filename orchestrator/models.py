@@ -1,4 +1,4 @@
-"""The DAG config (SPEC §1) as pydantic models: the shape of a config, before any graph checks."""
+"""The DAG config as pydantic models: the shape of a config, before any graph checks."""
 
 from __future__ import annotations
 
@@ -6,43 +6,22 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from operations.filenames import Filename as Filename
+from operations.filenames import check_filename as check_filename
 from orchestrator.limits import (
-    MAX_FILENAME_LENGTH,
     MAX_ID_LENGTH,
+    MAX_POSITION,
     MAX_RETRIES,
     MAX_RETRY_DELAY_S,
     MAX_TIMEOUT_S,
-    RESERVED_FILENAMES,
 )
 
 _DAG_ID = rf"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{{0,{MAX_ID_LENGTH - 1}}}$"
 # Task ids may hold dots (4diac sub-apps flatten to "Sub.FB"); references resolve the longest
 # matching task id first, so "Sub.FB.key" stays unambiguous.
 _TASK_ID = rf"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{{0,{MAX_ID_LENGTH - 1}}}$"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def check_filename(name: str) -> str:
-    """Return ``name`` if it is a plain file name for a run folder, else raise ``ValueError``."""
-    if not name:
-        raise ValueError("filename must not be empty")
-    if len(name) > MAX_FILENAME_LENGTH:
-        raise ValueError(f"filename is longer than {MAX_FILENAME_LENGTH} characters")
-    if "/" in name or "\\" in name:
-        raise ValueError(f"filename {name!r} must be a plain name, without '/' or '\\'")
-    if ".." in name:
-        raise ValueError(f"filename {name!r} must not contain '..'")
-    if name.startswith("."):
-        raise ValueError(f"filename {name!r} must not start with '.'")
-    if _CONTROL.search(name):
-        raise ValueError("filename must not contain control characters")
-    if name.strip() != name:
-        raise ValueError(f"filename {name!r} must not start or end with spaces")
-    if name in RESERVED_FILENAMES:
-        raise ValueError(f"filename {name!r} is reserved for the run folder")
-    return name
 
 
 def is_dag_id(value: str) -> bool:
@@ -51,7 +30,6 @@ def is_dag_id(value: str) -> bool:
 
 
 _DAG_ID_RE = re.compile(_DAG_ID)
-Filename = Annotated[str, AfterValidator(check_filename)]
 DagId = Annotated[str, Field(pattern=_DAG_ID, description="1-64 of letters, digits, _ - .")]
 TaskId = Annotated[str, Field(pattern=_TASK_ID, description="1-64 of letters, digits, _ - .")]
 
@@ -75,9 +53,9 @@ _PRIORITY_RANK = {Priority.HIGH: 0, Priority.MEDIUM: 1, Priority.LOW: 2}
 class Position(BaseModel):
     """Where a task is drawn on the status page (4diac keeps its block positions here)."""
 
-    model_config = ConfigDict(extra="forbid")
-    x: float
-    y: float
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    x: float = Field(ge=-MAX_POSITION, le=MAX_POSITION)
+    y: float = Field(ge=-MAX_POSITION, le=MAX_POSITION)
 
 
 class TaskConfig(BaseModel):

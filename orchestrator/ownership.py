@@ -60,8 +60,11 @@ class OwnerLock:
 
     def acquire(self, command: str) -> None:
         """Take the lock, or raise ``DatabaseInUseError`` naming who has it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # a read-only data dir, a folder where the file should be...
+            raise TaskFlowError(f"cannot create the lock file {self.path}: {exc.strerror or exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -70,8 +73,8 @@ class OwnerLock:
         self._fd = fd
         self._write(Holder(os.getpid(), command, time.time()))
 
-    def announce(self, url: str) -> None:
-        """Record where the holder's API answers."""
+    def announce(self, url: str | None) -> None:
+        """Record where the holder's API answers (None: it no longer does, as it stops)."""
         if self._holder is not None:
             self._write(Holder(self._holder.pid, self._holder.command, self._holder.since, url))
 
@@ -88,8 +91,8 @@ class OwnerLock:
     def _write(self, holder: Holder) -> None:
         assert self._fd is not None
         data = json.dumps(asdict(holder)).encode()
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, data, 0)
+        os.pwrite(self._fd, data, 0)  # then cut to length: a reader never sees the file empty
+        os.ftruncate(self._fd, len(data))
         self._holder = holder
 
 

@@ -154,6 +154,7 @@ class ScheduleRecord:
     last_fire_at: float | None
     last_run_id: int | None
     created_at: float
+    notify: str | None = None  # which runs the chat hears of: "every", "failures", "none" (None: the default)
     params: dict[str, Any] | None = None  # given to each run it starts
 
 

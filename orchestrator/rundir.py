@@ -6,10 +6,13 @@ import hashlib
 import json
 import logging
 import os
+import stat
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
 
+from orchestrator.errors import TaskFlowError
 from orchestrator.jsontext import dump_json, output_json
 from orchestrator.records import RunRecord, TaskFields, duration_s
 
@@ -22,7 +25,13 @@ INLINE_WRITE_MAX = 256 * 1024
 PRETTY_MAX = 64 * 1024
 # Files up to this size are read whole to be archived (see ``_add``); bigger ones are streamed.
 ONE_READ_MAX = 16 * 1024 * 1024
+STREAM_CHUNK = 1024 * 1024
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a ZIP entry can hold
 LOG_FORMAT = "%(asctime)s %(levelname)s %(task)s %(message)s"
+# The key of what SQLite keeps instead of an output too large for it: {"$taskflow_output_file":
+# {"file": name, "text": bool}}. An output that is itself a dict with this key is kept the same way,
+# so a stored value with it is always a reference.
+OUTPUT_REF = "$taskflow_output_file"
 
 
 class RunFolder:
@@ -61,6 +70,28 @@ class RunFolder:
             data = output_json(output, indent=True)
         _atomic_write(self.path / name, data.encode())
 
+    def stored_output(self, name: str, output: Any, encoded: str, limit: int) -> str:
+        """What the store keeps of an output written to ``name``: its JSON, or past ``limit`` bytes a reference."""
+        if not _utf8_longer(encoded, limit) and not (isinstance(output, dict) and OUTPUT_REF in output):
+            return encoded
+        return output_json({OUTPUT_REF: {"file": name, "text": isinstance(output, str)}})
+
+    def load_outputs(self, stored: dict[str, Any]) -> dict[str, Any]:
+        """Outputs as the store gave them, with each reference replaced by its file's content (blocking)."""
+        return {task_id: self._resolve(task_id, value) for task_id, value in stored.items()}
+
+    def _resolve(self, task_id: str, value: Any) -> Any:
+        if not is_reference(value):
+            return value
+        ref = value[OUTPUT_REF]
+        file = self.path / str(ref["file"])
+        if file.parent != self.path or not file.is_file() or file.is_symlink():
+            raise TaskFlowError(
+                f"the output of task {task_id!r} was kept in {ref['file']!r}, which is not in {self.path}"
+            )
+        text = file.read_text(encoding="utf-8")
+        return text if ref.get("text") else json.loads(text)
+
     def open_log(self) -> logging.Handler:
         """A handler appending to ``run.log`` (the caller attaches and closes it)."""
         handler = logging.FileHandler(self.path / "run.log", encoding="utf-8", delay=True)
@@ -68,7 +99,7 @@ class RunFolder:
         return handler
 
     def write_report(self, run: RunRecord, tasks: list[TaskFields]) -> None:
-        """Write ``run.json`` (SPEC §2)."""
+        """Write ``run.json``."""
         report = {
             "run_id": run.run_id,
             "dag_id": run.dag_id,
@@ -93,31 +124,85 @@ class RunFolder:
         _atomic_write(self.path / "run.json", _for_people(report))
 
     def make_archive(self) -> Path:
-        """Zip the folder to ``dag_<id>.zip`` with a ``manifest.json`` of sha256 sums (blocking)."""
-        files = sorted(p for p in self.path.rglob("*") if p.is_file() and not p.name.endswith(".tmp"))
-        manifest = {"run_id": self.run_id, "files": {}}
+        """Zip the folder to ``dag_<id>.zip`` with a ``manifest.json`` of sha256 sums (blocking).
+
+        Only regular files inside the folder go in: a symlink (a shell task's, or anyone's with access
+        to the data dir) could otherwise put any file of the machine into an archive served over HTTP.
+        """
+        manifest: dict[str, Any] = {"run_id": self.run_id, "files": {}}
         tmp = self.archive.with_suffix(".zip.tmp")
         # Level 1: about twice as fast as the default on run data (JSON, logs), for a few % more bytes.
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-            for file in files:
+            for file in self._files():
                 arcname = file.relative_to(self.path).as_posix()
-                manifest["files"][arcname] = _add(zf, file, arcname)
+                entry = _add(zf, file, arcname)
+                if entry is not None:
+                    manifest["files"][arcname] = entry
             zf.writestr("manifest.json", dump_json(manifest, indent=True))
         os.replace(tmp, self.archive)
         return self.archive
 
+    def _files(self) -> list[Path]:
+        """The folder's files, in sub-folders too (never through a symlink), but half-written ones."""
+        found = []
+        for root, _, names in os.walk(self.path, followlinks=False):
+            found += [Path(root, name) for name in names if not is_temporary(name)]
+        return sorted(found)
 
-def _add(zf: zipfile.ZipFile, file: Path, arcname: str) -> dict[str, Any]:
-    """Put ``file`` in the archive (with its own time); its manifest entry, sha256 and size."""
-    size = file.stat().st_size
-    if size > ONE_READ_MAX:  # read twice, in chunks: once into the ZIP, once for the sum
-        zf.write(file, arcname)
-        with file.open("rb") as src:
-            return {"sha256": hashlib.file_digest(src, "sha256").hexdigest(), "bytes": size}
-    # Read once, and deflated in one call: zipfile feeds a file to zlib 8 KiB at a time, at twice the cost.
-    data = file.read_bytes()
-    zf.writestr(zipfile.ZipInfo.from_file(file, arcname), data, zf.compression, zf.compresslevel)
-    return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+def _add(zf: zipfile.ZipFile, file: Path, arcname: str) -> dict[str, Any] | None:
+    """Put ``file`` in the archive (with its own time); its manifest entry, or None if it is no regular file.
+
+    The file is opened without following a symlink and checked through that handle, so nothing can
+    swap it for a link between the check and the read.
+    """
+    try:
+        fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # O_NONBLOCK: a FIFO must not hang
+    except OSError:  # a symlink (ELOOP), or gone
+        return None
+    with os.fdopen(fd, "rb") as src:
+        st = os.fstat(fd)
+        # A second hard link could be to a file outside the folder.
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            return None
+        info = zipfile.ZipInfo(arcname, date_time=max(time.localtime(st.st_mtime)[:6], _ZIP_EPOCH))
+        info.external_attr = (st.st_mode & 0xFFFF) << 16
+        if st.st_size <= ONE_READ_MAX:
+            # Read once, and deflated in one call: zipfile feeds a file to zlib 8 KiB at a time, at twice the cost.
+            data = src.read()
+            zf.writestr(info, data, zf.compression, zf.compresslevel)
+            return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+        info.compress_type = zf.compression
+        info._compresslevel = zf.compresslevel  # type: ignore[attr-defined]  # zipfile's name for it up to 3.12
+        digest = hashlib.sha256()
+        size = 0
+        with zf.open(info, "w", force_zip64=True) as dst:
+            while chunk := src.read(STREAM_CHUNK):
+                digest.update(chunk)
+                dst.write(chunk)
+                size += len(chunk)
+        return {"sha256": digest.hexdigest(), "bytes": size}
+
+
+def is_temporary(name: str) -> bool:
+    """Whether ``name`` is one ``_atomic_write`` uses: a leading dot, which no output's filename may have."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def output_size(output: Any, encoded: str, limit: int) -> int:
+    """The bytes of an output's file, exactly when it may pass ``limit`` (else a bound under it)."""
+    text = output if isinstance(output, str) else encoded
+    return len(text.encode()) if len(text) * 4 > limit else len(text)
+
+
+def is_reference(value: Any) -> bool:
+    """Whether a stored output is a reference to its file (see ``OUTPUT_REF``)."""
+    return isinstance(value, dict) and isinstance(value.get(OUTPUT_REF), dict)
+
+
+def _utf8_longer(text: str, limit: int) -> bool:
+    # A character takes at most 4 bytes: most texts are judged without encoding them.
+    return len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit)
 
 
 def _for_people(value: Any) -> bytes:
@@ -127,6 +212,7 @@ def _for_people(value: Any) -> bytes:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    # Filenames may not start with "." (``check_filename``): no output can be this temporary file.
+    tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)

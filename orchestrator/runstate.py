@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from operations.base import Operation, OperationParams
+from operations.paths import PathError, split_reference, walk
 from operations.registry import get_operation
 from orchestrator.errors import PermanentOperationError
 from orchestrator.graph import dependents
 from orchestrator.models import DagConfig, TaskConfig
-from orchestrator.paths import PathError, split_reference, walk
 from orchestrator.records import RunRecord, RunReport, TaskRecord
 from orchestrator.rundir import RunFolder
 from orchestrator.secrets import Masker
@@ -81,6 +81,7 @@ class ActiveRun:
     record: RunRecord | None = None  # the run as stored when it started
     started: asyncio.Event = field(default_factory=asyncio.Event)  # set once its start has been stored (or failed)
     cancelled: bool = False
+    cancelled_by: str | None = None  # who cancelled it, for the log: "API", "bot, @alice"
     finishing: bool = False
     masker: Masker = field(default_factory=Masker)  # the secret values its attempts have used
 

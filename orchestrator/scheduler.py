@@ -1,4 +1,4 @@
-"""The service's one scheduler loop: cron expressions, fixed intervals and one-off times (SPEC §5).
+"""The service's one scheduler loop: cron expressions, fixed intervals and one-off times.
 
 A schedule is written as users type it:
 
@@ -12,12 +12,17 @@ timezone (``TASKFLOW_TIMEZONE`` when it was made). Each schedule stores its next
 starts the runs whose time has come and moves them on to their next time after *now*, so slots
 missed while the service was down cause one run at start-up, not one per missed slot. A schedule
 whose previous run is still going skips the slot (and says so in the log).
+
+Daylight saving time is handled as cron does: a fixed time of day that the autumn change repeats
+fires once (the first time), a time the spring change skips fires once right after the jump, and
+schedules with ``*`` in their minute or hour field, like intervals, fire in every real hour.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
 import re
@@ -36,6 +41,7 @@ from orchestrator.library import DagLibrary
 from orchestrator.records import ScheduleRecord
 from orchestrator.runparams import run_params
 from orchestrator.settings import Settings
+from orchestrator.states import RunState
 from orchestrator.store import Store
 
 log = logging.getLogger("taskflow.scheduler")
@@ -43,6 +49,13 @@ log = logging.getLogger("taskflow.scheduler")
 CRON = "cron"
 INTERVAL = "interval"
 ONCE = "once"
+
+# Which runs of a schedule its chat hears about (the schedule's ``notify``).
+NOTIFY_EVERY = "every"
+NOTIFY_FAILURES = "failures"
+NOTIFY_NONE = "none"
+NOTIFY_CHOICES = (NOTIFY_EVERY, NOTIFY_FAILURES, NOTIFY_NONE)
+QUIET_BELOW_S = 3600  # schedules firing more often than this tell of failures only, unless told otherwise
 
 MIN_INTERVAL_S = 1
 MAX_INTERVAL_S = 366 * 24 * 3600
@@ -56,6 +69,15 @@ _UNIT_WORDS = {
     "h": "h", "hr": "h", "hrs": "h", "hour": "h", "hours": "h",
     "d": "d", "day": "d", "days": "d",
 }  # fmt: skip
+# croniter's order: the 6th field is seconds.
+_CRON_FIELDS = (
+    ("minute", "0-59"),
+    ("hour", "0-23"),
+    ("day of month", "1-31"),
+    ("month", "1-12 or jan-dec"),
+    ("day of week", "0-7 or sun-sat"),
+    ("second", "0-59"),
+)
 _DURATION_PART = re.compile(r"(\d+)\s*([a-z]+)")
 _DATE_FORMATS = ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S")
 
@@ -94,8 +116,23 @@ class Trigger:
         if self.kind == ONCE:
             at = _parse_time(self.expr, tz).timestamp()
             return at if at > after else None
-        start = datetime.fromtimestamp(after, tz)
-        return float(croniter(self.expr, start).get_next(datetime).timestamp())
+        times = croniter(self.expr, datetime.fromtimestamp(after, tz))
+        while True:
+            at = float(times.get_next(datetime).timestamp())
+            # As cron does: a fixed time of day that the autumn change repeats fires only the first time;
+            # schedules with * in their minute or hour field fire in every real hour.
+            if self.every_hour or not _repeated(at, tz):
+                return at
+
+    @property
+    def every_hour(self) -> bool:
+        """Whether a cron schedule has ``*`` (or ``*/n``) in its minute or hour field (cron's wildcard jobs)."""
+        if self.kind != CRON:
+            return False
+        if self.expr.startswith("@"):
+            return self.expr == "@hourly"
+        minute, hour = self.expr.split()[:2]
+        return minute.startswith("*") or hour.startswith("*")
 
 
 def parse_spec(spec: str, tz: ZoneInfo, now: float) -> Trigger:
@@ -160,13 +197,23 @@ def _parse_cron(text: str, tz: ZoneInfo, now: float) -> Trigger:
         )
     expr = text.lower() if text.startswith("@") else text
     if not croniter.is_valid(expr):
-        raise ScheduleError(f"{text!r} is not a valid cron expression")
+        raise ScheduleError(f"{text!r} is not a valid cron expression{_bad_field(fields)}")
     trigger = Trigger(CRON, expr)
     try:
         trigger.following(now, tz)
     except (CroniterError, ValueError, OverflowError):
         raise ScheduleError(f"the cron expression {text!r} never fires") from None
     return trigger
+
+
+def _bad_field(fields: list[str]) -> str:
+    """``: the minute field '61' is out of its range 0-59`` for the first field croniter refuses alone."""
+    for index, (value, (name, span)) in enumerate(zip(fields, _CRON_FIELDS, strict=False)):
+        alone = ["*"] * len(fields)
+        alone[index] = value
+        if not croniter.is_valid(" ".join(alone)):
+            return f": the {name} field {value!r} is not valid; its range is {span}"
+    return ""
 
 
 class Scheduler:
@@ -226,6 +273,7 @@ class Scheduler:
         config = await self.library.get(dag_id)  # NotFoundError for an unknown DAG
         run_params(config.params, params)  # ConfigError for a param it does not have, or of the wrong type
         trigger = self.parse(spec)
+        await self._refuse_duplicate(dag_id, trigger)
         first = trigger.following(self.clock(), self.settings.tz)
         record = await self.store.add_schedule(
             dag_id,
@@ -235,11 +283,30 @@ class Scheduler:
             owner_id=owner_id,
             chat_id=chat_id,
             next_fire_at=first,
+            notify=default_notify(trigger, self.settings.tz, self.clock()),
             params=params,
         )
         log.info("schedule %d: %r %s (next %s)", record.schedule_id, dag_id, trigger.spec, _shown(first, record))
         self.wake()
         return record
+
+    async def _refuse_duplicate(self, dag_id: str, trigger: Trigger) -> None:
+        for other in await self.store.list_schedules():
+            if (other.dag_id, other.kind, other.expr, other.timezone) == (
+                dag_id,
+                trigger.kind,
+                trigger.expr,
+                self.settings.timezone,
+            ):
+                paused = f" (paused: /resume {other.schedule_id})" if other.paused else ""
+                raise ScheduleError(f"schedule #{other.schedule_id} runs {dag_id!r} {trigger.spec} already{paused}")
+
+    async def set_notify(self, schedule_id: int, choice: str) -> ScheduleRecord:
+        """Choose which runs of a schedule its chat hears about: every, failures or none."""
+        choice = choice.strip().lower()
+        if choice not in NOTIFY_CHOICES:
+            raise ScheduleError(f"notices can be {', '.join(NOTIFY_CHOICES)}; not {choice!r}")
+        return await self.store.update_schedule(schedule_id, notify=choice)
 
     async def get(self, schedule_id: int) -> ScheduleRecord:
         """One schedule (``NotFoundError`` if there is none)."""
@@ -354,6 +421,31 @@ class Scheduler:
             await self.on_error(record, message)
         except Exception:  # telling someone must never stop the loop
             log.exception("could not report the failure of schedule %d", record.schedule_id)
+
+
+def default_notify(trigger: Trigger, tz: ZoneInfo, now: float) -> str:
+    """Failures only for a schedule that fires more often than hourly (a chat would drown), else every run."""
+    times = _upcoming(trigger, tz, trigger.following(now, tz), 4)
+    gaps = [b.timestamp() - a.timestamp() for a, b in itertools.pairwise(times)]
+    return NOTIFY_FAILURES if gaps and min(gaps) < QUIET_BELOW_S else NOTIFY_EVERY
+
+
+def notify_of(record: ScheduleRecord) -> str:
+    """The schedule's notify setting (its default for schedules made before there was one)."""
+    if record.notify in NOTIFY_CHOICES:
+        return record.notify
+    return default_notify(trigger_of(record), ZoneInfo(record.timezone), record.created_at)
+
+
+def tells(notify: str, state: RunState) -> bool:
+    """Whether a run that ended in ``state`` is told about under the ``notify`` setting."""
+    return notify == NOTIFY_EVERY or (notify == NOTIFY_FAILURES and state != RunState.SUCCESS)
+
+
+def _repeated(at: float, tz: ZoneInfo) -> bool:
+    """Whether ``at`` is the second time its wall-clock time occurs (the hour the autumn change repeats)."""
+    moment = datetime.fromtimestamp(at, tz)
+    return moment.fold == 1 and moment.replace(fold=0).utcoffset() != moment.utcoffset()
 
 
 def trigger_of(record: ScheduleRecord) -> Trigger:

@@ -59,8 +59,20 @@ SELECT journal.id AS batch, e.key AS seq, journal.run_id AS run_id,
 FROM journal, json_each(journal.entries) AS e;
 """
 
-# Databases made before versions were numbered (user_version 0) come in three older layouts.
+# Databases made before versions were numbered (user_version 0) may hold older layouts: each step
+# is taken if its probe finds that layout.
 _FROM_UNVERSIONED = (
+    # The first layout's task rows, without their time of change and their place in the config.
+    (
+        "SELECT 1 FROM sqlite_master WHERE name = 'task_instances' "
+        "AND NOT EXISTS (SELECT 1 FROM pragma_table_info('task_instances') WHERE name = 'updated_at')",
+        "ALTER TABLE task_instances ADD COLUMN updated_at REAL;",
+    ),
+    (
+        "SELECT 1 FROM sqlite_master WHERE name = 'task_instances' "
+        "AND NOT EXISTS (SELECT 1 FROM pragma_table_info('task_instances') WHERE name = 'position')",
+        "ALTER TABLE task_instances ADD COLUMN position INTEGER NOT NULL DEFAULT 0;",
+    ),
     # An ``events`` table, one change a row: moved into the journal.
     (
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'",
@@ -112,13 +124,26 @@ def _to_v1(db: sqlite3.Connection) -> None:
 
 
 def _to_v2(db: sqlite3.Connection) -> None:
+    """A schedule's notify setting; the bot's live status message of each run (kept across restarts)."""
+    _script(
+        db,
+        """
+        ALTER TABLE schedules ADD COLUMN notify TEXT;
+        CREATE TABLE status_messages (
+            run_id INTEGER PRIMARY KEY REFERENCES runs (run_id) ON DELETE CASCADE, chat_id INTEGER NOT NULL,
+            message_id INTEGER NOT NULL);
+        """,
+    )
+
+
+def _to_v3(db: sqlite3.Connection) -> None:
     """A run's params (JSON) and logical date; a schedule's params for the runs it starts."""
     db.execute("ALTER TABLE runs ADD COLUMN params TEXT")
     db.execute("ALTER TABLE runs ADD COLUMN logical_date REAL")
     db.execute("ALTER TABLE schedules ADD COLUMN params TEXT")
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_to_v1, _to_v2)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_to_v1, _to_v2, _to_v3)
 VERSION = len(MIGRATIONS)
 
 
@@ -133,7 +158,8 @@ def migrate(db: sqlite3.Connection) -> None:
             MIGRATIONS[number](db)
             db.execute(f"PRAGMA user_version = {number + 1}")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
         if number:  # a new database's first layout is no news

@@ -1,4 +1,4 @@
-"""Settings from the environment or a ``.env`` file (SPEC §7), read once and injected."""
+"""Settings from the environment or a ``.env`` file, read once and injected."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from orchestrator.limits import DEFAULT_MAX_TASKS, max_config_bytes
+from operations.destinations import DestinationPolicy
+from orchestrator.limits import (
+    DEFAULT_MAX_OUTPUT_BYTES,
+    DEFAULT_MAX_STORED_OUTPUT_BYTES,
+    DEFAULT_MAX_TASKS,
+    max_config_bytes,
+)
 
 
 def _env(name: str) -> AliasChoices:
@@ -30,6 +36,7 @@ class Settings(BaseSettings):
     public_url_setting: str | None = Field(default=None, validation_alias=_env("TASKFLOW_PUBLIC_URL"))
     data_dir: Path = Field(default=Path("."), validation_alias=_env("TASKFLOW_DATA_DIR"))
     db_setting: Path | None = Field(default=None, validation_alias=_env("TASKFLOW_DB"))
+    dags_dir_setting: Path | None = Field(default=None, validation_alias=_env("TASKFLOW_DAGS_DIR"))
     api_token: str | None = Field(default=None, validation_alias=_env("TASKFLOW_API_TOKEN"))
     workers: int = Field(default=16, ge=1, le=1024, validation_alias=_env("TASKFLOW_WORKERS"))
     allow_shell: bool = Field(default=False, validation_alias=_env("TASKFLOW_ALLOW_SHELL"))
@@ -38,6 +45,19 @@ class Settings(BaseSettings):
     dask_address: str | None = Field(default=None, validation_alias=_env("TASKFLOW_DASK_ADDRESS"))
     secrets_dir: Path | None = Field(default=None, validation_alias=_env("TASKFLOW_SECRETS_DIR"))
     max_tasks: int = Field(default=DEFAULT_MAX_TASKS, ge=1, le=10_000_000, validation_alias=_env("TASKFLOW_MAX_TASKS"))
+    max_output_bytes: int = Field(
+        default=DEFAULT_MAX_OUTPUT_BYTES, ge=1024, validation_alias=_env("TASKFLOW_MAX_OUTPUT_BYTES")
+    )
+    max_stored_output_bytes: int = Field(
+        default=DEFAULT_MAX_STORED_OUTPUT_BYTES, ge=0, validation_alias=_env("TASKFLOW_MAX_STORED_OUTPUT_BYTES")
+    )
+    # Where http_request may go: hosts and networks (empty: anywhere), and whether internal addresses are refused.
+    http_allowed_hosts: str = Field(default="", validation_alias=_env("TASKFLOW_HTTP_ALLOWED_HOSTS"))
+    http_block_private: bool = Field(default=False, validation_alias=_env("TASKFLOW_HTTP_BLOCK_PRIVATE"))
+    # Slow or idle clients: seconds for a whole request header, bytes a second of body, connections at once.
+    header_timeout: float = Field(default=10.0, gt=0, le=3600, validation_alias=_env("TASKFLOW_HEADER_TIMEOUT"))
+    min_body_rate: float = Field(default=4096.0, ge=0, validation_alias=_env("TASKFLOW_MIN_BODY_RATE"))
+    max_connections: int = Field(default=512, ge=1, le=1_000_000, validation_alias=_env("TASKFLOW_MAX_CONNECTIONS"))
 
     @field_validator("timezone")
     @classmethod
@@ -47,6 +67,17 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown timezone {value!r}") from None
         return value
+
+    @field_validator("http_allowed_hosts")
+    @classmethod
+    def _known_destinations(cls, value: str) -> str:
+        DestinationPolicy.parse(value)  # a ValueError naming the entry that is wrong
+        return value
+
+    @property
+    def destinations(self) -> DestinationPolicy:
+        """Where ``http_request`` may go."""
+        return DestinationPolicy.parse(self.http_allowed_hosts, block_private=self.http_block_private)
 
     @property
     def public_url(self) -> str:
@@ -76,7 +107,7 @@ class Settings(BaseSettings):
     @property
     def dags_dir(self) -> Path:
         """DAG definitions loaded and watched at start."""
-        return self.data_dir / "dags"
+        return self.dags_dir_setting or self.data_dir / "dags"
 
     @property
     def tz(self) -> ZoneInfo:

@@ -52,13 +52,13 @@ T = TypeVar("T")
 FLUSH_INTERVAL_S = 0.005
 FLUSH_RETRY_S = 1.0  # after a failed commit (a full disk...): the batch stays buffered meanwhile
 INLINE_ROWS = 1000  # a write of more rows than this goes to the writer thread, off the event loop
+BUSY_WAIT_S = 5.0  # how long the writer thread waits for another program's write lock
 CHECKPOINT_INTERVAL_S = 1.0  # at most this long between checkpoints while commits go on
 
 _PRAGMAS = (
     "journal_mode=WAL",
     "synchronous=NORMAL",
     "foreign_keys=ON",
-    "busy_timeout=5000",
     # SQLite's own checkpoints would run inside whichever commit crosses 1,000 pages, maybe in the
     # event loop: the writer thread runs them instead (``_checkpoint_if_due``).
     "wal_autocheckpoint=0",
@@ -80,7 +80,7 @@ _DAG_COLUMNS = "dag_id, config, source, version, updated_at"
 _USER_COLUMNS = "user_id, username, chat_id, first_name, updated_at"
 _SCHEDULE_COLUMNS = (
     "schedule_id, dag_id, kind, expr, timezone, owner_id, chat_id, paused, next_fire_at, "
-    "last_fire_at, last_run_id, created_at, params"
+    "last_fire_at, last_run_id, created_at, notify, params"
 )
 
 # One recorded transition: task_id, state, attempt, at, error (what the journal keeps), then
@@ -145,10 +145,12 @@ class Store:
 
     async def _close_connections(self) -> None:
         try:
-            if self._rdb is not None:
-                await self._rdb.close()
-            if self._wdb is not None:
-                await self._in_writer(self._wdb.close)
+            try:
+                if self._rdb is not None:
+                    await self._rdb.close()
+            finally:
+                if self._wdb is not None:
+                    await self._in_writer(self._wdb.close)
         finally:
             self._rdb = self._wdb = None
             if self._writer is not None:
@@ -177,10 +179,15 @@ class Store:
 
     async def _write(self, work: Callable[[sqlite3.Connection], T], *, rows: int = 1) -> T:
         """``work(connection)`` as one transaction: in the loop if small and the writer thread is idle."""
-        if rows <= INLINE_ROWS and self._jobs == 0 and self._wdb is not None:
-            result = _transaction(self._wdb, work)
-        else:
-            result = await self._in_writer(_transaction, self._wdb, work)
+        result: T | None = None
+        inline = rows <= INLINE_ROWS and self._jobs == 0 and self._wdb is not None
+        try:
+            if inline:
+                result = _transaction(self._wdb, work, wait=0.0)
+        except _Busy:  # another program holds the write lock: nothing ran; the thread waits for it
+            inline = False
+        if not inline:
+            result = await self._in_writer(_transaction, self._wdb, work, BUSY_WAIT_S)
         self._dirty = True
         self._checkpoint_if_due()
         return result
@@ -234,9 +241,15 @@ class Store:
             items.append(item)
 
     async def flush(self) -> None:
-        """Return once everything recorded before this call is committed."""
+        """Return once everything recorded before this call is committed.
+
+        If a commit fails, this raises its error; what it held stays buffered and a later commit
+        (the flusher tries again) writes it.
+        """
         if self._committed >= self._seq:
             return
+        if self._flusher is None or self._flusher.done():
+            raise RuntimeError("store is not open: task changes recorded after it closed are not committed")
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append((self._seq, waiter))
         self._wake.set()
@@ -257,6 +270,7 @@ class Store:
             except Exception as exc:
                 if self._closing:
                     log.error("%d task change(s) not committed at close (%s): they run again", len(self._rows), exc)
+                    self._settle(self._seq, exc)
                     return
                 log.error("could not commit task states (%s); trying again", exc)
                 await asyncio.sleep(FLUSH_RETRY_S)
@@ -318,7 +332,8 @@ class Store:
         raises, nothing is inserted.
         """
         now = time.time() if created_at is None else created_at
-        ids_json = dump_json(list(task_ids)).decode()
+        ids = list(task_ids)
+        ids_json = dump_json(ids).decode()
         params_json = None if params is None else json.dumps(params, ensure_ascii=False)  # any int: not orjson
 
         def insert(db: sqlite3.Connection) -> int:
@@ -339,7 +354,7 @@ class Store:
             db.execute(_JOURNAL, (run_id, _run_entry(RunState.QUEUED, now, None)))
             return run_id
 
-        return await self._write(insert, rows=len(ids_json) // 8)  # about a row a task
+        return await self._write(insert, rows=len(ids))
 
     async def set_run_state(
         self,
@@ -484,6 +499,15 @@ class Store:
         )
         return await self.get_dag(dag_id)
 
+    async def add_dag(self, dag_id: str, config: dict[str, Any], *, source: str) -> DagRecord | None:
+        """Add a DAG unless one of that id exists (then None): never replaces, even when two race."""
+        changed, _ = await self._execute(
+            "INSERT INTO dags (dag_id, config, source, version, updated_at) VALUES (?, ?, ?, 1, ?) "
+            "ON CONFLICT (dag_id) DO NOTHING",
+            (dag_id, json.dumps(config), source, time.time()),
+        )
+        return await self.get_dag(dag_id) if changed else None
+
     async def get_dag(self, dag_id: str) -> DagRecord:
         """A known DAG; ``NotFoundError`` if there is none."""
         if not is_dag_id(dag_id):  # e.g. text SQLite could not even take as a key
@@ -516,14 +540,15 @@ class Store:
         owner_id: int | None,
         chat_id: int | None,
         next_fire_at: float | None,
+        notify: str | None = None,
         params: dict[str, Any] | None = None,
     ) -> ScheduleRecord:
         """Store a new schedule (``params``: given to each run it starts)."""
         params_json = json.dumps(params, ensure_ascii=False) if params else None
         _, schedule_id = await self._execute(
-            "INSERT INTO schedules (dag_id, kind, expr, timezone, owner_id, chat_id, next_fire_at, created_at, params) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (dag_id, kind, expr, timezone, owner_id, chat_id, next_fire_at, time.time(), params_json),
+            "INSERT INTO schedules (dag_id, kind, expr, timezone, owner_id, chat_id, next_fire_at, created_at, notify, "
+            "params) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (dag_id, kind, expr, timezone, owner_id, chat_id, next_fire_at, time.time(), notify, params_json),
         )
         assert schedule_id is not None
         return await self.get_schedule(schedule_id)
@@ -547,8 +572,8 @@ class Store:
         return [_schedule(r) for r in rows]
 
     async def update_schedule(self, schedule_id: int, **fields: Any) -> ScheduleRecord:
-        """Change some columns of a schedule (paused, next_fire_at, last_fire_at, last_run_id)."""
-        allowed = {"paused", "next_fire_at", "last_fire_at", "last_run_id"}
+        """Change some columns of a schedule (paused, next_fire_at, last_fire_at, last_run_id, notify)."""
+        allowed = {"paused", "next_fire_at", "last_fire_at", "last_run_id", "notify"}
         if not fields or not set(fields) <= allowed:
             raise ValueError(f"can only update {sorted(allowed)}")
         sets = ", ".join(f"{name} = ?" for name in fields)
@@ -564,6 +589,21 @@ class Store:
         changed, _ = await self._execute("DELETE FROM schedules WHERE schedule_id = ?", (_row_id(schedule_id),))
         if changed == 0:
             raise NotFoundError(f"schedule {schedule_id} does not exist")
+
+    # -- the bot's status messages ------------------------------------------------------------
+
+    async def set_status_message(self, run_id: int, chat_id: int, message_id: int) -> None:
+        """Remember the bot's live status message of a run (a later one replaces it)."""
+        await self._execute(
+            "INSERT INTO status_messages (run_id, chat_id, message_id) VALUES (?, ?, ?) "
+            "ON CONFLICT (run_id) DO UPDATE SET chat_id = excluded.chat_id, message_id = excluded.message_id",
+            (run_id, chat_id, message_id),
+        )
+
+    async def get_status_message(self, run_id: int) -> tuple[int, int] | None:
+        """(chat id, message id) of a run's live status message, if the bot posted one."""
+        row = await self._one("SELECT chat_id, message_id FROM status_messages WHERE run_id = ?", (_row_id(run_id),))
+        return (row[0], row[1]) if row else None
 
     # -- bot users --------------------------------------------------------------------------
 
@@ -608,9 +648,13 @@ def _connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)  # the loop uses it too
     try:
+        db.execute(f"PRAGMA busy_timeout = {int(BUSY_WAIT_S * 1000)}")  # opening may wait, in this thread
         for pragma in _PRAGMAS:
             db.execute(f"PRAGMA {pragma}")
         migrate(db)
+        # From now on no statement waits for another program's lock (a user's sqlite3 shell, say): in the
+        # event loop that would stall everything. ``_begin`` waits instead, in the writer thread.
+        db.execute("PRAGMA busy_timeout = 0")
     except BaseException:
         db.close()
         raise
@@ -626,17 +670,37 @@ def _checkpoint(db: sqlite3.Connection | None) -> None:
         log.warning("could not checkpoint the database: %s", exc)
 
 
-def _transaction(db: sqlite3.Connection | None, work: Callable[[sqlite3.Connection], T]) -> T:
+class _Busy(sqlite3.OperationalError):
+    """Another connection holds the write lock."""
+
+
+def _transaction(db: sqlite3.Connection | None, work: Callable[[sqlite3.Connection], T], wait: float) -> T:
+    """``work(db)`` in one transaction, waiting up to ``wait`` seconds for the write lock."""
     if db is None:
         raise RuntimeError("store is not open")
-    db.execute("BEGIN IMMEDIATE")
+    _begin(db, wait)
     try:
         result = work(db)
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:  # SQLite rolls back by itself on some errors (a full disk)
+            db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
     return result
+
+
+def _begin(db: sqlite3.Connection, wait: float) -> None:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise _Busy(str(exc)) from None
+        time.sleep(0.01)
 
 
 def _commit_tasks(db: sqlite3.Connection, rows: list[tuple[int, Entry]], outputs: list[tuple[str, int, str]]) -> None:
@@ -683,5 +747,5 @@ def _run(row: Any, counts: dict[str, int]) -> RunRecord:
 
 
 def _schedule(row: Any) -> ScheduleRecord:
-    params = None if row[12] is None else json.loads(row[12])
-    return ScheduleRecord(*row[:7], bool(row[7]), *row[8:12], params)
+    params = None if row[13] is None else json.loads(row[13])
+    return ScheduleRecord(*row[:7], bool(row[7]), *row[8:13], params)

@@ -38,12 +38,15 @@ def prepare(
     logical_date: float,
     tz: ZoneInfo,
     source: str = "config",
+    allow_shell: bool = True,
 ) -> Prepared:
     """Check the trigger's params, render the config and check it again; ``ConfigError`` with every refusal."""
     values = run_params(config.params, given)
     text = config.model_dump_json(exclude_defaults=True)
     if "{{" not in text and not config.params:  # the common case: nothing to render
-        return Prepared(None, config, text, checked_params(config, source=source, templates=False))
+        return Prepared(
+            None, config, text, checked_params(config, source=source, allow_shell=allow_shell, templates=False)
+        )
     strings = [
         (location, template)
         for i, task in enumerate(config.tasks)
@@ -61,7 +64,7 @@ def prepare(
         return render_config(config, RunValues(values, run_id, logical_date, config.dag_id, tz), source)
 
     first = rendered(0)
-    checked = checked_params(first, source=source, templates=False)
+    checked = checked_params(first, source=source, allow_shell=allow_shell, templates=False)
     if not any(ref.root == "run" and ref.name == "id" for _, template in found for ref in template.refs):
         return Prepared(values or None, first, first.model_dump_json(exclude_defaults=True), checked)
     return Prepared(values or None, first, lambda run_id: rendered(run_id).model_dump_json(exclude_defaults=True), None)

@@ -7,6 +7,7 @@ graph (ids, references, cycles via graphlib), then each operation's own params m
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import re
 from collections.abc import Iterable
@@ -15,29 +16,36 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from operations.base import Operation, OperationParams
+from operations.paths import split_reference
 from operations.registry import all_operations, get_operation
 from orchestrator.errors import ConfigError, InvalidJsonError, Problem
 from orchestrator.graph import find_cycle, is_upstream
 from orchestrator.jsontext import load_json, value_problems
 from orchestrator.limits import DEFAULT_MAX_TASKS, max_config_bytes
 from orchestrator.models import DagConfig, TaskConfig
-from orchestrator.paths import split_reference
 from orchestrator.templating import NAME_PATTERN, name_problems, templates_in
 
+SHELL = "shell"  # the operation TASKFLOW_ALLOW_SHELL gates
+_TASK_LOCATION = re.compile(r"tasks\[(\d+)\]")
 _PARAM_NAME = re.compile(NAME_PATTERN)
 
 
 def parse_config(
-    raw: str | bytes | dict[str, Any], *, source: str = "config", max_tasks: int = DEFAULT_MAX_TASKS
+    raw: str | bytes | dict[str, Any],
+    *,
+    source: str = "config",
+    max_tasks: int = DEFAULT_MAX_TASKS,
+    allow_shell: bool = True,
 ) -> DagConfig:
     """Validate ``raw`` (JSON text or an already-parsed dict) fully; raise ``ConfigError`` if bad.
 
     ``max_tasks``: the TASKFLOW_MAX_TASKS setting; it also bounds the config's size.
+    ``allow_shell=False`` (``TASKFLOW_ALLOW_SHELL`` off) refuses ``shell`` tasks.
     """
     data = raw if isinstance(raw, dict) else _load_json(raw, source, max_config_bytes(max_tasks))
     unstorable = value_problems(data)
     if unstorable:
-        raise ConfigError(unstorable, source=source)
+        raise ConfigError(_named(unstorable, _raw_task_ids(data)), source=source)
     tasks = data.get("tasks") if isinstance(data, dict) else None
     if isinstance(tasks, list) and len(tasks) > max_tasks:
         message = f"{len(tasks)} tasks; the limit is {max_tasks} (the TASKFLOW_MAX_TASKS setting)"
@@ -47,8 +55,26 @@ def parse_config(
     except ValidationError as exc:
         problems = pydantic_problems(exc)
         problems += _graph_problems_best_effort(data, exclude_locations={p.location for p in problems})
-        raise ConfigError(problems, source=source) from None
-    return check_config(config, source=source)
+        raise ConfigError(_named(problems, _raw_task_ids(data)), source=source) from None
+    return check_config(config, source=source, allow_shell=allow_shell)
+
+
+def _raw_task_ids(data: Any) -> list[str | None]:
+    tasks = data.get("tasks") if isinstance(data, dict) else None
+    if not isinstance(tasks, list):
+        return []
+    return [t["id"] if isinstance(t, dict) and isinstance(t.get("id"), str) else None for t in tasks]
+
+
+def _named(problems: list[Problem], task_ids: list[str | None]) -> list[Problem]:
+    """``problems`` with the id of the task each is in (people know their tasks by id, not index)."""
+    named = []
+    for problem in problems:
+        match = _TASK_LOCATION.match(problem.location)
+        index = int(match[1]) if match else -1
+        task_id = task_ids[index] if 0 <= index < len(task_ids) else None
+        named.append(dataclasses.replace(problem, task_id=task_id) if task_id else problem)
+    return named
 
 
 def _load_json(raw: str | bytes, source: str, limit: int) -> Any:
@@ -284,13 +310,15 @@ def config_schema() -> dict[str, Any]:
     return schema
 
 
-def check_config(config: DagConfig, *, source: str = "config") -> DagConfig:
+def check_config(config: DagConfig, *, source: str = "config", allow_shell: bool = True) -> DagConfig:
     """Run the graph, template and params checks on a config built in code (``parse_config`` does them too)."""
-    checked_params(config, source=source)
+    checked_params(config, source=source, allow_shell=allow_shell)
     return config
 
 
-def checked_params(config: DagConfig, *, source: str = "config", templates: bool = True) -> dict[str, OperationParams]:
+def checked_params(
+    config: DagConfig, *, source: str = "config", allow_shell: bool = True, templates: bool = True
+) -> dict[str, OperationParams]:
     """Check ``config`` as ``check_config`` does; return the validated params of each task that takes
     none from upstream, so that the engine need not validate them again when they run.
 
@@ -298,9 +326,16 @@ def checked_params(config: DagConfig, *, source: str = "config", templates: bool
     """
     params, problems = _check_params(config)
     problems = graph_problems(config) + (template_problems(config) if templates else []) + problems
+    if not allow_shell:
+        problems += _shell_problems(config)
     if problems:
-        raise ConfigError(problems, source=source)
+        raise ConfigError(_named(problems, [t.id for t in config.tasks]), source=source)
     return params
+
+
+def _shell_problems(config: DagConfig) -> list[Problem]:
+    message = f"the {SHELL} operation is disabled; set TASKFLOW_ALLOW_SHELL=1 to allow it"
+    return [Problem(f"tasks[{i}].operation", message) for i, t in enumerate(config.tasks) if t.operation == SHELL]
 
 
 def template_problems(config: DagConfig) -> list[Problem]:

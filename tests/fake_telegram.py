@@ -165,6 +165,13 @@ class FakeTelegram:
                 return self.push({"callback_query": self._callback(sent, data, user)})
         raise AssertionError(f"no button {label!r} under message {sent.message_id}: {self.buttons_of(sent)}")
 
+    def press_outdated(self, sent: Sent, label: str, user: Json = ALICE) -> Json:
+        """The user taps a button ``sent`` had when it was sent, on a client that still shows it."""
+        for text, data in sent.buttons():
+            if label in text:
+                return self.push({"callback_query": self._callback(sent, data, user)})
+        raise AssertionError(f"no button {label!r} was sent under message {sent.message_id}")
+
     def buttons_of(self, sent: Sent) -> list[tuple[str, str]]:
         """The buttons a message shows now (edits may have changed them)."""
         current = self.messages.get((sent.chat_id, sent.message_id), {})
@@ -487,7 +494,7 @@ class BotHarness:
         self.settings = self._base_settings.model_copy(update=update)
         self.scheduler = Scheduler(self.settings, self.orch.store, self.orch, self.library, clock=self._clock)
         self.bot = TaskFlowBot(
-            self.settings, self.orch, self.library, self.scheduler, edit_interval=self._edit_interval
+            self.settings, self.orch, self.library, self.scheduler, self.orch.store, edit_interval=self._edit_interval
         )
         try:
             await self.bot.start()

@@ -87,6 +87,12 @@ async def test_unknown_commands_and_plain_text_get_a_hint(tg: BotHarness) -> Non
     assert "/help" in (await tg.say("hello there")).text
 
 
+async def test_no_dags_says_where_they_come_from(tg: BotHarness) -> None:
+    reply = await tg.say("/dags")
+    assert "No DAGs yet" in reply.text
+    assert f"put it in <code>{tg.settings.dags_dir}</code> (TASKFLOW_DAGS_DIR)" in reply.text
+
+
 class Heard(logging.Handler):
     """Sets ``event`` when the bot logs a message containing ``text``."""
 
@@ -119,7 +125,7 @@ async def test_a_rejected_token_turns_the_bot_off_and_the_rest_keeps_going(
     await fake.start()
     try:
         wrong = settings.model_copy(update={"telegram_bot_token": "123:WRONG-token", "telegram_api_base": fake.url})
-        bot = TaskFlowBot(wrong, orch, library, Scheduler(wrong, orch.store, orch, library))
+        bot = TaskFlowBot(wrong, orch, library, Scheduler(wrong, orch.store, orch, library), orch.store)
         await bot.start()
         assert bot.polling_task is not None
         await asyncio.wait_for(bot.polling_task, 10)  # it gives up instead of retrying for ever
@@ -134,7 +140,7 @@ async def test_an_unreachable_api_is_retried_and_stop_still_works(
     settings: Settings, orch: Orchestrator, library: DagLibrary
 ) -> None:
     nowhere = settings.model_copy(update={"telegram_bot_token": TOKEN, "telegram_api_base": "http://127.0.0.1:9"})
-    bot = TaskFlowBot(nowhere, orch, library, Scheduler(nowhere, orch.store, orch, library))
+    bot = TaskFlowBot(nowhere, orch, library, Scheduler(nowhere, orch.store, orch, library), orch.store)
     with listening("retrying in") as retrying:
         await bot.start()
         await asyncio.wait_for(retrying.wait(), 10)
@@ -146,4 +152,4 @@ async def test_an_unreachable_api_is_retried_and_stop_still_works(
 def test_a_malformed_token_is_a_clear_error(settings: Settings, orch: Orchestrator, library: DagLibrary) -> None:
     bad = settings.model_copy(update={"telegram_bot_token": "not a token"})
     with pytest.raises(ValueError, match="does not look like a bot token"):
-        TaskFlowBot(bad, orch, library, Scheduler(bad, orch.store, orch, library))
+        TaskFlowBot(bad, orch, library, Scheduler(bad, orch.store, orch, library), orch.store)

@@ -12,10 +12,12 @@ from orchestrator.library import DagLibrary
 from orchestrator.settings import Settings
 from tests.fake_telegram import ALICE, BotHarness
 
+EDIT = "editMessageText"
 DAG = {
     "dag_name": "report",
     "tasks": [
         {"id": "fetch", "operation": "noop", "independent_params": {"value": {"n": 1}}},
+        {"id": "pause", "operation": "sleep", "independent_params": {"seconds": 0}},
         {
             "id": "render",
             "operation": "json_to_string",
@@ -48,7 +50,7 @@ async def test_the_command_changes_the_filename_and_keeps_the_old_config(
     )
     assert await _filename(library, "render") == "summary.md"
     saved = json.loads((settings.configs_dir / "report" / "config.json").read_text(encoding="utf-8"))
-    assert saved["tasks"][1]["independent_params"]["filename"] == "summary.md"
+    assert saved["tasks"][2]["independent_params"]["filename"] == "summary.md"
     assert (settings.configs_dir / "report" / "config.v1.json").is_file()
 
     report = await orch.run(await library.get("report"))
@@ -67,10 +69,13 @@ async def test_a_name_the_core_refuses_is_explained(tg: BotHarness, library: Dag
 async def test_the_button_flow(tg: BotHarness, library: DagLibrary) -> None:
     pick_dag = await tg.say("/filename")
     assert [label for label, _ in pick_dag.buttons()] == ["report", "✖ Cancel"]
-    pick_task = await tg.tap(pick_dag, "report")
-    assert [label for label, _ in pick_task.buttons()] == ["fetch", "render → old.txt", "✖ Cancel"]
-    question = await tg.tap(pick_task, "render")
-    assert "saves its output as <code>old.txt</code>" in question.text
+    pick_task = await tg.tap(pick_dag, "report", method=EDIT)
+    assert pick_task.message_id == pick_dag.message_id, "each step edits the one message in place"
+    # Only tasks that write a file, each with the file's name (the sleep task writes none).
+    assert [label for label, _ in pick_task.buttons()] == ["fetch → fetch.json", "render → old.txt", "✖ Cancel"]
+    question = await tg.tap(pick_task, "render", method=EDIT)
+    assert question.message_id == pick_dag.message_id
+    assert "saves its output as <code>old.txt</code>." in question.text
 
     refused = await tg.say("bad/name.txt")
     assert "'/'" in refused.text
@@ -78,14 +83,34 @@ async def test_the_button_flow(tg: BotHarness, library: DagLibrary) -> None:
     done = await tg.say("new-name.txt")  # the question still stands after a refused name
     assert "now saves its output as <code>new-name.txt</code>" in done.text
     assert await _filename(library, "render") == "new-name.txt"
+    answered = tg.tg.messages[(question.chat_id, question.message_id)]
+    assert "saved as <code>new-name.txt</code>" in answered["text"]
+    assert "reply_markup" not in answered, "the answered question has no Cancel button left"
     assert "Send a command" in (await tg.say("another.txt")).text, "the conversation is over"
+
+    tg.tg.press_outdated(question, "Cancel")  # a client that still shows the button
+    stale = await tg.tg.expect(method="answerCallbackQuery", contains="This question has ended already")
+    assert stale.text
+    assert "saved as" in tg.tg.messages[(question.chat_id, question.message_id)]["text"], "not 'nothing changed'"
+    assert await _filename(library, "render") == "new-name.txt"
+
+
+async def test_a_task_that_writes_no_file_has_no_filename(
+    tg: BotHarness, library: DagLibrary, orch: Orchestrator
+) -> None:
+    refused = await tg.say("/filename report pause w.txt")
+    assert "task 'pause' (sleep) writes no output file, so it has no filename to change" in refused.text
+    assert "writes no output file" in (await tg.say("/filename report pause")).text
+    assert await _filename(library, "pause") is None
+    report = await orch.run(await library.get("report"))
+    assert report.tasks["pause"].output_file is None
 
 
 async def test_shortcuts_and_cancel(tg: BotHarness, library: DagLibrary) -> None:
     pick_task = await tg.say("/filename report")
     assert "pick the task" in pick_task.text
     question = await tg.say("/filename report fetch")
-    assert "saves its output as the default" in question.text
+    assert "saves its output as <code>fetch.json</code> (the default)" in question.text
     tg.tg.press(question, "Cancel")
     edited = await tg.tg.expect(ALICE["id"], method="editMessageText")
     assert "nothing changed" in edited.text
@@ -97,6 +122,9 @@ async def test_any_other_command_ends_the_wait_for_a_name(tg: BotHarness, librar
     question = await tg.say("/filename report render")
     assert "tap Cancel (or send /cancel)" in question.text, "the question says how to leave"
     assert "<code>report</code>" in (await tg.say("/dags")).text
+    ended = tg.tg.messages[(question.chat_id, question.message_id)]
+    assert ended["text"] == "⏹ Ended by /dags: nothing changed. /filename to start again.", "visibly"
+    assert "reply_markup" not in ended
     assert "No runs yet" in (await tg.say("/runs")).text
     assert "Send a command" in (await tg.say("notes for later")).text, "not taken for a name"
     assert await _filename(library, "render") == "old.txt"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -65,3 +66,28 @@ async def test_stop_leaves_no_background_task(settings: Settings, orch: Orchestr
     assert bot.task_names() == []
     assert orch.resources.sender is None, "a stopped bot is no longer the message sender"
     await orch.cancel(1)
+
+
+async def test_a_resumed_run_goes_on_editing_its_status_message(settings: Settings) -> None:
+    nap = {"dag_name": "nap", "tasks": [{"id": "nap", "operation": "sleep", "independent_params": {"seconds": 2}},
+                                        {"id": "after", "operation": "noop", "dependencies": ["nap"]}]}  # fmt: skip
+    async with running(settings) as before:
+        library = DagLibrary(settings, before.store)
+        await library.add_json(json.dumps(nap), source="test")
+        async with BotHarness(settings, before, library) as tg:
+            status = await tg.say("/run nap")  # the service stops while the run goes on
+            shown = tg.tg.messages[(status.chat_id, status.message_id)]
+    assert [label for label, _ in status.buttons()] == ["✖ Cancel run"]
+    async with (
+        running(settings, resume=False) as after,
+        BotHarness(settings, after, DagLibrary(settings, after.store)) as tg,
+    ):
+        tg.tg.messages[(status.chat_id, status.message_id)] = shown  # Telegram still has it ...
+        tg.tg._message_ids = itertools.count(status.message_id + 1)  # ... and numbers new messages after it
+        after.resumed = await after.resume_unfinished()
+        await tg.bot.notify_resumed(after.resumed)
+        final = await tg.tg.expect(ALICE["id"], contains="Run <b>#1</b> of <code>nap</code> succeeded")
+        assert "Status page" in final.text
+        now = tg.tg.messages[(status.chat_id, status.message_id)]
+        assert "2/2 task(s) done" in now["text"], "the resumed run's status message shows its end"
+        assert "reply_markup" not in now, "and no Cancel button any more"

@@ -61,7 +61,8 @@ async def test_dags_lists_them_with_buttons_and_a_tap_runs_one(tg: BotHarness, o
     run = (await orch.report(1)).run
     assert (run.state, run.trigger, run.owner, run.notify_chat) == (RunState.SUCCESS, "telegram", "@alice", ALICE["id"])
     shown = tg.tg.messages[(status.chat_id, status.message_id)]
-    assert shown["text"].count("✅") == 4, "the status message ends showing every task done"
+    assert shown["text"].count("\n✅ ") == 3, "the status message ends showing every task done"
+    assert shown["text"].endswith("\n<i>✅ done</i>"), "and a key to its icons"
     assert "reply_markup" not in shown, "no Cancel button on an ended run"
 
 
@@ -91,6 +92,8 @@ async def test_a_failed_run_says_what_failed_and_re_runs_from_the_failure(tg: Bo
     assert "Failed task: <code>load</code>" in final.text
     assert "in&lt;put&gt;&amp;.txt" in final.text, "the error is shown, escaped for HTML"
     assert [label for label, _ in final.buttons()] == ["📦 Archive", "🔁 Re-run from failure"]
+    detail = await tg.say("/status 1")
+    assert detail.text.endswith("\n<i>❌ failed · ⛔ upstream failed</i>"), "each icon shown is explained"
 
     (orch.settings.runs_dir / "dag_1" / "in<put>&.txt").write_text("fixed", encoding="utf-8")
     status = await tg.tap(final, "Re-run")
@@ -135,6 +138,9 @@ async def test_cancel_by_button_and_by_command(tg: BotHarness, orch: Orchestrato
     await tg.say("/run slow")
     assert "Cancelling run <b>#2</b>" in (await tg.say("/cancel 2")).text
     assert "was cancelled" in (await _final(tg, 2)).text
+    for run_id in (1, 2):
+        log = (orch.settings.runs_dir / f"dag_{run_id}" / "run.log").read_text(encoding="utf-8")
+        assert "run cancelled by bot, @alice" in log
 
     reply = await tg.say("/cancel 2")
     assert "has already ended" in reply.text
@@ -149,6 +155,7 @@ async def test_status_runs_and_their_mistakes(tg: BotHarness) -> None:
     assert "✅ first" in detail.text
     assert "✅ third" in detail.text
     assert "Started by telegram (@alice)" in detail.text
+    assert detail.text.endswith("\n<i>✅ done</i>")
     assert "<b>#1</b> <code>hello</code> — success" in (await tg.say("/status")).text
     assert "<b>#1</b> <code>hello</code> — success" in (await tg.say("/runs")).text
     assert "run 99 does not exist" in (await tg.say("/status 99")).text

@@ -64,9 +64,15 @@ async def test_an_invalid_config_gets_the_validation_report_and_is_not_saved(
     assert text.startswith("❌ <pre>")
     assert "no_such_op" in text
     assert "&lt;missing&gt;" in text, "names from the upload are escaped"
-    assert "tasks[1].dependencies" in text, "each problem says where it is"
+    assert "tasks[1].dependencies (b): unknown task" in text, "each problem says where it is, and in which task"
     with pytest.raises(NotFoundError):
         await library.get("bad")
+    task = {"id": "alpha", "operation": "shell", "independent_params": {"command": "ls"}}
+    shell = {"dag_name": "sh", "tasks": [task]}
+    text = await _upload(tg, "sh.json", json.dumps(shell).encode())
+    assert "tasks[0].operation (alpha): the shell operation is disabled; set TASKFLOW_ALLOW_SHELL=1" in text
+    with pytest.raises(NotFoundError):
+        await library.get("sh")
 
 
 async def test_broken_json_says_where(tg: BotHarness) -> None:

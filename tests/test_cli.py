@@ -1,4 +1,4 @@
-"""``python main.py`` sub-commands (SPEC §7), run as real processes on a temporary data dir."""
+"""``python main.py`` sub-commands, run as real processes on a temporary data dir."""
 
 from __future__ import annotations
 
@@ -66,12 +66,12 @@ BAD_FILES: dict[str, tuple[str | dict[str, Any], list[str]]] = {
             ],
         },
         [
-            "tasks[0].independent_params.filename: filename '../out.json' must be a plain name",
-            "tasks[1].dependencies: unknown task 'fecth'",
-            "tasks[2].id: duplicate task id 'use' (also tasks[1])",
-            "tasks[2].operation: unknown operation 'teleport'",
-            "tasks[3].bogus: unknown field",
-            "tasks[3].dependent_params.data: task 'fetch' is not upstream of 'pick'",
+            "tasks[0].independent_params.filename (fetch): filename '../out.json' must be a plain name",
+            "tasks[1].dependencies (use): unknown task 'fecth'",
+            "tasks[2].id (use): duplicate task id 'use' (also tasks[1])",
+            "tasks[2].operation (use): unknown operation 'teleport'",
+            "tasks[3].bogus (pick): unknown field",
+            "tasks[3].dependent_params.data (pick): task 'fetch' is not upstream of 'pick'",
         ],
     ),
     "cycle": (
@@ -233,6 +233,79 @@ def test_import_4diac_of_a_broken_file(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("broken.sys is invalid (6 problem(s)):")
-    assert "type 'CLIENT_1' has no operation mapping" in result.stderr
+    assert "FB 'Client': CLIENT_1 is a communication block" in result.stderr
     assert "'Ghost.REQ' names no block" in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("run_id", ["99999999999999999999", "0", "-3"])
+def test_rerun_of_an_impossible_run_id_says_it_does_not_exist(tmp_path: Path, run_id: str) -> None:
+    result = cli(tmp_path, "rerun", "--", run_id)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"error: run {int(run_id)} does not exist"
+
+
+def test_validate_refuses_shell_unless_it_is_allowed(tmp_path: Path) -> None:
+    task = {"id": "alpha", "operation": "shell", "independent_params": {"command": "true"}}
+    config = {"dag_name": "sh", "tasks": [task]}
+    path = write(tmp_path / "sh.json", config)
+    refused = cli(tmp_path, "validate", path)
+    assert refused.returncode == 1
+    assert (
+        "tasks[0].operation (alpha): the shell operation is disabled; set TASKFLOW_ALLOW_SHELL=1 to allow it"
+        in refused.stderr
+    )
+    allowed = cli(tmp_path, "validate", path, TASKFLOW_ALLOW_SHELL="1")
+    assert allowed.returncode == 0, allowed.stderr
+
+
+# -- the command line's manners ----------------------------------------------------------------
+
+
+def test_the_report_starts_on_a_line_of_its_own_without_a_terminal(tmp_path: Path) -> None:
+    result = cli(tmp_path, "run", "dags/offline_report.json")  # the live display on, stderr a pipe
+    assert result.returncode == 0, result.stderr
+    run_id = last_json_line(result.stdout)["run_id"]
+    title = f"run {run_id} of offline_report: success"
+    [line] = [line for line in result.stderr.splitlines() if title in line]
+    assert line.strip() == title, "the table's title is not glued to the last progress line"
+
+
+def test_a_reader_going_away_ends_a_command_quietly(tmp_path: Path) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "TASKFLOW_"))}
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody will ever read: the first write fails with EPIPE
+    try:
+        result = subprocess.run(
+            [sys.executable, "main.py", "schema"],
+            cwd=REPO,
+            env={**clean, "TASKFLOW_DATA_DIR": str(tmp_path)},
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert result.stderr == ""
+    assert result.returncode == 141  # as a command killed by SIGPIPE
+
+
+def test_a_python_without_the_packages_says_which_command_to_use(tmp_path: Path) -> None:
+    # -S: no site-packages, as a system Python outside .venv; -E -s: no environment variables or user site.
+    result = subprocess.run(
+        [sys.executable, "-E", "-s", "-S", "main.py", "schema"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.endswith(
+        "is not installed for " + sys.executable + ": run `make run`, or `.venv/bin/python main.py ...`"
+    )

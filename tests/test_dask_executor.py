@@ -213,16 +213,16 @@ async def test_a_service_that_cannot_reach_its_scheduler_exits(tmp_path: Path) -
 async def test_a_permanent_error_on_a_worker_is_not_retried(dask_settings: Settings) -> None:
     config = parse_config(
         {
-            "dag_name": "no_shell",
+            "dag_name": "no_key",
             "max_retries": 2,
-            "tasks": [{"id": "sh", "operation": "shell", "independent_params": {"command": "true"}}],
+            "tasks": [{"id": "pick", "operation": "select", "independent_params": {"data": {}, "path": "gone"}}],
         }
     )
-    async with running(dask_settings) as orch:  # shell is not allowed: refused on the worker
+    async with running(dask_settings) as orch:  # no such key: refused on the worker for good
         report = await asyncio.wait_for(orch.run(config), 30)
     assert report.state == RunState.FAILED
-    assert report.tasks["sh"].attempts == 1
-    assert "the shell operation is disabled" in (report.tasks["sh"].error or "")
+    assert report.tasks["pick"].attempts == 1
+    assert "key 'gone' not found" in (report.tasks["pick"].error or "")
     assert "ran on Dask worker" in run_log(report, dask_settings)
 
 

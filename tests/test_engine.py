@@ -1,4 +1,4 @@
-"""The engine (SPEC §2): queue, workers, parameters, retries, timeouts, failures, cancel, outputs."""
+"""The engine: queue, workers, parameters, retries, timeouts, failures, cancel, outputs."""
 
 from __future__ import annotations
 
@@ -377,7 +377,7 @@ async def test_cancel_a_running_run(orch: Orchestrator) -> None:
     async with asyncio.timeout(10):
         while (await orch.report(run_id)).tasks["long"].state != TaskState.RUNNING:
             await asyncio.sleep(0.01)
-    await orch.cancel(run_id)
+    await orch.cancel(run_id, by="API")
     report = await orch.wait(run_id)
     assert report.state == RunState.CANCELLED
     assert report.tasks["long"].state == TaskState.CANCELLED
@@ -386,6 +386,22 @@ async def test_cancel_a_running_run(orch: Orchestrator) -> None:
     assert report.archive.exists()
     with pytest.raises(ConflictError, match="already ended"):
         await orch.cancel(run_id)
+    log = (orch.settings.runs_dir / f"dag_{run_id}" / "run.log").read_text(encoding="utf-8")
+    assert "run cancelled by API" in log
+    assert "long attempt 1 cancelled after " in log
+    assert "s: the run was cancelled by API" in log
+    assert "failed" not in log, "a cancelled attempt is not a failure"
+
+
+async def test_an_attempt_stopped_with_the_service_says_so(settings: Settings) -> None:
+    async with running(settings) as orch:
+        run_id = await orch.submit(dag({"id": "long", "operation": "sleep", "independent_params": {"seconds": 30}}))
+        async with asyncio.timeout(10):
+            while (await orch.report(run_id)).tasks["long"].state != TaskState.RUNNING:
+                await asyncio.sleep(0.01)
+    log = (settings.runs_dir / f"dag_{run_id}" / "run.log").read_text(encoding="utf-8")
+    assert "s: the service is stopping (it runs again when it starts)" in log
+    assert "CancelledError" not in log
 
 
 async def test_many_runs_share_the_pool(orch: Orchestrator) -> None:

@@ -26,6 +26,8 @@ DATA = Path(__file__).parent / "data" / "4diac"
 # Real files from eclipse-4diac/4diac-examples (EPL-2.0); read where they are, never copied here.
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "4diac"
 
+XML = {"Content-Type": "application/xml"}
+
 
 def _import(name: str, **kwargs: Any) -> ImportResult:
     return import_4diac((DATA / name).read_bytes(), filename=name, **kwargs)
@@ -377,7 +379,7 @@ def test_everything_unmappable_is_reported_at_once() -> None:
     by_location = {p.location: p.message for p in problems}
     assert by_location["FB 'Switch1'"] == "E_SWITCH is branching; TaskFlow DAGs cannot branch"
     assert "any-of" in by_location["FB 'Any1'"]
-    assert "'CLIENT_1' has no operation mapping" in by_location["FB 'Client'"]
+    assert by_location["FB 'Client'"].startswith("CLIENT_1 is a communication block: ")
     assert "names no block" in by_location["event connection 'A.CNF' → 'Ghost.REQ'"]
     assert "adapter connections cannot be mapped" in by_location["adapter connection 'A.PLUG' → 'B.SOCKET'"]
     assert "'VALUE' has 2 sources (A.OUT, B.OUT)" in by_location["FB 'C'"]
@@ -770,17 +772,17 @@ def test_cli_output_into_a_missing_folder_is_one_line_of_error(cli: Cli, tmp_pat
 async def client(settings: Settings, orch: Orchestrator, library: DagLibrary) -> AsyncIterator[TestClient[Any, Any]]:
     from web import create_app
 
-    async with TestClient(TestServer(create_app(settings, orch, library))) as test_client:
+    async with TestClient(TestServer(create_app(settings, orch, library, orch.store))) as test_client:
         yield test_client
 
 
 async def test_api_says_how_to_choose_an_app(client: TestClient[Any, Any]) -> None:
     data = (DATA / "multi_app.sys").read_bytes()
-    refused = await client.post("/api/import/4diac?filename=multi_app.sys", data=data)
+    refused = await client.post("/api/import/4diac?filename=multi_app.sys", data=data, headers=XML)
     assert refused.status == 422
     [problem] = (await refused.json())["problems"]
     assert problem["message"].endswith("choose one of: 'First', 'Second' (add ?app=NAME to the URL)")
-    chosen = await client.post("/api/import/4diac?filename=multi_app.sys&app=Second&dry_run=1", data=data)
+    chosen = await client.post("/api/import/4diac?filename=multi_app.sys&app=Second&dry_run=1", data=data, headers=XML)
     assert chosen.status == 200
     assert [t["id"] for t in (await chosen.json())["config"]["tasks"]] == ["B", "C"]
 
@@ -811,7 +813,7 @@ def test_xquery_event_cycle_names_the_blocks_on_it() -> None:
     assert len(loops) == 1
     for block in ("FetchSpeed", "FetchSuccessor", "FetchPredecessor", "DummyRollgang"):
         assert block in loops[0].message
-    assert any(p.location == "FB 'FetchSpeed'" and "'CLIENT_1'" in p.message for p in problems)
+    assert any(p.location == "FB 'FetchSpeed'" and "CLIENT_1 is a communication block" in p.message for p in problems)
 
 
 def test_blinky_reports_e_switch_as_branching() -> None:
@@ -826,10 +828,10 @@ def test_wait_for_connection_e_switch_is_refused_and_e_delay_maps() -> None:
     data = _fixture("WaitForConnection.SUB")
     problems = _problems(data, filename="WaitForConnection.SUB")
     locations = {p.location for p in problems}
-    assert {"FB 'E_SWITCH_2'", "FB 'WaitForConnection'", "FB 'DINT2DINT_6'"} <= locations
-    assert "FB 'E_DELAY_2'" not in locations  # E_DELAY maps to sleep
-    # With the communication blocks mapped, only the branch (and noop's unknown params) is left.
-    mapped = _problems(data, mapping={"SUBSCRIBE_1": "noop", "STRING2STRING": "noop"})
+    assert locations == {"FB 'E_SWITCH_2'", "FB 'WaitForConnection'"}  # E_DELAY maps to sleep, STRING2STRING
+    assert "SUBSCRIBE_1 is a communication block: PUBLISH/SUBSCRIBE" in str(problems)  # to the standard function
+    # With the communication block mapped, only the branch (and noop's unknown params) is left.
+    mapped = _problems(data, mapping={"SUBSCRIBE_1": "noop"})
     assert [p.location for p in mapped if "has no param" not in p.message] == ["FB 'E_SWITCH_2'"]
     assert all(p.location.startswith("FB '") for p in mapped)  # the validator's findings too, by block
 
@@ -848,3 +850,185 @@ async def test_imported_diamond_runs_through_the_engine(orch: Orchestrator) -> N
     with zipfile.ZipFile(report.archive) as archive:
         name = next(n for n in archive.namelist() if n.endswith(output))
         assert archive.read(name).decode() == "b"  # a text output is saved as text
+
+
+# -- eclipse-4diac's SystemTests: the standard function blocks, run for real ------------------
+
+# The test-framework blocks are 4diac's, not the standard's: mapped here, as a user would with --map.
+_TEST_BLOCKS = {"TEST_CONDITION": {"operation": "noop", "params": {"check": "value"}}, "STEST_END": "noop"}
+
+
+def _system_test(app: str) -> ImportResult:
+    return import_4diac(_fixture("SystemTests.sys"), filename="SystemTests.sys", app=app, mapping=_TEST_BLOCKS)
+
+
+def _shape(result: ImportResult) -> list[tuple[str, str, dict[str, Any], dict[str, str], list[str]]]:
+    return [(t.id, t.operation, t.independent_params, t.dependent_params, t.dependencies) for t in result.config.tasks]
+
+
+async def test_system_tests_hard_pass_converts_and_checks_true(orch: Orchestrator) -> None:
+    result = _system_test("Hard_Pass_Example")
+    assert _shape(result) == [
+        ("BOOL2BOOL", "iec_function", {"IN": True, "function": "BOOL_TO_BOOL"}, {}, []),
+        ("SHOULD_NOT_FAIL", "noop", {}, {"value": "BOOL2BOOL"}, ["BOOL2BOOL"]),
+        ("STEST_END", "noop", {}, {}, ["SHOULD_NOT_FAIL"]),
+    ]
+    # Only this application's START connections and notes: not those of the seven others' resources.
+    assert result.notes == ["START.COLD/WARM mark the entry tasks: BOOL2BOOL"]
+    report = await orch.run(result.config)
+    assert report.state == RunState.SUCCESS
+    outputs = await orch.store.get_outputs(report.run.run_id)
+    assert outputs["BOOL2BOOL"] is True
+    assert outputs["SHOULD_NOT_FAIL"] is True
+
+
+async def test_system_tests_fail_example_computes_each_condition(orch: Orchestrator) -> None:
+    result = _system_test("Fail_Example")
+    # In dependency order, not the file's (which starts with the last block, STEST_END_0).
+    assert [(t.id, t.dependencies) for t in result.config.tasks] == [
+        ("BOOL2BOOL_1", []),
+        ("SHOULD_FAIL_1", ["BOOL2BOOL_1"]),
+        ("BOOL2BOOL_1_1", ["SHOULD_FAIL_1"]),
+        ("SHOULD_NOT_FAIL", ["BOOL2BOOL_1_1"]),
+        ("BOOL2BOOL_1_1_1", ["SHOULD_NOT_FAIL"]),
+        ("SHOULD_FAIL_2", ["BOOL2BOOL_1_1_1"]),
+        ("STEST_END_0", ["SHOULD_FAIL_2"]),
+    ]
+    report = await orch.run(result.config)
+    assert report.state == RunState.SUCCESS
+    outputs = await orch.store.get_outputs(report.run.run_id)
+    assert (outputs["SHOULD_FAIL_1"], outputs["SHOULD_NOT_FAIL"], outputs["SHOULD_FAIL_2"]) == (False, True, False)
+
+
+async def test_system_tests_soft_pass_fails_on_k_out_of_range(orch: Orchestrator) -> None:
+    result = _system_test("Soft_Pass_Example")
+    assert _shape(result) == [
+        ("F_MUX_2", "iec_function", {"K": 2, "function": "MUX_2"}, {}, []),
+        ("BOOL2BOOL", "iec_function", {"function": "BOOL_TO_BOOL"}, {"IN": "F_MUX_2"}, ["F_MUX_2"]),
+        ("F_NOT", "iec_function", {"function": "NOT"}, {"IN": "BOOL2BOOL"}, ["BOOL2BOOL"]),
+        ("NOT_ZERO", "noop", {}, {"value": "F_NOT"}, ["F_NOT"]),
+        ("STEST_END_0_1", "noop", {}, {}, ["NOT_ZERO"]),
+    ]
+    report = await orch.run(result.config)
+    assert report.state == RunState.FAILED
+    mux = report.tasks["F_MUX_2"]
+    assert mux.state == TaskState.FAILED
+    assert mux.error == "K=2 is out of range: with 2 inputs (IN1..IN2) K must be 0..1"
+    assert mux.attempts == 1  # a computation is not retried
+    assert report.tasks["STEST_END_0_1"].state == TaskState.UPSTREAM_FAILED
+
+
+def test_system_tests_communication_apps_are_refused_naming_publish_subscribe_and_e_cycle() -> None:
+    with pytest.raises(ConfigError) as info:
+        _system_test("simpleCommunicationTest")
+    by_location = {p.location: p.message for p in info.value.problems}
+    assert by_location["FB 'WaitServer'"].startswith(
+        "event input 'START' is driven by SUBSCRIBE_1 (SUBSCRIBE_1) of resource 'Client.simpleClientTest', "
+        "a communication block: PUBLISH/SUBSCRIBE"
+    )
+    assert all("communication block" in message for message in by_location.values())
+    with pytest.raises(ConfigError) as info:
+        _system_test("MultiDevice")
+    by_location = {p.location: p.message for p in info.value.problems}
+    assert "driven by PUBLISH_2 (PUBLISH_0)" in by_location["FB 'E_CYCLE'"]
+    assert by_location["FB 'E_CYCLE'"].endswith("an E_CYCLE (every T#500ms) started at run time cannot be a schedule")
+    assert "driven by SUBSCRIBE_1" in by_location["FB 'DINT2DINT_1'"]
+
+
+def test_a_placeholder_value_is_named_as_a_value_to_fill_in() -> None:
+    network = "<FB Name='Eq' Type='F_EQ'><Parameter Name='IN1' Value='5'/><Parameter Name='IN2' Value='%limit%'/></FB>"
+    result = import_4diac(_system(network))
+    assert result.config.tasks[0].independent_params == {"IN1": 5, "IN2": "%limit%", "function": "EQ"}
+    assert result.notes == [
+        "FB 'Eq': parameter 'IN2' = '%limit%' holds %limit%, which 4diac fills in when it deploys; "
+        "TaskFlow has no run parameters yet: fill in the value of param 'IN2' before running"
+    ]
+    # The hook for run parameters: what a required run param will fill.
+    assert result.config.metadata["required_values"] == [
+        {"name": "limit", "task": "Eq", "param": "IN2", "origin": "placeholder"}
+    ]
+
+
+def test_e_default_permit_is_refused_like_e_permit() -> None:
+    network = "<FB Name='P' Type='E_PERMIT'/><FB Name='D' Type='iec61499::events::E_DEFAULT_PERMIT'/>"
+    by_location = {p.location: p.message for p in _problems(_system(network))}
+    assert by_location["FB 'D'"] == by_location["FB 'P'"].replace("E_PERMIT", "E_DEFAULT_PERMIT")
+    assert "branching" in by_location["FB 'D'"]
+
+
+def test_standard_blocks_pins_other_than_out_are_refused() -> None:
+    network = (
+        "<FB Name='Add' Type='F_ADD'><Parameter Name='IN1' Value='1'/><Parameter Name='IN2' Value='2'/></FB>"
+        "<FB Name='Show' Type='NOOP'/>" + _data("Add.QO > Show.VALUE")
+    )
+    [problem] = _problems(_system(network))
+    assert problem.location == "FB 'Show'"
+    assert "reads Add.QO, an output pin the mapping of F_ADD lacks (known: OUT)" in problem.message
+
+
+# -- long refusals -----------------------------------------------------------------------------
+
+
+def test_cli_summarises_a_long_refusal_by_kind_and_lists_all_on_request(cli: Cli) -> None:
+    path = str(FIXTURES / "SystemTests.sys")
+    _fixture("SystemTests.sys")
+    code, _, err = cli(path, "--app", "CSVWriterTests")
+    assert code == 1
+    lines = err.splitlines()
+    assert lines[0] == (
+        "SystemTests.sys is invalid: 60 problems of 10 kinds, summarised; pass --all-problems to list each one"
+    )
+    assert (
+        "  - 7 × (FB 'NormalExecution.E_SWITCH', FB 'DoubleInit.E_SWITCH_1', FB 'InitDeinitNoWrite.E_SWITCH' "
+        "and 4 more): E_SWITCH is branching; TaskFlow DAGs cannot branch"
+    ) in lines
+    assert "  - 5 × EventConnections: event loop: …; a DAG cannot loop" in lines
+    assert len(lines) == 11
+    code, _, err = cli(path, "--app", "CSVWriterTests", "--all-problems")
+    assert code == 1
+    assert err.startswith("SystemTests.sys is invalid (60 problem(s)):")
+
+
+async def test_api_summarises_a_long_refusal_unless_asked_for_all(client: TestClient[Any, Any]) -> None:
+    data = _fixture("SystemTests.sys")
+    url = "/api/import/4diac?filename=SystemTests.sys&app=CSVWriterTests"
+    summary = await (await client.post(url, data=data, headers=XML)).json()
+    assert summary["problems"][0]["message"] == (
+        "60 problems of 10 kinds, summarised; add ?all_problems=1 to the URL to list each one"
+    )
+    full = await (await client.post(url + "&all_problems=1", data=data, headers=XML)).json()
+    assert len(full["problems"]) == 60
+
+
+def test_a_resources_own_subscribe_block_driving_the_application_is_refused() -> None:
+    resource = "<FB Name='Rx' Type='SUBSCRIBE_1'/><FB Name='Tick' Type='E_CYCLE'/>" + _events(
+        "Rx.IND > App.A.REQ", "Tick.EO > B.REQ", "Rx.IND > Tick.START"
+    )
+    problems = _problems(_system("<FB Name='A' Type='NOOP'/><FB Name='B' Type='NOOP'/>", resource))
+    assert _messages(problems) == [
+        "FB 'A': event input 'REQ' is driven by Rx (SUBSCRIBE_1) of resource 'PC.Res', a communication block: "
+        "PUBLISH/SUBSCRIBE and CLIENT/SERVER exchange messages between devices while they run, "
+        "and a TaskFlow run cannot wait for a message"
+    ]
+    # Tick → B is the resource's own block, not a communication one: a note, and no word on Rx → Tick.
+    resource = "<FB Name='Tick' Type='E_CYCLE'/>" + _events("Tick.EO > B.REQ")
+    result = import_4diac(_system("<FB Name='B' Type='NOOP'/>", resource))
+    assert result.notes == [
+        "FB 'B': event input 'REQ' is driven by Tick (E_CYCLE) of resource 'PC.Res', which is not in the "
+        "application; ignored"
+    ]
+
+
+async def test_bot_summarises_a_long_refusal_unless_the_caption_asks_for_all(tg: BotHarness) -> None:
+    data = _fixture("SystemTests.sys")
+    tg.tg.send_document("SystemTests.sys", data, caption="app=CSVWriterTests")
+    summary = await tg.tg.expect(ALICE["id"])
+    assert "60 problems of 10 kinds, summarised; send the file again with the caption all-problems" in summary.text
+    tg.tg.send_document("SystemTests.sys", data, caption="app=CSVWriterTests all-problems")
+    full = await tg.tg.expect(ALICE["id"])
+    assert "60 problem(s)" in full.text
+
+
+@pytest.mark.parametrize("data", [b"", b"  \n\t"])
+def test_an_empty_file_is_called_empty(data: bytes) -> None:
+    assert _messages(_problems(data, filename="x.sys")) == ["the file is empty; send a 4diac .sys, .fbt or .sub file"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 
 from orchestrator.engine import Orchestrator
 from orchestrator.errors import ConfigError, NotFoundError
-from orchestrator.library import DagLibrary
+from orchestrator.library import DagLibrary, output_names
 from orchestrator.settings import Settings
 from orchestrator.states import RunState
 from orchestrator.validation import parse_config
@@ -290,6 +291,93 @@ async def test_dags_folder_is_loaded_into_a_fresh_database(library: DagLibrary, 
         restarted = DagLibrary(fresh, other.store)
         assert await restarted.sync_folder() == {}
         assert [r.dag_id for r in await restarted.list()] == ["lib"]
+
+
+async def test_a_file_is_its_dags_identity(library: DagLibrary, settings: Settings, caplog: pytest.LogCaptureFixture):
+    path = settings.dags_dir / "lib.json"
+    write_dag_file(path, dag("before"))
+    assert await library.sync_folder() == {}
+    write_dag_file(path, dag("after"))  # dag_name renamed inside the file
+    with caplog.at_level(logging.INFO, logger="taskflow.library"):
+        assert await library.sync_folder() == {}
+    assert [(r.dag_id, r.source) for r in await library.list()] == [("after", "file:lib.json")]
+    assert "DAG 'before' removed: lib.json now holds DAG 'after'" in caplog.text
+
+    caplog.clear()
+    path.unlink()
+    with caplog.at_level(logging.INFO, logger="taskflow.library"):
+        assert await library.sync_folder() == {}
+    assert await library.list() == []
+    assert "DAG 'after' removed: its file lib.json was deleted" in caplog.text
+    assert (settings.configs_dir / "after" / "config.json").is_file(), "its saved versions stay"
+
+
+async def test_a_file_deleted_while_the_service_was_down_removes_its_dag(
+    library: DagLibrary, orch: Orchestrator, settings: Settings
+):
+    write_dag_file(settings.dags_dir / "gone.json", dag("gone"))
+    write_dag_file(settings.dags_dir / "kept.json", dag("kept"))
+    await library.save(parse_config(dag("by_api")), source="api")
+    assert await library.sync_folder() == {}
+    (settings.dags_dir / "gone.json").unlink()
+    restarted = DagLibrary(settings, orch.store)
+    assert await restarted.sync_folder() == {}
+    assert [r.dag_id for r in await restarted.list()] == ["by_api", "kept"]
+
+
+async def test_a_file_may_not_take_over_a_dag_made_elsewhere(
+    library: DagLibrary, settings: Settings, caplog: pytest.LogCaptureFixture
+):
+    await library.save(parse_config(dag("shared", description="from the API")), source="api")
+    write_dag_file(settings.dags_dir / "clash.json", dag("shared", description="from a file"))
+    write_dag_file(settings.dags_dir / "first.json", dag("twice"))
+    write_dag_file(settings.dags_dir / "second.json", dag("twice", description="second"))
+    with caplog.at_level(logging.WARNING, logger="taskflow.library"):
+        problems = await library.sync_folder()
+    assert problems == {
+        "clash.json": [
+            "dag_name: DAG 'shared' exists already, made by a user (API, bot or upload); rename dag_name in this file"
+        ],
+        "second.json": ["dag_name: DAG 'twice' exists already, made by dags/first.json; rename dag_name in this file"],
+    }
+    assert "clash.json is invalid" in caplog.text
+    records = {r.dag_id: r for r in await library.list()}
+    assert (records["shared"].source, records["shared"].version) == ("api", 1)
+    assert (await library.get("shared")).description == "from the API"
+    assert (await library.get("twice")).description == "first"
+    assert records["twice"].source == "file:first.json"
+
+
+async def test_the_first_scan_says_where_dags_come_from(
+    library: DagLibrary, orch: Orchestrator, settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    with caplog.at_level(logging.INFO, logger="taskflow.library"):
+        await library.sync_folder()
+    assert f"no DAGs loaded from files: {settings.dags_dir} does not exist (TASKFLOW_DAGS_DIR)" in caplog.text
+
+    elsewhere = tmp_path / "my dags"
+    write_dag_file(elsewhere / "one.json", dag("one"))
+    write_dag_file(elsewhere / "two.json", dag("two"))
+    caplog.clear()
+    moved = DagLibrary(Settings(data_dir=settings.data_dir, TASKFLOW_DAGS_DIR=str(elsewhere)), orch.store)
+    assert moved.settings.dags_dir == elsewhere
+    with caplog.at_level(logging.INFO, logger="taskflow.library"):
+        await moved.sync_folder()
+        await moved.sync_folder()
+    assert caplog.text.count(f"reading DAGs from {elsewhere} (TASKFLOW_DAGS_DIR): 2 loaded") == 1
+    assert [r.dag_id for r in await moved.list()] == ["one", "two"]
+
+
+async def test_only_a_task_that_writes_a_file_has_a_filename_to_change(library: DagLibrary):
+    config = dag("outputs")
+    config["tasks"].append({"id": "nap", "operation": "sleep", "independent_params": {"seconds": 0}})
+    config["tasks"].append({"id": "text", "operation": "json_to_string", "independent_params": {"template": "x"}})
+    parsed = parse_config(config)
+    assert output_names(parsed) == {"a": "a.json", "b": "b.txt", "text": "text.txt"}
+    await library.save(parsed, source="test")
+    with pytest.raises(ConfigError, match="task 'nap' \\(sleep\\) writes no output file"):
+        await library.set_filename("outputs", "nap", "w.txt")
+    assert (await library.get("outputs")).task("nap").filename is None
 
 
 async def test_set_filename_takes_templates_but_no_secret(library: DagLibrary):

@@ -1,4 +1,4 @@
-"""The built-in operations (SPEC §3), mostly through the real engine, and the operation registry."""
+"""The built-in operations, mostly through the real engine, and the operation registry."""
 
 from __future__ import annotations
 
@@ -679,18 +679,21 @@ async def shell_orch(settings: Settings) -> AsyncIterator[Orchestrator]:
         yield orchestrator
 
 
-async def test_shell_is_refused_unless_enabled(orch: Orchestrator, settings: Settings):
-    report = await run_dag(
-        orch,
-        [{"id": "sh", "operation": "shell", "independent_params": {"command": "touch pwned.txt"}}],
-        max_retries=2,
-    )
-    task = report.tasks["sh"]
-    assert task.state == TaskState.FAILED
-    assert task.attempts == 1
-    assert "shell operation is disabled" in task.error
-    assert "TASKFLOW_ALLOW_SHELL" in task.error
-    assert not (folder_of(settings, report) / "pwned.txt").exists()
+async def test_shell_is_refused_unless_enabled(orch: Orchestrator, settings: Settings, tmp_path: Path):
+    tasks = [{"id": "sh", "operation": "shell", "independent_params": {"command": "touch pwned.txt"}}]
+    with pytest.raises(ConfigError) as info:
+        await run_dag(orch, tasks, max_retries=2)  # refused when submitted: nothing runs
+    assert [str(p) for p in info.value.problems] == [
+        "tasks[0].operation: the shell operation is disabled; set TASKFLOW_ALLOW_SHELL=1 to allow it"
+    ]
+    assert await orch.store.list_runs() == []
+    # The operation refuses on its own too (a run saved while it was allowed, resumed after).
+    shell = get_operation("shell")
+    assert shell is not None
+    ctx = make_ctx(tmp_path / "run")
+    with pytest.raises(PermanentOperationError, match="TASKFLOW_ALLOW_SHELL"):
+        await shell.fn(ctx, shell.params_model(command="touch pwned.txt"))
+    assert not (tmp_path / "run" / "pwned.txt").exists()
 
 
 async def test_shell_captures_stdout_stderr_and_exit_code(shell_orch: Orchestrator, settings: Settings):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 from datetime import UTC, datetime
@@ -57,7 +58,9 @@ def _at(text: str, zone: str = "UTC") -> datetime:
     [
         ("* * * *", "has 4"),
         ("* * * * * * *", "has 7"),
-        ("61 * * * *", "not a valid cron expression"),
+        ("61 * * * *", "not a valid cron expression: the minute field '61' is not valid; its range is 0-59"),
+        ("0 9 * 13 *", "the month field '13' is not valid; its range is 1-12"),
+        ("0 9 * * * 60", "the second field '60' is not valid; its range is 0-59"),
         ("0 0 31 2 *", "never fires"),
         ("every 0m", "between 1s and"),
         ("every 5 fortnights", "unknown unit"),
@@ -72,6 +75,29 @@ async def test_a_bad_spec_is_refused_when_the_schedule_is_made(
     with pytest.raises(ScheduleError, match=message):
         await scheduler.add("hello", spec, owner_id=1, chat_id=1)
     assert await orch.store.list_schedules() == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "notify"),
+    [("every 1m", "failures"), ("*/30 * * * *", "failures"), ("every 1h", "every"), ("0 * * * *", "every"),
+     ("0 9 * * *", "every"), ("at 2026-06-02 09:00", "every")],
+)  # fmt: skip
+async def test_a_schedule_firing_more_often_than_hourly_tells_of_failures_only(
+    scheduler: Scheduler, spec: str, notify: str
+) -> None:
+    record = await scheduler.add("hello", spec, owner_id=1, chat_id=1)
+    assert record.notify == notify
+    assert (await scheduler.set_notify(record.schedule_id, " None ")).notify == "none"
+    with pytest.raises(ScheduleError, match="notices can be every, failures, none"):
+        await scheduler.set_notify(record.schedule_id, "sometimes")
+
+
+async def test_an_identical_schedule_is_refused(scheduler: Scheduler, orch: Orchestrator) -> None:
+    await scheduler.add("hello", "every 60s")
+    with pytest.raises(ScheduleError, match=r"schedule #1 runs 'hello' every 1m already"):
+        await scheduler.add("hello", "every 1m")
+    await scheduler.add("slow", "every 1m")
+    assert len(await orch.store.list_schedules()) == 2
 
 
 async def test_an_unknown_dag_cannot_be_scheduled(scheduler: Scheduler) -> None:
@@ -95,6 +121,61 @@ async def test_cron_times_are_read_in_the_configured_timezone(
     assert times[0].astimezone(UTC) == datetime(2026, 6, 2, 0, 0, tzinfo=UTC)
     utc = Scheduler(settings, orch.store, orch, library, clock=clock)
     assert utc.next_times("0 9 * * *")[0] == _at("2026-06-01 09:00")
+
+
+def _in_berlin(settings: Settings, orch: Orchestrator, library: DagLibrary, clock: Clock) -> Scheduler:
+    return Scheduler(settings.model_copy(update={"timezone": "Europe/Berlin"}), orch.store, orch, library, clock=clock)
+
+
+def _berlin(times: list[datetime]) -> list[str]:
+    return [t.isoformat() for t in times]
+
+
+async def test_daylight_saving_time_changes_fire_each_time_once(
+    settings: Settings, orch: Orchestrator, library: DagLibrary, clock: Clock
+) -> None:
+    berlin = _in_berlin(settings, orch, library, clock)
+    # Autumn: 02:00-03:00 comes twice on 2026-10-25. A fixed time of day fires the first time only.
+    clock.now = _at("2026-10-24 12:00", "Europe/Berlin").timestamp()
+    assert _berlin(berlin.next_times("30 2 * * *")) == [
+        "2026-10-25T02:30:00+02:00", "2026-10-26T02:30:00+01:00", "2026-10-27T02:30:00+01:00",
+    ]  # fmt: skip
+    assert _berlin(berlin.next_times("30 1-3 * * *", 4)) == [
+        "2026-10-25T01:30:00+02:00", "2026-10-25T02:30:00+02:00", "2026-10-25T03:30:00+01:00",
+        "2026-10-26T01:30:00+01:00",
+    ]  # fmt: skip
+    # ... while hourly schedules and intervals fire in every real hour, the repeated one too.
+    clock.now = _at("2026-10-25 00:30", "Europe/Berlin").timestamp()
+    hourly = [t.timestamp() for t in berlin.next_times("0 * * * *", 5)]
+    assert [b - a for a, b in itertools.pairwise(hourly)] == [3600] * 4
+    assert _berlin(berlin.next_times("*/30 * * * *", 6))[2:] == [
+        "2026-10-25T02:00:00+02:00", "2026-10-25T02:30:00+02:00",
+        "2026-10-25T02:00:00+01:00", "2026-10-25T02:30:00+01:00",
+    ]  # fmt: skip
+    every = [t.timestamp() for t in berlin.next_times("every 1h", 4)]
+    assert [b - a for a, b in itertools.pairwise(every)] == [3600] * 3
+    # Spring: 02:00-03:00 is skipped on 2026-03-29. A time in it fires once, right after the jump.
+    clock.now = _at("2026-03-28 12:00", "Europe/Berlin").timestamp()
+    assert _berlin(berlin.next_times("30 2 * * *")) == [
+        "2026-03-29T03:00:00+02:00", "2026-03-30T02:30:00+02:00", "2026-03-31T02:30:00+02:00",
+    ]  # fmt: skip
+    clock.now = _at("2026-03-29 00:30", "Europe/Berlin").timestamp()
+    hourly = [t.timestamp() for t in berlin.next_times("0 * * * *", 4)]
+    assert [b - a for a, b in itertools.pairwise(hourly)] == [3600] * 3
+
+
+async def test_a_repeated_hour_starts_one_run_of_a_fixed_time(
+    settings: Settings, orch: Orchestrator, library: DagLibrary, clock: Clock
+) -> None:
+    await library.add_json(json.dumps(HELLO), source="test")
+    berlin = _in_berlin(settings, orch, library, clock)
+    clock.now = _at("2026-10-25 00:00", "Europe/Berlin").timestamp()
+    await berlin.add("hello", "30 2 * * *")
+    started = []
+    for minutes in range(0, 5 * 60, 15):  # 00:00 to 04:00 local, five real hours
+        started += await berlin.tick(clock.now + minutes * 60)
+    assert len(started) == 1
+    await orch.wait(started[0])
 
 
 async def test_a_sixth_field_is_seconds_and_intervals_and_once_work(scheduler: Scheduler) -> None:

@@ -111,7 +111,7 @@ async def test_a_secret_is_sent_and_found_nowhere_else(
     await library.add_json(json.dumps(pipeline(api_server)), source="test")
     async with (
         BotHarness(settings, orch, library) as tg,
-        TestClient(TestServer(create_app(settings, orch, library))) as api,
+        TestClient(TestServer(create_app(settings, orch, library, orch.store))) as api,
     ):
         await tg.say("/run secret_pipeline")
         final = await tg.tg.expect(ALICE["id"], contains="Run <b>#1</b> of", where=lambda s: "Status page" in s.text)

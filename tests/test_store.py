@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from orchestrator import store as store_module
+from orchestrator.errors import TaskFlowError
 from orchestrator.ownership import DatabaseInUseError, OwnerLock, read_holder
 from orchestrator.records import TaskRecord
-from orchestrator.schema import VERSION
+from orchestrator.schema import TABLES_V1, VERSION
 from orchestrator.states import RunState, TaskState
 from orchestrator.store import Store
 
@@ -184,6 +185,12 @@ async def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path: Path) -> 
         assert await store.list_runs() == []
 
 
+async def test_a_lock_file_that_cannot_be_made_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "not_a_folder").write_text("")
+    with pytest.raises(TaskFlowError, match=r"cannot create the lock file .*not_a_folder"):
+        await Store(tmp_path / "not_a_folder" / "t.db").open()
+
+
 # -- commits ------------------------------------------------------------------------------
 
 
@@ -264,6 +271,40 @@ async def test_the_wal_stays_bounded_while_commits_go_on(tmp_path: Path, monkeyp
             await asyncio.sleep(0.001)
     # Each flush adds ~150 KB of pages: 200 of them without a checkpoint pass 25 MiB.
     assert max(sizes) < 12 * 1024 * 1024
+
+
+async def test_another_programs_write_lock_never_stalls_the_event_loop(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    async with Store(db) as store:
+        with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as shell:  # a user's sqlite3 shell
+            shell.execute("BEGIN IMMEDIATE")
+            ticks = 0
+
+            async def tick() -> None:
+                nonlocal ticks
+                while True:
+                    ticks += 1
+                    await asyncio.sleep(0.01)
+
+            ticker = asyncio.create_task(tick())
+            writing = asyncio.create_task(store.upsert_user(1, "alice", 1, None))
+            await asyncio.sleep(0.3)
+            assert not writing.done()  # it waits for the lock, in the writer thread...
+            assert ticks > 5  # ...while the event loop goes on
+            shell.execute("COMMIT")
+            await writing
+            ticker.cancel()
+        assert await store.find_user("alice") is not None
+
+
+async def test_a_flush_after_close_says_so_instead_of_waiting_forever(tmp_path: Path) -> None:
+    store = Store(tmp_path / "t.db")
+    await store.open()
+    run_id = await store.create_run("d", "{}", ["a"], trigger="test")
+    await store.close()
+    store.record_task(run_id, TaskRecord("a", TaskState.RUNNING, attempts=1))
+    with pytest.raises(RuntimeError, match="not open"):
+        await asyncio.wait_for(store.flush(), 5)
 
 
 async def test_close_commits_what_is_buffered(tmp_path: Path) -> None:
@@ -405,6 +446,30 @@ async def test_an_older_events_table_is_moved_into_the_journal(tmp_path: Path) -
     ]
 
 
+async def test_the_first_layout_opens_with_its_runs(tmp_path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(tmp_path / "t.db")) as db:
+        db.executescript(
+            _OLD_RUNS
+            + """
+            CREATE TABLE task_instances (
+                run_id INTEGER NOT NULL, task_id TEXT NOT NULL, state TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0, started_at REAL,
+                ended_at REAL, error TEXT, output TEXT, output_file TEXT,
+                PRIMARY KEY (run_id, task_id)) WITHOUT ROWID;
+            CREATE TABLE events (id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL, task_id TEXT,
+                state TEXT NOT NULL, attempt INTEGER, at REAL NOT NULL, error TEXT);
+            INSERT INTO runs (dag_id, state, trigger, config, created_at) VALUES ('old', 'failed', 'api', '{}', 1.0);
+            INSERT INTO task_instances (run_id, task_id, state, attempts) VALUES (1, 'a', 'failed', 1);
+            INSERT INTO events (run_id, task_id, state, attempt, at) VALUES (1, 'a', 'failed', 1, 2.0);
+            """
+        )
+    async with Store(tmp_path / "t.db") as store:
+        assert [(t.task_id, t.state) for t in await store.get_tasks(1)] == [("a", "failed")]
+        assert [(e.task_id, e.state) for e in await store.get_events(1)] == [("a", "failed")]
+        new_id = await store.create_run("d", "{}", ["x", "y"], trigger="test")
+        assert [t.task_id for t in await store.get_tasks(new_id)] == ["x", "y"]
+
+
 async def test_a_migration_that_fails_changes_nothing_and_the_next_start_retries(tmp_path: Path) -> None:
     # A view someone added on runs.config: SQLite refuses to drop the column under it.
     _old_database(tmp_path / "t.db", extra_sql="CREATE VIEW configs AS SELECT run_id, config FROM runs;")
@@ -429,3 +494,44 @@ async def test_a_database_of_a_newer_version_is_refused_and_left_alone(tmp_path:
     lock = OwnerLock(tmp_path / "t.db")
     lock.acquire("x")  # the failed open let go of the lock
     lock.release()
+
+
+async def test_add_dag_never_replaces_one_that_exists(tmp_path: Path) -> None:
+    async with Store(tmp_path / "t.db") as store:
+        first = await store.add_dag("d", {"dag_name": "d", "description": "first"}, source="web")
+        assert first is not None
+        assert (first.version, first.source) == (1, "web")
+        raced = await asyncio.gather(*(store.add_dag("e", {"dag_name": "e", "n": n}, source="web") for n in range(5)))
+        assert len([r for r in raced if r is not None]) == 1, "of several at once, one adds it"
+        assert await store.add_dag("d", {"dag_name": "d", "description": "second"}, source="web") is None
+        kept = await store.get_dag("d")
+        assert (kept.config["description"], kept.version) == ("first", 1)
+
+
+async def test_a_schedule_keeps_its_notify_setting_and_older_databases_gain_it(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    with contextlib.closing(sqlite3.connect(path)) as db:  # a database of layout 1, before the setting
+        db.executescript(TABLES_V1 + "PRAGMA user_version = 1;")
+        db.execute(
+            "INSERT INTO schedules (dag_id, kind, expr, timezone, created_at) VALUES (?, ?, ?, ?, ?)",
+            ("d", "cron", "* * * * *", "UTC", 1.0),
+        )
+        db.commit()
+    async with Store(path) as store:
+        [old] = await store.list_schedules()
+        assert old.notify is None
+        assert (await store.update_schedule(old.schedule_id, notify="none")).notify == "none"
+        new = await store.add_schedule(
+            "d", "interval", "1m", "UTC", owner_id=1, chat_id=1, next_fire_at=2.0, notify="failures"
+        )
+        assert (await store.get_schedule(new.schedule_id)).notify == "failures"
+
+
+async def test_a_runs_status_message_is_remembered(tmp_path: Path) -> None:
+    async with Store(tmp_path / "t.db") as store:
+        run_id = await store.create_run("d", '{"dag_name": "d"}', ["a"], trigger="test")
+        assert await store.get_status_message(run_id) is None
+        await store.set_status_message(run_id, 111, 1000)
+        await store.set_status_message(run_id, 111, 1005)  # a re-run posts a new one
+    async with Store(tmp_path / "t.db") as store:
+        assert await store.get_status_message(run_id) == (111, 1005)

@@ -1,4 +1,4 @@
-"""Config validation (SPEC §1): every problem reported at once, each with its location."""
+"""Config validation: every problem reported at once, each with its location."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from orchestrator.errors import ConfigError
 from orchestrator.limits import DEFAULT_MAX_TASKS, MAX_CONFIG_BYTES
-from orchestrator.models import DagConfig, TaskConfig
+from orchestrator.models import DagConfig, TaskConfig, check_filename
 from orchestrator.validation import check_config, checked_params, config_schema, parse_config
 
 
@@ -150,6 +150,28 @@ def test_unsafe_filenames_are_refused(name: str) -> None:
     assert "tasks[0].independent_params.filename" in found
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "report\u202etxt.exe",  # right-to-left override: shown in chat as "reportexe.txt"
+        "a\u200bb.txt",  # zero-width space (Cf)
+        "a\ufeffb.txt",  # byte order mark (Cf)
+        "a\u2028b.txt",  # line separator (Zl)
+        "a\u2029b.txt",  # paragraph separator (Zp)
+        "a\x85b.txt",  # next line (Cc, outside ASCII)
+        "a\ud800b.txt",  # an unpaired surrogate (Cs)
+    ],
+)
+def test_filenames_with_invisible_or_reordering_characters_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match=r"control, format or line-separator characters \(U\+"):
+        check_filename(name)
+
+
+def test_filenames_in_any_script_are_fine() -> None:
+    for name in ("отчёт.txt", "報告.json", "café-ü.txt", "emoji-😀.txt"):
+        assert check_filename(name) == name
+
+
 def test_two_tasks_cannot_write_the_same_file() -> None:
     found = problems(
         dag(
@@ -204,7 +226,10 @@ def test_report_and_json_form() -> None:
     assert info.value.report().startswith("upload.json is invalid (1 problem(s)):")
     body = info.value.as_dict()
     assert body["error"] == "invalid_config"
-    assert body["problems"] == [{"location": "tasks[0].operation", "message": info.value.problems[0].message}]
+    assert body["problems"] == [
+        {"location": "tasks[0].operation", "task_id": "a", "message": info.value.problems[0].message}
+    ]
+    assert "  - tasks[0].operation (a): unknown operation 'nope'" in info.value.report()
 
 
 def test_schema_describes_the_config() -> None:

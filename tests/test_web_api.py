@@ -26,6 +26,8 @@ from web.app import bound_port, is_loopback
 
 DATA = Path(__file__).parent / "data"
 
+XML = {"Content-Type": "application/xml"}
+
 
 def dag(name: str = "d", seconds: float = 0.2) -> dict[str, Any]:
     """A two-task DAG whose run takes about ``seconds``."""
@@ -41,7 +43,7 @@ def dag(name: str = "d", seconds: float = 0.2) -> dict[str, Any]:
 @pytest.fixture
 async def client(settings: Settings, orch: Orchestrator, library: DagLibrary) -> AsyncIterator[TestClient[Any, Any]]:
     """A test client over the app; closed before the orchestrator."""
-    async with TestClient(TestServer(create_app(settings, orch, library))) as test_client:
+    async with TestClient(TestServer(create_app(settings, orch, library, orch.store))) as test_client:
         yield test_client
 
 
@@ -86,6 +88,30 @@ async def test_web_runs_a_known_dag_by_id(
     assert (await missing.json())["error"] == "not_found"
 
 
+async def test_the_documented_sequence_runs_a_posted_config_again_by_id(
+    client: TestClient[Any, Any], orch: Orchestrator, library: DagLibrary, settings: Settings
+) -> None:
+    first = await client.post("/api/web", json=dag("posted", 0.01))  # web/API.md, first example
+    assert first.status == 201
+    assert (await first.json())["dag_added"] is True
+    again = await client.post("/api/web", json={"dag_id": "posted"})  # ... and the second
+    assert again.status == 201, await again.text()
+    assert (await again.json())["dag_added"] is False
+    for resp in (first, again):
+        assert (await orch.wait((await resp.json())["run_id"])).state == "success"
+    assert (await library.list())[0].source == "web"
+    assert (settings.configs_dir / "posted" / "config.json").is_file()
+
+    # A config naming a known DAG runs as sent, and the DAG stays as it was.
+    changed = dag("posted", 0.01)
+    changed["description"] = "sent inline"
+    resp = await client.post("/api/cli", json=changed)
+    assert resp.status == 200
+    record = (await library.list())[0]
+    assert (record.version, record.config.get("description")) == (1, None)
+    assert library.versions("posted") == []
+
+
 async def test_invalid_json_is_a_located_400(client: TestClient[Any, Any]) -> None:
     resp = await client.post(
         "/api/web", data=b'{"dag_name": "x",\n  "tasks": [}', headers={"Content-Type": "application/json"}
@@ -112,7 +138,17 @@ async def test_invalid_config_gets_the_full_report(client: TestClient[Any, Any],
     messages = {p["location"]: p["message"] for p in body["problems"]}
     assert "unknown operation 'nope'" in messages["tasks[0].operation"]
     assert "cycle" in messages["tasks"]
+    task_ids = {p["location"]: p["task_id"] for p in body["problems"]}
+    assert (task_ids["tasks[0].operation"], task_ids["tasks"]) == ("a", None), "a problem in a task names it"
     assert await orch.store.list_runs() == []  # nothing ran
+
+    shell = {"dag_name": "sh", "tasks": [{"id": "sh", "operation": "shell", "independent_params": {"command": "ls"}}]}
+    for path in ("/api/web", "/api/cli", "/api/dags"):
+        refused = await client.post(path, json=shell)
+        assert refused.status == 422, path
+        [problem] = (await refused.json())["problems"]
+        assert "set TASKFLOW_ALLOW_SHELL=1" in problem["message"], path
+    assert await orch.store.list_runs() == []
 
     not_object = await client.post("/api/web", json=[1, 2])
     assert not_object.status == 422
@@ -173,7 +209,8 @@ async def test_a_token_of_stray_bytes_is_just_wrong(client: TestClient[Any, Any]
 
 async def test_oversized_body_is_413_json(client: TestClient[Any, Any]) -> None:
     size = MAX_REQUEST_BYTES + 1
-    resp = await client.post("/api/web", data=io.BytesIO(b" " * size))  # with a Content-Length
+    json_type = {"Content-Type": "application/json"}
+    resp = await client.post("/api/web", data=io.BytesIO(b" " * size), headers=json_type)  # with a Content-Length
     assert resp.status == 413
     body = await resp.json()
     assert body["error"] == "payload_too_large"
@@ -183,7 +220,7 @@ async def test_oversized_body_is_413_json(client: TestClient[Any, Any]) -> None:
         for _ in range(size // 65536 + 1):
             yield b" " * 65536
 
-    resp = await client.post("/api/cli", data=chunks())
+    resp = await client.post("/api/cli", data=chunks(), headers=json_type)
     assert resp.status == 413
     assert (await resp.json())["error"] == "payload_too_large"
 
@@ -288,7 +325,7 @@ async def test_cli_client_that_leaves_does_not_stop_the_run(client: TestClient[A
 async def test_shutdown_ends_a_waiting_cli_request_promptly(
     settings: Settings, orch: Orchestrator, library: DagLibrary
 ) -> None:
-    server = TestServer(create_app(settings, orch, library))
+    server = TestServer(create_app(settings, orch, library, orch.store))
     await server.start_server()
     async with aiohttp.ClientSession() as session, orch.events.subscribe() as events:
         request = asyncio.create_task(session.post(server.make_url("/api/cli"), json=dag(seconds=30)))
@@ -350,6 +387,16 @@ async def test_one_run_its_events_and_archive(client: TestClient[Any, Any], orch
     assert tasks["a"]["state"] == "success"
     assert tasks["a"]["attempts"] == 1
     assert tasks["a"]["duration_s"] >= 0.3
+    assert body["tasks_total"] == 2
+    assert body["tasks_next_offset"] is None
+
+    # The tasks come a page at a time (a DAG may have 100,000).
+    first = await (await client.get(f"/api/runs/{run_id}", params={"limit": "1"})).json()
+    assert [t["task_id"] for t in first["tasks"]] == ["a"]
+    assert first["tasks_next_offset"] == 1
+    second = await (await client.get(f"/api/runs/{run_id}", params={"limit": "1", "offset": "1"})).json()
+    assert [t["task_id"] for t in second["tasks"]] == ["b"]
+    assert second["tasks_next_offset"] is None
 
     events = (await (await client.get(f"/api/runs/{run_id}/events")).json())["events"]
     a_states = [e["state"] for e in events if e["task_id"] == "a"]
@@ -374,6 +421,8 @@ async def test_cancel_a_running_run(client: TestClient[Any, Any], orch: Orchestr
     assert resp.status == 202
     report = await asyncio.wait_for(orch.wait(run_id), 5)
     assert report.state == "cancelled"
+    log = (orch.settings.runs_dir / f"dag_{run_id}" / "run.log").read_text(encoding="utf-8")
+    assert "run cancelled by API" in log
     again = await client.post(f"/api/runs/{run_id}/cancel")
     assert again.status == 409
     assert (await again.json())["error"] == "conflict"
@@ -455,12 +504,12 @@ async def test_operations_schema_and_schedules(client: TestClient[Any, Any], orc
 async def test_import_4diac(client: TestClient[Any, Any], library: DagLibrary) -> None:
     pytest.importorskip("orchestrator.fourdiac", reason="orchestrator/fourdiac.py (4diac import) is not there yet")
     data = (DATA / "4diac" / "pipeline.sys").read_bytes()
-    dry = await client.post("/api/import/4diac?dry_run=1&filename=pipeline.sys", data=data)
+    dry = await client.post("/api/import/4diac?dry_run=1&filename=pipeline.sys", data=data, headers=XML)
     assert dry.status == 200
     assert (await dry.json())["saved"] is False
     assert await library.list() == []
 
-    resp = await client.post("/api/import/4diac?filename=pipeline.sys", data=data)
+    resp = await client.post("/api/import/4diac?filename=pipeline.sys", data=data, headers=XML)
     assert resp.status == 201
     body = await resp.json()
     assert body["saved"] is True
@@ -468,7 +517,7 @@ async def test_import_4diac(client: TestClient[Any, Any], library: DagLibrary) -
     assert (await library.get(body["dag_id"])).tasks[0].position is not None
 
     broken = await client.post(
-        "/api/import/4diac?filename=broken.sys", data=(DATA / "4diac" / "broken.sys").read_bytes()
+        "/api/import/4diac?filename=broken.sys", data=(DATA / "4diac" / "broken.sys").read_bytes(), headers=XML
     )
     assert broken.status == 422
     report = await broken.json()
@@ -480,7 +529,7 @@ async def test_import_4diac(client: TestClient[Any, Any], library: DagLibrary) -
 
 
 async def test_start_site_on_a_random_port(settings: Settings, orch: Orchestrator, library: DagLibrary) -> None:
-    app = create_app(settings, orch, library)
+    app = create_app(settings, orch, library, orch.store)
     runner = await start_site(app, settings)
     try:
         port = bound_port(runner)
@@ -501,7 +550,7 @@ async def test_start_site_warns_when_open_without_token(
 ) -> None:
     settings.host = "0.0.0.0"
     with caplog.at_level(logging.WARNING, logger="taskflow.web"):
-        runner = await start_site(create_app(settings, orch, library), settings)
+        runner = await start_site(create_app(settings, orch, library, orch.store), settings)
         await runner.cleanup()
     assert any(r.levelno == logging.WARNING and "TASKFLOW_API_TOKEN" in r.getMessage() for r in caplog.records)
     assert any(r.levelno == logging.WARNING and "TASKFLOW_PUBLIC_URL" in r.getMessage() for r in caplog.records)
@@ -509,7 +558,7 @@ async def test_start_site_warns_when_open_without_token(
     caplog.clear()
     settings.public_url_setting = "https://taskflow.example.org"  # links are fine: only the token is missing
     with caplog.at_level(logging.WARNING, logger="taskflow.web"):
-        runner = await start_site(create_app(settings, orch, library), settings)
+        runner = await start_site(create_app(settings, orch, library, orch.store), settings)
         await runner.cleanup()
     assert not any("TASKFLOW_PUBLIC_URL" in r.getMessage() for r in caplog.records)
 
@@ -517,7 +566,7 @@ async def test_start_site_warns_when_open_without_token(
     settings.public_url_setting = None
     settings.host = "127.0.0.1"
     with caplog.at_level(logging.WARNING, logger="taskflow.web"):
-        runner = await start_site(create_app(settings, orch, library), settings)
+        runner = await start_site(create_app(settings, orch, library, orch.store), settings)
         await runner.cleanup()
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import io
-import itertools
 import json
-import random
 import re
+import shutil
 import time
 import zipfile
 from collections.abc import AsyncIterator
@@ -19,12 +18,15 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from orchestrator.engine import Orchestrator
 from orchestrator.library import DagLibrary
+from orchestrator.progress import progress
 from orchestrator.records import EventRecord
 from orchestrator.settings import Settings
 from orchestrator.validation import parse_config
-from web import create_app
-from web.render.graph import NODE_H, NODE_W, GraphTask, layout
-from web.render.timeline import build_timeline, timeline_html
+from web import create_app, views_pages
+from web.render import graph as graph_render
+from web.render import run as run_render
+from web.render.durations import Elapsed, running_time
+from web.render.timeline import build_timeline, draw
 
 
 def dag(name: str = "d", seconds: float = 0.2) -> dict[str, Any]:
@@ -41,13 +43,13 @@ def dag(name: str = "d", seconds: float = 0.2) -> dict[str, Any]:
 @pytest.fixture
 async def client(settings: Settings, orch: Orchestrator, library: DagLibrary) -> AsyncIterator[TestClient[Any, Any]]:
     """A test client over the app; closed before the orchestrator."""
-    async with TestClient(TestServer(create_app(settings, orch, library))) as test_client:
+    async with TestClient(TestServer(create_app(settings, orch, library, orch.store))) as test_client:
         yield test_client
 
 
 def node_states(page: str) -> dict[str, str]:
-    """Task id → state of every box of the graph on a page."""
-    return dict(re.findall(r'<g class="node" data-task="([^"]+)" data-state="([^"]+)"', page))
+    """Task id → state of every row of the task table on a page."""
+    return dict(re.findall(r'<span class="badge" data-task="([^"]+)" data-state="([^"]+)"', page))
 
 
 async def read_events(resp: aiohttp.ClientResponse) -> list[tuple[str, dict[str, Any]]]:
@@ -107,7 +109,9 @@ async def test_run_page_of_an_ended_run(client: TestClient[Any, Any], orch: Orch
     assert resp.status == 200
     page = await resp.text()
     assert node_states(page) == {"a": "success", "b": "success"}
-    assert page.count('class="edge"') == 1
+    graph = json.loads(re.search(r'<script type="application/json" class="graph-data">(.*?)</script>', page).group(1))
+    assert graph["tasks"] == [{"id": "a", "op": "sleep", "deps": []}, {"id": "b", "op": "noop", "deps": ["a"]}]
+    assert graph["states"] == {"a": "success", "b": "success"}
     assert 'data-finished="1"' in page
     assert f'href="/runs/{run_id}/archive.zip"' in page
     assert 'id="task-a"' in page
@@ -115,6 +119,7 @@ async def test_run_page_of_an_ended_run(client: TestClient[Any, Any], orch: Orch
     assert page.count('class="tl-row"') == 2
     assert "run ended: success" in page  # the log
     assert '<script src="/static/run.js' in page
+    assert '<script src="/static/vendor/elk.bundled.js' in page
 
     archive = await client.get(f"/runs/{run_id}/archive.zip")
     assert archive.status == 200
@@ -217,7 +222,7 @@ async def test_live_stream_of_an_ended_run_says_so_and_ends(client: TestClient[A
 
 async def test_shutdown_ends_live_streams(settings: Settings, orch: Orchestrator, library: DagLibrary) -> None:
     run_id = await orch.submit(parse_config(dag(seconds=30)))
-    server = TestServer(create_app(settings, orch, library))
+    server = TestServer(create_app(settings, orch, library, orch.store))
     await server.start_server()
     async with aiohttp.ClientSession() as session:
         resp = await session.get(server.make_url(f"/runs/{run_id}/live"))
@@ -231,60 +236,6 @@ async def test_shutdown_ends_live_streams(settings: Settings, orch: Orchestrator
 
 
 # -- drawings --------------------------------------------------------------------------------------
-
-
-def random_dag(n: int, seed: int) -> list[GraphTask]:
-    """``n`` tasks, each depending on up to 3 earlier ones (seeded)."""
-    rng = random.Random(seed)
-    tasks = []
-    for i in range(n):
-        parents = rng.sample(range(i), min(i, rng.randint(0, 3)))
-        tasks.append(GraphTask(f"t{i}", "noop", tuple(f"t{p}" for p in parents)))
-    return tasks
-
-
-def overlaps(plan: Any) -> list[tuple[str, str]]:
-    """Pairs of boxes that overlap."""
-    boxes = list(plan.boxes.values())
-    return [
-        (a.task.task_id, b.task.task_id)
-        for a, b in itertools.combinations(boxes, 2)
-        if abs(a.x - b.x) < NODE_W and abs(a.y - b.y) < NODE_H
-    ]
-
-
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_fifty_tasks_are_laid_out_by_depth_without_overlap(seed: int) -> None:
-    tasks = random_dag(50, seed)
-    plan = layout(tasks)
-    assert not plan.by_position
-    assert len(plan.boxes) == 50
-    assert overlaps(plan) == []
-    assert len(plan.edges) == sum(len(t.dependencies) for t in tasks)
-    for parent, child in plan.edges:
-        assert plan.boxes[child].x > plan.boxes[parent].x  # every edge points right
-    assert plan.width >= max(b.x for b in plan.boxes.values()) + NODE_W
-    assert plan.height >= max(b.y for b in plan.boxes.values()) + NODE_H
-
-
-def test_positions_are_used_when_every_task_has_one() -> None:
-    tasks = [
-        GraphTask("fetch", "http_request", (), (100, 200)),
-        GraphTask("text", "json_to_string", ("fetch",), (900.5, 200)),
-        GraphTask("send", "telegram_send", ("text",), (1700, -40)),
-        GraphTask("close", "noop", ("fetch",), (110, 205)),  # nearly on top of "fetch"
-    ]
-    plan = layout(tasks)
-    assert plan.by_position
-    assert overlaps(plan) == []
-    xs = {t: b.x for t, b in plan.boxes.items()}
-    assert xs["fetch"] < xs["text"] < xs["send"]
-    assert plan.boxes["send"].y < plan.boxes["fetch"].y  # the drawing keeps its shape
-
-    partial = [*tasks[:3], GraphTask("free", "noop", ())]
-    assert not layout(partial).by_position
-    same_spot = [GraphTask("a", "noop", (), (1, 1)), GraphTask("b", "noop", (), (1, 1))]
-    assert not layout(same_spot).by_position
 
 
 def test_timeline_shows_waits_runs_and_retries() -> None:
@@ -317,8 +268,8 @@ def test_timeline_shows_waits_runs_and_retries() -> None:
     assert timeline.rows["c"] == []
     assert timeline.start == t0
     assert timeline.end == t0 + 4.0
-    titles = re.findall(r"<title>([^<]*)</title>", timeline_html(timeline))
-    assert titles[:6] == [
+    bars = draw(timeline).rows[0][1]
+    assert [b.label for b in bars] == [
         "queued 0.20 s (attempt 1)",
         "running 0.70 s (attempt 1)",
         "up for retry 1.00 s (after attempt 1): boom",
@@ -326,3 +277,185 @@ def test_timeline_shows_waits_runs_and_retries() -> None:
         "running 0.90 s (attempt 2)",
         "success (attempt 2)",
     ]
+    # A finished attempt takes the colour of how it ended; only the attempt still going is "running".
+    assert [b.state for b in bars] == ["queued", "up_for_retry", "up_for_retry", "queued", "success", "success"]
+    assert draw(timeline).rows[1][1][-1].state == "running"
+
+
+def test_timeline_of_a_short_run_counts_in_milliseconds() -> None:
+    events = [EventRecord(1, None, "running", None, 50.0), EventRecord(1, "a", "running", 1, 50.0)]
+    events.append(EventRecord(1, "a", "success", 1, 50.004))
+    events.append(EventRecord(1, None, "success", None, 50.004))
+    assert draw(build_timeline(events, ["a"], now=60.0)).ticks == ["0 ms", "1 ms", "2 ms", "3 ms", "4 ms"]
+
+
+# -- honest numbers --------------------------------------------------------------------------------
+
+
+def test_a_re_run_counts_only_its_running_time() -> None:
+    run = [("queued", 0.0), ("running", 0.5), ("failed", 1.5), ("queued", 12.0), ("running", 12.1), ("success", 13.1)]
+    assert running_time(run, now=99.0, running="running") == Elapsed(2.0)
+    going = running_time(run[:5], now=13.0, running="running")
+    assert going == Elapsed(pytest.approx(1.9), since=12.1, base=1.0)
+    assert running_time([("queued", 0.0)], now=5.0, running="running") == Elapsed(None)
+
+
+def test_progress_has_a_part_per_outcome() -> None:
+    failed = progress({"failed": 1, "upstream_failed": 2})
+    assert [(p.key, p.count) for p in failed.shown] == [("failed", 1), ("upstream_failed", 2)]
+    assert failed.text() == "1 failed, 2 upstream failed of 3"
+    going = progress({"success": 1, "running": 1, "queued": 1, "pending": 2, "cancelled": 1})
+    assert going.text() == "1 succeeded, 1 cancelled, 1 running, 3 waiting of 6"
+
+
+async def test_a_failed_run_does_not_read_as_done(client: TestClient[Any, Any], orch: Orchestrator) -> None:
+    config = {
+        "dag_name": "broken",
+        "tasks": [
+            {"id": "r", "operation": "read_file", "independent_params": {"path": "missing.txt"}},
+            {"id": "s", "operation": "noop", "dependencies": ["r"]},
+        ],
+    }
+    run_id = await orch.submit(parse_config(config))
+    await orch.wait(run_id)
+    for path in ("/", f"/runs/{run_id}"):
+        page = await (await client.get(path)).text()
+        assert "1 failed, 1 upstream failed of 2" in page, path
+        parts = re.findall(r'<rect class="part" data-state="([a-z_]+)"', page)
+        assert parts == ["failed", "upstream_failed"], path
+    assert "1 run going" not in page
+    status = await (await client.get("/")).text()
+    assert "0 runs going" in status
+    assert "0 DAGs" in status
+
+
+async def test_status_page_filters_and_pages_its_runs(
+    client: TestClient[Any, Any], orch: Orchestrator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(views_pages, "RUNS_PER_PAGE", 2)
+    ids = []
+    for name in ("one", "two", "one", "one"):
+        ids.append(await orch.submit(parse_config(dag(name, 0.0))))
+        await orch.wait(ids[-1])
+
+    def shown(page: str) -> list[int]:
+        return [int(n) for n in re.findall(r'<a href="/runs/(\d+)">#', page)]
+
+    first = await (await client.get("/?dag=one")).text()
+    assert shown(first) == [ids[3], ids[2]]
+    assert 'href="/?dag=one&amp;state=&amp;offset=2" rel="next"' in first
+    assert 'rel="prev"' not in first
+    second = await (await client.get("/?dag=one&offset=2")).text()
+    assert shown(second) == [ids[0]]
+    assert 'href="/?dag=one&amp;state=&amp;offset=0" rel="prev"' in second
+    assert shown(await (await client.get("/?state=failed")).text()) == []
+    parts = await (await client.get("/parts/runs?dag=two")).json()
+    assert shown(parts["runs"]) == [ids[1]]
+    assert parts["going"].strip() == "0 runs going"
+
+
+async def test_status_stream_says_when_something_changed(client: TestClient[Any, Any], orch: Orchestrator) -> None:
+    resp = await client.get("/live")
+    assert resp.content_type == "text/event-stream"
+    assert (await resp.content.readline()).startswith(b"retry:")
+    await resp.content.readline()
+    run_id = await orch.submit(parse_config(dag(seconds=0.0)))
+    assert await asyncio.wait_for(resp.content.readline(), 5) == b"event: change\n"
+    await orch.wait(run_id)
+    resp.close()
+
+
+# -- task details ----------------------------------------------------------------------------------
+
+
+async def test_task_details_read_the_output_from_the_zip_once_the_folder_is_gone(
+    client: TestClient[Any, Any], orch: Orchestrator, settings: Settings
+) -> None:
+    config = {
+        "dag_name": "out",
+        "tasks": [
+            {"id": "make", "operation": "noop", "independent_params": {"value": "hello <i>there</i>"}},
+            {"id": "fail", "operation": "read_file", "independent_params": {"path": "missing.txt"}},
+        ],
+    }
+    run_id = await orch.submit(parse_config(config))
+    await orch.wait(run_id)
+    details = await (await client.get(f"/runs/{run_id}/task?id=make")).json()
+    assert details["state"] == "success"
+    assert "hello &lt;i&gt;there&lt;/i&gt;" in details["html"]
+    assert "from the run's ZIP" not in details["html"]
+    assert f'href="/runs/{run_id}/output?task=make"' in details["html"]
+
+    shutil.rmtree(settings.runs_dir / f"dag_{run_id}")
+    details = await (await client.get(f"/runs/{run_id}/task?id=make")).json()
+    assert "from the run's ZIP" in details["html"]
+    output = await client.get(f"/runs/{run_id}/output?task=make")
+    assert output.status == 200
+    assert await output.text() == "hello <i>there</i>"
+    assert output.headers["Content-Disposition"] == 'attachment; filename="make.txt"'
+
+    failed = await (await client.get(f"/runs/{run_id}/task?id=fail")).json()
+    assert failed["state"] == "failed"
+    assert failed["html"].count('<span class="badge" data-state="failed">') >= 2  # the task and its attempt
+    assert "No output file." in failed["html"]
+    assert (await client.get(f"/runs/{run_id}/task?id=nope")).status == 404
+    assert (await client.get(f"/runs/{run_id}/output?task=fail")).status == 404
+
+
+async def test_the_task_table_comes_a_page_at_a_time(
+    client: TestClient[Any, Any], orch: Orchestrator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(run_render, "TASKS_PER_PAGE", 2)
+    monkeypatch.setattr(graph_render, "MAX_DRAWN_TASKS", 3)
+    monkeypatch.setattr(run_render, "MAX_DRAWN_TASKS", 3)
+    tasks = [{"id": f"t{i}", "operation": "noop"} for i in range(5)]
+    run_id = await orch.submit(parse_config({"dag_name": "many", "tasks": tasks}))
+    await orch.wait(run_id)
+    page = await (await client.get(f"/runs/{run_id}")).text()
+    assert list(node_states(page)) == ["t0", "t1"]
+    assert "tasks 1–2 of 5" in page
+    assert 'href="?tasks=2" rel="next"' in page
+    # Past the size the page draws, it says the graph is collapsed and sends no graph data.
+    assert "the graph is collapsed" in page
+    assert 'class="graph-data"' not in page
+    parts = await (await client.get(f"/runs/{run_id}/parts?tasks=4")).json()
+    assert list(parts["states"]) == ["t4"]
+    assert list(node_states(parts["parts"]["tasks"])) == ["t4"]
+    assert 'href="?tasks=2" rel="prev"' in parts["parts"]["tasks"]
+
+
+# -- the DAG page ----------------------------------------------------------------------------------
+
+
+async def test_dag_page_shows_versions_schedules_and_a_grid_of_runs(
+    client: TestClient[Any, Any], orch: Orchestrator, library: DagLibrary
+) -> None:
+    first = dag("nightly", 0.0)
+    await library.save(parse_config({**first, "description": "Nightly <b>export</b>"}), source="t")
+    second = {
+        **first,
+        "description": "Nightly <b>export</b>",
+        "tasks": [*first["tasks"], {"id": "c", "operation": "noop"}],
+    }
+    await library.save(parse_config(second), source="t")
+    runs = []
+    for _ in range(2):
+        runs.append(await orch.submit(await library.get("nightly")))
+        await orch.wait(runs[-1])
+    await orch.store.add_schedule("nightly", "cron", "0 3 * * *", "UTC", owner_id=1, chat_id=1, next_fire_at=4e9)
+
+    resp = await client.get("/dags/nightly")
+    assert resp.status == 200
+    page = await resp.text()
+    assert "Nightly &lt;b&gt;export&lt;/b&gt;" in page
+    assert "0 3 * * *" in page
+    assert '<time datetime="2096-' in page  # the next fire time
+    cells = re.findall(r'<a class="cell" data-state="(\w+)" href="/runs/(\d+)#task-(\w+)"', page)
+    assert sorted(cells) == sorted(
+        (s, str(r), t) for r in runs for t, s in (("a", "success"), ("b", "success"), ("c", "success"))
+    )
+    assert '<option value="1" selected>v1</option>' in page
+    assert '<option value="2" selected>v2 (current)</option>' in page
+    assert '<span class="add">+      &#34;id&#34;: &#34;c&#34;,</span>' in page
+    assert 'class="graph-data"' in page
+    assert (await client.get("/dags/nowhere")).status == 404

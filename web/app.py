@@ -1,12 +1,14 @@
 """The app factory and the site starter.
 
 ``create_app`` reads top to bottom: the injected services under typed keys, the middlewares
-(errors outermost, then access), one list of routes, the shutdown hook. ``start_site`` listens on
-``settings.host``/``settings.port`` and says so, loudly when the API is open to the network.
+(errors outermost, then the cross-site check, then the token), one list of routes, the shutdown
+hook. ``start_site`` listens on ``settings.host``/``settings.port`` and says so, loudly when the API
+is open to the network.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 
@@ -16,14 +18,18 @@ from orchestrator.engine import Orchestrator
 from orchestrator.library import DagLibrary
 from orchestrator.limits import MAX_HTTP_BODY_BYTES
 from orchestrator.settings import Settings
+from orchestrator.store import Store
+from web import views_dag_page as dag_page
 from web import views_dags as dags
 from web import views_live as live
 from web import views_pages as pages
 from web import views_runs as runs
 from web import views_submit as submit
-from web.keys import LIBRARY, ORCH, SETTINGS, STATE, WebState
-from web.middlewares import auth_middleware, error_middleware
-from web.render.base import STATIC_DIR
+from web import views_task as task
+from web.guard import AcceptErrorThrottle, ConnectionLimits, GuardedRunner
+from web.keys import LIBRARY, ORCH, SETTINGS, STATE, STORE, WebState
+from web.middlewares import auth_middleware, error_middleware, origin_middleware
+from web.render.base import STATIC_DIR, setup_templates
 
 log = logging.getLogger("taskflow.web")
 
@@ -35,11 +41,16 @@ _RUN = r"{run_id:\d{1,19}}"
 ROUTES = [
     # Pages: open and read-only.
     web.get("/", pages.status),
+    web.get("/parts/runs", pages.status_runs),
+    web.get("/live", live.status_stream),
+    web.get("/dags/{dag_id}", dag_page.dag_page),
     web.get(f"/runs/{_RUN}", pages.run_view),
     web.get(f"/runs/{_RUN}/parts", pages.run_view_parts),
     web.get(f"/runs/{_RUN}/live", live.run_stream),
     web.get(f"/runs/{_RUN}/log", pages.run_log),
     web.get(f"/runs/{_RUN}/archive.zip", pages.run_archive),
+    web.get(f"/runs/{_RUN}/task", task.task_details),
+    web.get(f"/runs/{_RUN}/output", task.task_output),
     web.static("/static", STATIC_DIR),
     # JSON API: needs the token when one is set.
     web.post("/api/web", submit.submit_web),
@@ -62,14 +73,17 @@ ROUTES = [
 ]
 
 
-def create_app(settings: Settings, orch: Orchestrator, library: DagLibrary) -> web.Application:
+def create_app(settings: Settings, orch: Orchestrator, library: DagLibrary, store: Store) -> web.Application:
     """The web application over a started orchestrator and its DAG library (both owned by the caller)."""
     # The largest body any route takes (a 4diac file); each route checks its own, smaller, limit.
-    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=MAX_HTTP_BODY_BYTES)
+    middlewares = [error_middleware, origin_middleware, auth_middleware]
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_HTTP_BODY_BYTES)
     app[SETTINGS] = settings
     app[ORCH] = orch
     app[LIBRARY] = library
+    app[STORE] = store
     app[STATE] = WebState(public_url=settings.public_url)
+    setup_templates(app, settings)
     app.add_routes(ROUTES)
     app.on_shutdown.append(_on_shutdown)
     return app
@@ -82,7 +96,9 @@ async def _on_shutdown(app: web.Application) -> None:
 
 async def start_site(app: web.Application, settings: Settings) -> web.AppRunner:
     """Serve ``app`` on ``settings.host``/``settings.port`` (0 = any free port); stop it with ``runner.cleanup()``."""
-    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    limits = ConnectionLimits(settings.header_timeout, settings.min_body_rate, settings.max_connections)
+    runner = GuardedRunner(app, limits, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    AcceptErrorThrottle().install(asyncio.get_running_loop())
     await runner.setup()
     try:
         await web.TCPSite(runner, settings.host, settings.port).start()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import zipfile
 from pathlib import Path
 
 from aiohttp import hdrs, web
@@ -73,3 +75,60 @@ def _tail(path: Path, limit: int) -> tuple[str, bool]:
     if cut:
         data = data.partition(b"\n")[2]  # start at a whole line
     return data.decode("utf-8", errors="replace"), cut
+
+
+OUTPUT_PREVIEW_BYTES = 1024
+TASK_LOG_BYTES = 1024 * 1024  # a task's lines are looked for in the log's last MiB
+
+
+def _output_member(name: str) -> bool:
+    # The store holds names the engine chose; refuse anything that could leave the run folder anyway.
+    return bool(name) and "/" not in name and "\\" not in name and name not in (".", "..")
+
+
+def read_output_preview(settings: Settings, run: RunRecord, name: str) -> tuple[bytes, int, str] | None:
+    """The first ``OUTPUT_PREVIEW_BYTES`` of an output, its size, and whether it came from the folder or
+    the ZIP (the folder may be gone once the ZIP is made); None if neither has it. Blocking."""
+    if not _output_member(name):
+        return None
+    folder = RunFolder(settings.runs_dir, run.run_id)
+    try:
+        with (folder.path / name).open("rb") as f:
+            return f.read(OUTPUT_PREVIEW_BYTES), os.fstat(f.fileno()).st_size, "folder"
+    except FileNotFoundError:
+        pass
+    try:
+        with zipfile.ZipFile(folder.archive) as zf, zf.open(name) as member:
+            return member.read(OUTPUT_PREVIEW_BYTES), zf.getinfo(name).file_size, "zip"
+    except (FileNotFoundError, KeyError, zipfile.BadZipFile):
+        return None
+
+
+async def output_response(request: web.Request, settings: Settings, run: RunRecord, name: str) -> web.StreamResponse:
+    """A task's output file as a download, from the run folder or else from the run's ZIP."""
+    folder = RunFolder(settings.runs_dir, run.run_id)
+    if not _output_member(name):
+        raise ApiError(404, "not_found", "this task has no output file")
+    disposition = {hdrs.CONTENT_DISPOSITION: f'attachment; filename="{name}"'}
+    path = folder.path / name
+    if await asyncio.to_thread(path.is_file):
+        return web.FileResponse(path, headers={hdrs.CONTENT_TYPE: "application/octet-stream", **disposition})
+    try:
+        zf = await asyncio.to_thread(zipfile.ZipFile, folder.archive)
+    except (FileNotFoundError, zipfile.BadZipFile):
+        raise ApiError(404, "not_found", f"the output {name} is in neither the run folder nor its ZIP") from None
+    try:
+        try:
+            member = zf.open(name)
+        except KeyError:
+            raise ApiError(404, "not_found", f"the output {name} is in neither the run folder nor its ZIP") from None
+        response = web.StreamResponse(headers={hdrs.CONTENT_TYPE: "application/octet-stream", **disposition})
+        response.content_length = zf.getinfo(name).file_size
+        await response.prepare(request)
+        with member:
+            while chunk := await asyncio.to_thread(member.read, 256 * 1024):
+                await response.write(chunk)
+        await response.write_eof()
+        return response
+    finally:
+        zf.close()

@@ -4,12 +4,31 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from orchestrator.errors import InvalidJsonError
 from orchestrator.jsontext import load_json
 from orchestrator.limits import MAX_ROW_ID
 from web.middlewares import ApiError
+
+# The types of a JSON body. None of them is one a page of another site may send without asking first
+# (text/plain and the form types are): a browser must preflight, and this server answers no preflight.
+JSON_TYPES = frozenset({"application/json"})
+
+
+def require_type(request: web.Request, allowed: frozenset[str], what: str) -> None:
+    """415 unless the body's ``Content-Type`` is one of ``allowed`` (or ``application/*+json`` for JSON)."""
+    declared = request.headers.get(hdrs.CONTENT_TYPE)
+    kind = request.content_type.lower() if declared else None
+    if kind in allowed or (kind is not None and "application/json" in allowed and _is_json_suffix(kind)):
+        return
+    got = f"Content-Type {declared!r}" if declared else "no Content-Type"
+    message = f"the body must be {what}, sent with Content-Type {' or '.join(sorted(allowed))} (got {got})"
+    raise ApiError(415, "unsupported_media_type", message, accepted=sorted(allowed))
+
+
+def _is_json_suffix(kind: str) -> bool:
+    return kind.startswith("application/") and kind.endswith("+json")
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
@@ -28,7 +47,8 @@ def _too_large(size: int, limit: int) -> ApiError:
 
 
 async def read_json(request: web.Request, limit: int) -> Any:
-    """The body parsed as JSON; a 400 naming the line and column when it is not JSON."""
+    """The body parsed as JSON; 415 unless it is sent as JSON, 400 naming the line and column if it is not JSON."""
+    require_type(request, JSON_TYPES, "JSON")
     body = await read_body(request, limit)
     if not body.strip():
         raise ApiError(400, "invalid_json", "the request body is empty; send a JSON document")

@@ -10,6 +10,7 @@ from aiohttp import web
 from orchestrator.engine import Orchestrator
 from orchestrator.library import DagLibrary
 from orchestrator.settings import Settings
+from orchestrator.store import Store
 
 
 @dataclass(slots=True)
@@ -28,4 +29,5 @@ class WebState:
 SETTINGS = web.AppKey("settings", Settings)
 ORCH = web.AppKey("orchestrator", Orchestrator)
 LIBRARY = web.AppKey("library", DagLibrary)
+STORE = web.AppKey("store", Store)
 STATE = web.AppKey("web_state", WebState)

@@ -2,7 +2,8 @@
 
 Domain errors (``orchestrator.errors``) become HTTP errors here and only here. Paths under ``/api``
 answer JSON; the pages answer HTML. With ``TASKFLOW_API_TOKEN`` set, ``/api`` needs the bearer token;
-the pages stay open and read-only.
+the pages stay open and read-only. Whatever the token, a request that changes anything must not come
+from another site's page (see ``origin_middleware``).
 """
 
 from __future__ import annotations
@@ -11,14 +12,16 @@ import hmac
 import logging
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
+from aiohttp.web_protocol import RequestPayloadError
 
 from orchestrator.errors import ConfigError, ConflictError, NotFoundError, TaskFlowError
 from orchestrator.limits import MAX_HTTP_BODY_BYTES
-from web.keys import SETTINGS
-from web.render.base import error_page, html_headers
+from web.keys import SETTINGS, STATE
+from web.render.base import html_headers, render
 from web.serialize import json_response
 
 log = logging.getLogger("taskflow.web")
@@ -82,6 +85,19 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         error = ApiError(422, str(report.pop("error")), str(report.pop("message")), **report)
     except TaskFlowError as exc:
         error = _from_domain(exc)
+    except RequestPayloadError as exc:
+        # A body aiohttp could not decode (a corrupt gzip or deflate stream, a broken chunked encoding).
+        # Its rest is unreadable: mark it read, or aiohttp tries again after the answer and logs the
+        # error as unhandled; and close the connection, whose next bytes cannot be trusted either.
+        request.content.feed_eof()
+        error = ApiError(400, "bad_body", f"the request body could not be read: {_reason(exc)}")
+        response = render_error(request, error)
+        response.force_close()
+        return response
+    except ConnectionError:
+        # The client went away (or was cut off as too slow) mid-request: nobody to answer, no bug.
+        log.info("client of %s %s disconnected before its request was read", request.method, request.path)
+        error = ApiError(400, "client_disconnected", "the connection closed before the request was read")
     except Exception:
         # A bug: the details go to the service log, never to the client.
         log.exception("internal error answering %s %s", request.method, request.path)
@@ -89,11 +105,17 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     return render_error(request, error)
 
 
+def _reason(exc: RequestPayloadError) -> str:
+    cause = exc.__cause__
+    return " ".join(str(getattr(cause, "message", None) or cause or exc).split())
+
+
 def render_error(request: web.Request, error: ApiError) -> web.Response:
     """The error as JSON under ``/api``, as an HTML page elsewhere."""
     if is_api(request.path):
         return json_response(error.body(), status=error.status, headers=error.headers)
-    page = error_page(error.status, error.message)
+    title = "Not found" if error.status == 404 else f"Error {error.status}"
+    page = render(request, "error.html", {"status": error.status, "title": title, "message": error.message})
     headers = {**html_headers(), **error.headers}
     return web.Response(text=page, status=error.status, content_type="text/html", headers=headers)
 
@@ -142,3 +164,47 @@ def _has_token(request: web.Request, token: str) -> bool:
     # Constant-time comparison, so the token cannot be guessed from response times.
     # surrogateescape: a header of non-UTF-8 bytes is just a wrong token, not an error.
     return hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), token.encode())
+
+
+# Methods that change nothing: what a page of another site may send here without harm.
+_SAFE_METHODS = frozenset({hdrs.METH_GET, hdrs.METH_HEAD, hdrs.METH_OPTIONS})
+# What browsers say of a request made by this server's own pages, or typed by the user.
+_OWN_FETCH_SITES = frozenset({"same-origin", "none"})
+
+
+@web.middleware
+async def origin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse a state-changing request a page of another site made (403), token or not.
+
+    A browser sends its own pages' requests with ``Sec-Fetch-Site: same-origin`` (older ones only with
+    an ``Origin`` naming this server); scripts such as curl send neither header and pass.
+    """
+    if request.method not in _SAFE_METHODS and not _same_origin(request):
+        raise ApiError(403, "cross_site", "requests from the pages of other sites may not change anything here")
+    return await handler(request)
+
+
+def _same_origin(request: web.Request) -> bool:
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None:
+        return fetch_site.strip().lower() in _OWN_FETCH_SITES
+    origin = request.headers.get(hdrs.ORIGIN)
+    if origin is None:
+        return True  # no browser made it (or one too old to send either header)
+    parts = urlsplit(origin.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return False  # "null" (sandboxed frames, file:// pages, some redirects) matches nothing
+    given = _netloc(parts.netloc, parts.scheme)
+    # The Host the browser connected to (behind a TLS proxy the scheme is not ours to know), or the
+    # public URL's origin, scheme included.
+    public = urlsplit(request.app[STATE].public_url)
+    host = request.headers.get(hdrs.HOST)
+    by_host = host is not None and given == _netloc(host)
+    return by_host or (parts.scheme == public.scheme and given == _netloc(public.netloc, public.scheme))
+
+
+def _netloc(netloc: str, scheme: str = "") -> str:
+    """``host[:port]`` lower-cased, without the scheme's default port."""
+    netloc = netloc.strip().lower()
+    default = {"http": ":80", "https": ":443"}.get(scheme)
+    return netloc.removesuffix(default) if default else netloc

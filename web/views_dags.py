@@ -9,16 +9,29 @@ from aiohttp import web
 
 from operations.registry import all_operations
 from orchestrator.errors import ConfigError, Problem
-from orchestrator.limits import MAX_REQUEST_BYTES, MAX_XML_BYTES
+from orchestrator.limits import MAX_REQUEST_BYTES
 from orchestrator.records import DagRecord
 from orchestrator.validation import config_schema, parse_config
-from web.inputs import read_body, read_json
-from web.keys import LIBRARY, ORCH, STATE
+from web.inputs import read_json
+from web.keys import LIBRARY, SETTINGS, STATE, STORE
 from web.middlewares import ApiError
 from web.serialize import dag_json, json_response, schedule_json
+from web.upload4diac import read_upload
 
 SOURCE = "request body"
 MAX_UPLOAD_NAME = 128
+# XML (4diac's own files say application/xml or text/xml; tools often octet-stream), ZIP and multipart
+# uploads; never text/plain or a urlencoded form, which another site's page could send unasked.
+FOURDIAC_TYPES = frozenset(
+    {
+        "application/xml",
+        "text/xml",
+        "application/octet-stream",
+        "application/zip",
+        "application/x-zip-compressed",
+        "multipart/form-data",
+    }
+)
 
 
 async def list_dags(request: web.Request) -> web.Response:
@@ -28,7 +41,7 @@ async def list_dags(request: web.Request) -> web.Response:
 
 async def get_dag(request: web.Request) -> web.Response:
     """``GET /api/dags/<dag_id>``: one DAG with its config."""
-    record = await request.app[ORCH].store.get_dag(request.match_info["dag_id"])
+    record = await request.app[STORE].get_dag(request.match_info["dag_id"])
     return json_response(dag_json(record, full=True))
 
 
@@ -56,7 +69,7 @@ async def _config_object(request: web.Request) -> dict[str, Any]:
 
 
 async def _save(request: web.Request, data: dict[str, Any]) -> web.Response:
-    config = parse_config(data, source=SOURCE)
+    config = parse_config(data, source=SOURCE, allow_shell=request.app[SETTINGS].allow_shell)
     record = await request.app[LIBRARY].save(config, source="web")
     return _saved(request, record, status=201 if record.version == 1 else 200)
 
@@ -67,32 +80,46 @@ def _saved(request: web.Request, record: DagRecord, *, status: int, **extra: Any
 
 
 async def import_4diac(request: web.Request) -> web.Response:
-    """``POST /api/import/4diac[?app=NAME&filename=F&dry_run=1]``: turn 4diac XML into a DAG and save it."""
+    """``POST /api/import/4diac[?app=NAME&filename=F&dry_run=1]``: turn a 4diac file or project ZIP into a DAG.
+
+    The body is XML, a ZIP, or multipart/mixed with a JSON type map beside either (``web.upload4diac``).
+    """
     try:  # optional: loaded on first use
-        from orchestrator.fourdiac import AppChoiceError
-        from orchestrator.fourdiac import import_4diac as convert
+        from orchestrator.fourdiac import API_HINTS, AppChoiceError, import_upload, load_mapping, summarised
     except ImportError:
         raise ApiError(501, "not_available", "4diac import is not available in this build") from None
-    filename = (request.query.get("filename") or "upload.sys")[:MAX_UPLOAD_NAME]
+    upload = await read_upload(request)
+    filename = (request.query.get("filename") or upload.filename or "")[:MAX_UPLOAD_NAME] or None
     app_name = request.query.get("app") or None
-    dry_run = request.query.get("dry_run", "").lower() in ("1", "true", "yes")
-    data = await read_body(request, MAX_XML_BYTES)
+    dry_run = _flag(request, "dry_run")
+    mapping = load_mapping(upload.mapping, name="the map part") if upload.mapping is not None else None
     # Parsing XML is CPU work: keep it off the event loop.
     try:
-        result = await asyncio.to_thread(convert, data, filename=filename, app=app_name)
+        result = await asyncio.to_thread(
+            import_upload, upload.data, filename=filename, app=app_name, mapping=mapping, hints=API_HINTS
+        )
     except AppChoiceError as exc:
         raise exc.with_hint("add ?app=NAME to the URL") from None
+    except ConfigError as exc:
+        if _flag(request, "all_problems"):
+            raise
+        raise summarised(exc, "add ?all_problems=1 to the URL to list each one") from None
     extra = {"schedule": result.schedule, "notes": result.notes}
     if dry_run:
         dumped = result.config.model_dump(mode="json", exclude_defaults=True)
         return json_response({"dag_id": result.config.dag_id, "config": dumped, "saved": False, **extra})
-    record = await request.app[LIBRARY].save(result.config, source=f"4diac:{filename}")
+    source = result.config.metadata["imported_from"]["file"]
+    record = await request.app[LIBRARY].save(result.config, source=f"4diac:{source}")
     return _saved(request, record, status=201 if record.version == 1 else 200, saved=True, **extra)
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "").lower() in ("1", "true", "yes")
 
 
 async def list_schedules(request: web.Request) -> web.Response:
     """``GET /api/schedules``: every schedule."""
-    schedules = await request.app[ORCH].store.list_schedules()
+    schedules = await request.app[STORE].list_schedules()
     return json_response({"schedules": [schedule_json(s) for s in schedules]})
 
 

@@ -18,9 +18,10 @@ from aiohttp import hdrs, web
 from orchestrator.events import RunEvent, Subscription
 from orchestrator.states import RUN_TERMINAL
 from web.inputs import path_id
-from web.keys import ORCH, STATE
+from web.keys import ORCH, STATE, STORE
 
 HEARTBEAT_S = 15.0
+COALESCE_S = 0.3  # the status page's stream sends one "change" for every burst of events
 RETRY_MS = 2000  # how soon a browser reconnects after the stream breaks
 _SSE_HEADERS = {
     hdrs.CONTENT_TYPE: "text/event-stream",
@@ -40,7 +41,7 @@ async def run_stream(request: web.Request) -> web.StreamResponse:
     closing = request.app[STATE].closing
     # Subscribe before reading the state, so no change falls between the two.
     async with orch.events.subscribe(run_id) as sub:
-        run = await orch.store.get_run(run_id)  # NotFoundError → 404 before the stream starts
+        run = await request.app[STORE].get_run(run_id)  # NotFoundError → 404 before the stream starts
         response = web.StreamResponse(headers=_SSE_HEADERS)
         await response.prepare(request)
         try:
@@ -90,3 +91,29 @@ async def _next_event(sub: Subscription, stop: asyncio.Future[Any]) -> RunEvent 
     if stop in done:
         raise _Closing
     return None
+
+
+async def status_stream(request: web.Request) -> web.StreamResponse:
+    """``GET /live``: a ``change`` event whenever any run or task changes, a burst at a time."""
+    orch = request.app[ORCH]
+    closing = request.app[STATE].closing
+    async with orch.events.subscribe() as sub:
+        response = web.StreamResponse(headers=_SSE_HEADERS)
+        await response.prepare(request)
+        stop = asyncio.ensure_future(closing.wait())
+        try:
+            await response.write(f"retry: {RETRY_MS}\n\n".encode())
+            while True:
+                if await _next_event(sub, stop) is None:
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                await asyncio.sleep(COALESCE_S)
+                while not sub.queue.empty():
+                    sub.queue.get_nowait()
+                sub.lagged = False
+                await send(response, "change", {})
+        except (ConnectionResetError, _Closing):
+            pass
+        finally:
+            stop.cancel()
+    return response

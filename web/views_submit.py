@@ -1,9 +1,11 @@
 """Starting runs over HTTP: ``POST /api/web`` answers at once, ``POST /api/cli`` answers with the ZIP.
 
 The body is a DAG config, ``{"dag_id": "..."}`` for a DAG the service knows, or
-``{"config": {...}}``; the last two may add ``"params": {...}`` for the DAG's params. A run belongs to
-the orchestrator, not to the request: a client that goes away, or a request that stops waiting,
-never stops the run.
+``{"config": {...}}``; the last two may add ``"params": {...}`` for the DAG's params. A config whose
+``dag_name`` the service does not know yet is also added as a DAG, so it can be run by id later;
+one that names a known DAG runs as sent and leaves that DAG as it is. A run belongs to the
+orchestrator, not to the request: a client that goes away, or a request that stops waiting, never
+stops the run.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from orchestrator.models import DagConfig
 from orchestrator.validation import parse_config
 from web.files import archive_response
 from web.inputs import float_query, read_json
-from web.keys import LIBRARY, ORCH, SETTINGS, STATE
+from web.keys import LIBRARY, ORCH, SETTINGS, STATE, STORE
 from web.middlewares import ApiError
 from web.serialize import json_response
 
@@ -28,18 +30,21 @@ MAX_WAIT_S = 7 * 24 * 3600.0
 SOURCE = "request body"
 
 
-async def config_from_body(request: web.Request) -> tuple[DagConfig, dict[str, Any] | None]:
-    """The validated config the body holds or names, and the params it gives (422 with the full report if invalid)."""
+async def config_from_body(request: web.Request) -> tuple[DagConfig, bool, dict[str, Any] | None]:
+    """The validated config the body holds or names (422 with the full report if it is invalid), whether
+    it was added as a new DAG, and the params the body gives."""
     data = await read_json(request, MAX_REQUEST_BYTES)
     if not isinstance(data, dict):
         raise ConfigError([Problem("", "a DAG config must be a JSON object")], source=SOURCE)
-    if "tasks" in data:
-        return parse_config(data, source=SOURCE), None
-    if "dag_id" in data:
-        return await _known_dag(request, data), _params(data)
-    if "config" in data:
-        return _inline(data), _params(data)
-    return parse_config(data, source=SOURCE), None  # reported as a config missing its tasks
+    if "dag_id" in data and "tasks" not in data:
+        return await _known_dag(request, data), False, _params(data)
+    params = None
+    if "config" in data and "tasks" not in data:
+        params = _params(data)
+        data = _inline(data)
+    config = parse_config(data, source=SOURCE, allow_shell=request.app[SETTINGS].allow_shell)
+    added = await request.app[LIBRARY].add_new(config, source="web")
+    return config, added is not None, params
 
 
 async def _known_dag(request: web.Request, data: dict[str, object]) -> DagConfig:
@@ -50,11 +55,11 @@ async def _known_dag(request: web.Request, data: dict[str, object]) -> DagConfig
     return await request.app[LIBRARY].get(dag_id)  # NotFoundError → 404
 
 
-def _inline(data: dict[str, Any]) -> DagConfig:
+def _inline(data: dict[str, Any]) -> dict[str, Any]:
     _only(data, "config")
     if not isinstance(data["config"], dict):
         raise ConfigError([Problem("config", "a DAG config must be a JSON object")], source=SOURCE)
-    return parse_config(data["config"], source=SOURCE)
+    return data["config"]
 
 
 def _only(data: dict[str, Any], key: str) -> None:
@@ -72,23 +77,24 @@ def _params(data: dict[str, Any]) -> dict[str, Any] | None:
 
 async def submit_web(request: web.Request) -> web.Response:
     """``POST /api/web``: start a run and answer ``201 {"run_id", "url"}`` at once."""
-    config, params = await config_from_body(request)
+    config, added, params = await config_from_body(request)
     run_id = await request.app[ORCH].submit(config, trigger="web", params=params)
     url = request.app[STATE].run_url(run_id)
-    return json_response({"run_id": run_id, "url": url, "dag_id": config.dag_id}, status=201, headers={"Location": url})
+    body = {"run_id": run_id, "url": url, "dag_id": config.dag_id, "dag_added": added}
+    return json_response(body, status=201, headers={"Location": url})
 
 
 async def submit_cli(request: web.Request) -> web.StreamResponse:
     """``POST /api/cli[?timeout=s]``: run to the end and answer with its ZIP; 202 if it outlasts the timeout."""
     timeout = float_query(request, "timeout", low=0.0, high=MAX_WAIT_S)
-    config, params = await config_from_body(request)
+    config, _, params = await config_from_body(request)
     orch = request.app[ORCH]
     state = request.app[STATE]
     run_id = await orch.submit(config, trigger="cli", params=params)
     report = await wait_for_run(orch, run_id, state.closing, limit_s=timeout)
     if report is not None:
         return await archive_response(request.app[SETTINGS], report.run)
-    run = await orch.store.get_run(run_id)
+    run = await request.app[STORE].get_run(run_id)
     url = state.run_url(run_id)
     headers = {"X-TaskFlow-Run-Id": str(run_id), "X-TaskFlow-Run-State": run.state.value, "Location": url}
     if state.closing.is_set():

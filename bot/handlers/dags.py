@@ -19,14 +19,15 @@ from bot.common import UsageError, chat_of, owner_of
 from bot.keyboards import MAX_BUTTONS, RunDag, dag_buttons, resolve
 from bot.notifier import Notifier
 from orchestrator.engine import Orchestrator
-from orchestrator.errors import NotFoundError
+from orchestrator.errors import ConfigError, NotFoundError
 from orchestrator.library import DagLibrary
-from orchestrator.limits import MAX_CONFIG_BYTES, MAX_XML_BYTES
+from orchestrator.limits import MAX_4DIAC_ZIP_BYTES, MAX_CONFIG_BYTES, MAX_XML_BYTES
 from orchestrator.runparams import parse_assignments
 from orchestrator.validation import parse_config
 
-FOURDIAC_SUFFIXES = frozenset({".sys", ".fbt", ".sub", ".xml"})
+FOURDIAC_SUFFIXES = frozenset({".sys", ".fbt", ".sub", ".xml", ".zip"})
 _CAPTION_APP = re.compile(r"(?:^|\s)app\s*=\s*(\S+)", re.IGNORECASE)
+_ALL_PROBLEMS = re.compile(r"(?:^|\s)all-problems(?:\s|$)", re.IGNORECASE)
 
 
 def router() -> Router:
@@ -43,7 +44,7 @@ async def list_dags(message: Message, library: DagLibrary) -> None:
     """Every DAG, with a button to run each."""
     dags = await library.list()
     if not dags:
-        await message.answer(texts.NO_DAGS)
+        await message.answer(texts.no_dags(library.settings.dags_dir))
         return
     ids = [d.dag_id for d in dags]
     text = texts.dag_list(dags, min(len(ids), MAX_BUTTONS))
@@ -58,7 +59,7 @@ async def run_command(
     if not dag_id:
         dags = await library.list()
         if not dags:
-            await message.answer(texts.NO_DAGS)
+            await message.answer(texts.no_dags(library.settings.dags_dir))
         else:
             await message.answer(texts.PICK_DAG_TO_RUN, reply_markup=dag_buttons([d.dag_id for d in dags], RunDag))
         return
@@ -107,7 +108,7 @@ async def upload(message: Message, bot: Bot, library: DagLibrary) -> None:
     if suffix != ".json" and suffix not in FOURDIAC_SUFFIXES:
         await message.answer(texts.unsupported_document(name))
         return
-    limit = MAX_CONFIG_BYTES if suffix == ".json" else MAX_XML_BYTES
+    limit = {".json": MAX_CONFIG_BYTES, ".zip": MAX_4DIAC_ZIP_BYTES}.get(suffix, MAX_XML_BYTES)
     data = await _download(bot, document, limit)
     if data is None:
         await message.answer(texts.document_too_big(name, limit))
@@ -115,7 +116,8 @@ async def upload(message: Message, bot: Bot, library: DagLibrary) -> None:
     source = f"telegram {owner_of(message.from_user)}: {name}"
     if suffix == ".json":
         # Parsed under the file's own name, so the report reads "hello.json is invalid".
-        record = await library.save(parse_config(data, source=name), source=source)
+        config = parse_config(data, source=name, allow_shell=library.settings.allow_shell)
+        record = await library.save(config, source=source)
         await message.answer(texts.dag_saved(record, name), reply_markup=dag_buttons([record.dag_id], RunDag))
     else:
         await _import_4diac(message, library, data, name, source)
@@ -138,10 +140,15 @@ async def _import_4diac(message: Message, library: DagLibrary, data: bytes, name
         return
     app = _caption_app(message.caption)
     try:
-        # Parsing a large XML file takes a while: keep the event loop free.
-        result = await asyncio.to_thread(fourdiac.import_4diac, data, filename=name, app=app)
+        # Parsing a large XML file takes a while: keep the event loop free. A .zip is a project: its
+        # system, its type files and a taskflow-map.json (a document has no other place for a map).
+        result = await asyncio.to_thread(fourdiac.import_upload, data, filename=name, app=app, hints=fourdiac.BOT_HINTS)
     except fourdiac.AppChoiceError as exc:
         raise exc.with_hint("send the file again with the caption app=NAME") from None
+    except ConfigError as exc:
+        if _ALL_PROBLEMS.search(message.caption or ""):
+            raise
+        raise fourdiac.summarised(exc, "send the file again with the caption all-problems to list each one") from None
     record = await library.save(result.config, source=source)
     text = texts.imported(record, name, result.schedule, result.notes)
     await answer_long(message, text, reply_markup=dag_buttons([record.dag_id], RunDag))

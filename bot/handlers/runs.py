@@ -8,13 +8,14 @@ from aiogram.types import CallbackQuery, FSInputFile, Message
 
 from bot import texts
 from bot.chat import answer_long, send_long
-from bot.common import chat_of, parse_id
+from bot.common import chat_of, owner_of, parse_id
 from bot.keyboards import RunAction
 from bot.notifier import Notifier
 from bot.sender import MAX_FILE_BYTES
 from orchestrator.engine import Orchestrator
 from orchestrator.errors import ConflictError
 from orchestrator.settings import Settings
+from orchestrator.store import Store
 
 LATEST_RUNS = 5
 RECENT_RUNS = 15
@@ -31,10 +32,12 @@ def router() -> Router:
     return router
 
 
-async def status(message: Message, command: CommandObject, orch: Orchestrator, settings: Settings) -> None:
+async def status(
+    message: Message, command: CommandObject, orch: Orchestrator, store: Store, settings: Settings
+) -> None:
     """/status <run_id>: a run's tasks; a bare /status: the latest runs."""
     if not (command.args or "").strip():
-        runs = await orch.store.list_runs(limit=LATEST_RUNS)
+        runs = await store.list_runs(limit=LATEST_RUNS)
         await answer_long(message, texts.run_list(runs, settings.tz, "Latest runs"))
         return
     run_id = parse_id(command.args, texts.usage_run_id("status"), "run")
@@ -44,16 +47,16 @@ async def status(message: Message, command: CommandObject, orch: Orchestrator, s
     await answer_long(message, texts.status(report.run, tasks, settings.tz, link))
 
 
-async def recent_runs(message: Message, orch: Orchestrator, settings: Settings) -> None:
+async def recent_runs(message: Message, store: Store, settings: Settings) -> None:
     """/runs: the most recent runs."""
-    runs = await orch.store.list_runs(limit=RECENT_RUNS)
+    runs = await store.list_runs(limit=RECENT_RUNS)
     await answer_long(message, texts.run_list(runs, settings.tz, "Recent runs"))
 
 
 async def cancel(message: Message, command: CommandObject, orch: Orchestrator) -> None:
     """/cancel <run_id>."""
     run_id = parse_id(command.args, texts.usage_run_id("cancel"), "run")
-    await orch.cancel(run_id)
+    await orch.cancel(run_id, by=f"bot, {owner_of(message.from_user)}")
     await message.answer(texts.cancelling(run_id))
 
 
@@ -97,7 +100,7 @@ async def run_button(
         await callback.answer(texts.rerunning(run_id))
         await notifier.post(progress)
     elif callback_data.action == "cancel":
-        await orch.cancel(run_id)
+        await orch.cancel(run_id, by=f"bot, {owner_of(callback.from_user)}")
         await callback.answer(f"Cancelling run #{run_id}…")
     else:
         raise ConflictError(f"unknown action {callback_data.action!r}")

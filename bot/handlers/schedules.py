@@ -1,4 +1,4 @@
-"""/schedule, /schedules, /unschedule, /pause, /resume."""
+"""/schedule, /schedules, /unschedule, /pause, /resume, /notify."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from aiogram.types import Message
 from bot import texts
 from bot.chat import answer_long
 from bot.common import UsageError, parse_id
+from orchestrator.errors import ConflictError
 from orchestrator.runparams import split_assignments
 from orchestrator.scheduler import Scheduler
 from orchestrator.settings import Settings
@@ -22,6 +23,7 @@ def router() -> Router:
     router.message.register(unschedule, Command("unschedule"))
     router.message.register(pause, Command("pause"))
     router.message.register(resume, Command("resume"))
+    router.message.register(notify, Command("notify"))
     return router
 
 
@@ -65,3 +67,18 @@ async def resume(message: Message, command: CommandObject, scheduler: Scheduler,
     schedule_id = parse_id(command.args, texts.usage_schedule_id("resume"), "schedule")
     record = await scheduler.resume(schedule_id)
     await message.answer(texts.schedule_resumed(record, scheduler.upcoming(record, 1), settings.tz))
+
+
+async def notify(message: Message, command: CommandObject, scheduler: Scheduler) -> None:
+    """/notify <id> every|failures|none: which runs of a schedule its chat hears about (its owner's choice)."""
+    number, _, choice = (command.args or "").strip().partition(" ")
+    schedule_id = parse_id(number, texts.USAGE_NOTIFY, "schedule")
+    record = await scheduler.get(schedule_id)
+    if not choice.strip():
+        await message.answer(texts.notify_set(record))
+        return
+    user = message.from_user.id if message.from_user else None
+    if record.owner_id is not None and user != record.owner_id:
+        raise ConflictError(f"only the owner of schedule {schedule_id} can choose its notices")
+    record = await scheduler.set_notify(schedule_id, choice)
+    await message.answer(texts.notify_set(record))

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from orchestrator.errors import ConfigError, Problem
 from orchestrator.fourdiac.blocks import Kind
 from orchestrator.fourdiac.flow import Flow
+from orchestrator.fourdiac.hints import Hints
+from orchestrator.fourdiac.library import TypeLibrary
 from orchestrator.fourdiac.mapping import type_table
-from orchestrator.fourdiac.model import Info, Network, Node
-from orchestrator.fourdiac.network import read_network
+from orchestrator.fourdiac.model import Info, Network, Node, RequiredValue
+from orchestrator.fourdiac.network import default_filename, read_network
 from orchestrator.fourdiac.schedule import suggested_schedule
 from orchestrator.fourdiac.tasks import task_dict
 from orchestrator.fourdiac.xmltree import parse_xml, xml_bytes
@@ -32,29 +35,41 @@ class ImportResult:
     config: DagConfig
     schedule: str | None
     notes: list[str]
+    # Values to fill in before a run (placeholders, unwired sub-app inputs): required run params to be.
+    required: list[RequiredValue] = field(default_factory=list)
 
 
 def import_4diac(
     data: bytes | str,
     *,
-    filename: str = "import.sys",
+    filename: str | None = None,
     app: str | None = None,
     mapping: Mapping[str, Any] | None = None,
     dag_name: str | None = None,
+    library: TypeLibrary | None = None,
+    hints: Hints | None = None,
 ) -> ImportResult:
     """Turn a 4diac system (``.sys``), composite FB type (``.fbt``) or sub-app type (``.sub``) into a DAG.
 
     ``app`` picks the application of a system that has several; ``mapping`` (as ``load_mapping``
     returns it) extends the built-in type table; ``dag_name`` defaults to the application's or type's
-    name. Raises ``ConfigError`` listing every problem found.
+    name; ``library`` holds the types typed sub-apps are expanded from; ``hints`` word the refusals for the
+    interface the file came from. Without a ``filename`` the file
+    is named for what it holds (``upload.sys``, ``upload.sub``…). Raises ``ConfigError`` listing every
+    problem found.
     """
-    raw = xml_bytes(data, filename)
+    raw = xml_bytes(data, filename or "upload")
     table = type_table(mapping)
-    root = parse_xml(raw, filename)
-    net, info = read_network(root, app, table, filename)
+    root = parse_xml(raw, filename or "upload")
+    filename = filename or default_filename(root)
+    net, info = read_network(root, app, table, filename, library, hints)
+    if library is not None:
+        net.notes[:0] = library.notes
     tasks, schedule = _build(net, info)
     config = _config_dict(info, tasks, schedule, filename, dag_name)
-    return ImportResult(_validated(config, net, filename), schedule, net.notes)
+    if net.required:
+        config["metadata"]["required_values"] = [asdict(value) for value in net.required]
+    return ImportResult(_validated(config, net, filename), schedule, net.notes, net.required)
 
 
 def _build(net: Network, info: Info) -> tuple[list[dict[str, Any]], str | None]:
@@ -63,13 +78,40 @@ def _build(net: Network, info: Info) -> tuple[list[dict[str, Any]], str | None]:
     flow.check_fan_in()
     flow.check_loops()
     schedule = suggested_schedule(flow)
-    tasks = [task_dict(flow, node) for node in net.nodes.values() if node.kind is Kind.TASK]
+    tasks = _in_dependency_order([task_dict(flow, node) for node in net.nodes.values() if node.kind is Kind.TASK])
     started = [t["id"] for t in tasks if not t["dependencies"] and flow.started_by_start(t["id"])]
     if started:
         net.note(f"START.COLD/WARM mark the entry tasks: {', '.join(started)}")
     if not tasks and not net.problems:
         net.problem(info.label, "no block of the network becomes a task")
     return tasks, schedule
+
+
+def _in_dependency_order(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tasks with each after its dependencies, in file order where that leaves a choice.
+
+    4diac writes blocks in the order they were drawn (often the last block first); reports read better
+    from the start. Tasks on a loop (already reported) keep their file order at the end.
+    """
+    place = {task["id"]: i for i, task in enumerate(tasks)}
+    waiting = {task["id"]: sum(dep in place for dep in set(task["dependencies"])) for task in tasks}
+    children: dict[str, list[str]] = {task["id"]: [] for task in tasks}
+    for task in tasks:
+        for dep in set(task["dependencies"]):
+            if dep in children:
+                children[dep].append(task["id"])
+    ready = [place[task_id] for task_id, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        index = heapq.heappop(ready)
+        order.append(index)
+        for child in children[tasks[index]["id"]]:
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                heapq.heappush(ready, place[child])
+    left = sorted(set(range(len(tasks))) - set(order))
+    return [tasks[i] for i in order + left]
 
 
 def _dag_name(name: str) -> str:
@@ -105,10 +147,11 @@ def _validated(config: dict[str, Any], net: Network, filename: str) -> DagConfig
         # "tasks" holds the empty-list and cycle findings, already reported by block name.
         found = [p for p in found if p.location != "tasks"]
     blocks = [net.nodes[("fb", task["id"])] for task in config["tasks"]]
-    raise ConfigError(net.problems + [_by_block(p, blocks) for p in found], source=filename)
+    missing = {(value.task, value.param): value for value in net.required}
+    raise ConfigError(net.problems + [_by_block(p, blocks, missing) for p in found], source=filename)
 
 
-def _by_block(problem: Problem, blocks: list[Node]) -> Problem:
+def _by_block(problem: Problem, blocks: list[Node], missing: Mapping[tuple[str, str], RequiredValue]) -> Problem:
     """A validator finding about ``tasks[i]…`` said of the block that task came from, as 4diac names it."""
     match = _TASK_LOCATION.match(problem.location)
     if match is None:
@@ -122,9 +165,20 @@ def _by_block(problem: Problem, blocks: list[Node]) -> Problem:
         )
         return Problem(block.where, message)
     if field in ("independent_params", "dependent_params") and name:
-        return Problem(block.where, f"param {name!r}{_pins_of(block, name)}: {problem.message}")
+        message = f"param {name!r}{_pins_of(block, name)}: {problem.message}"
+        return Problem(block.where, message + _why_missing(missing.get((block.label, name))))
     where = ".".join(part for part in (field, name) if part)
     return Problem(block.where, f"{where}: {problem.message}" if where else problem.message)
+
+
+def _why_missing(value: RequiredValue | None) -> str:
+    """What the import could not fill in a param the validator refused (a placeholder, an unwired input)."""
+    if value is None:
+        return ""
+    if value.origin == "placeholder":
+        return f" (it holds %{value.name}%, a value 4diac fills in when it deploys: write the value instead)"
+    sub, _, pin = value.name.rpartition(".")
+    return f" (it comes from pin {pin!r} of sub-app '{sub}', which nothing wires: give '{sub}' a Parameter {pin})"
 
 
 def _pins_of(block: Node, param: str) -> str:

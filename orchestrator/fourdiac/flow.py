@@ -157,8 +157,11 @@ class Flow:
         while True:
             edges = self.data_in.get((key, pin))
             if not edges:
-                literal = self.nodes[key].literal if self.nodes[key].kind is Kind.SUB_PIN else None
-                return Source(literal=literal) if literal is not None else None
+                node = self.nodes[key]
+                if node.kind is not Kind.SUB_PIN:
+                    return None  # a block's own input nothing connects
+                # A sub-app input nothing wires: its Parameter or InitialValue, or no value at all.
+                return Source(literal=node.literal) if node.literal is not None else Source(origin=node)
             src = self.nodes[edges[0].src]  # several sources are reported by check_fan_in
             if src.kind is Kind.TASK:
                 return Source(task=src, pin=edges[0].src_pin)

@@ -49,7 +49,7 @@ class TypeMapping(BaseModel):
 _MappingFile = RootModel[dict[str, TypeMapping]]
 
 
-def load_mapping(source: str | os.PathLike[str] | bytes) -> dict[str, dict[str, Any]]:
+def load_mapping(source: str | os.PathLike[str] | bytes, *, name: str = "mapping") -> dict[str, dict[str, Any]]:
     """Read a user's JSON type mapping (a path, or the file's bytes) and validate it.
 
     The file maps FB type names to entries like the built-in ones::
@@ -58,9 +58,10 @@ def load_mapping(source: str | os.PathLike[str] | bytes) -> dict[str, dict[str, 
                       "fixed": {"method": "GET"}},
          "MY_NOOP": "noop"}
 
-    Keys starting with ``$`` are comments. Raises ``ConfigError`` naming each bad entry.
+    Keys starting with ``$`` are comments. Raises ``ConfigError`` naming each bad entry (and, for bytes,
+    ``name`` as where they came from).
     """
-    name, raw = _read_mapping_source(source)
+    name, raw = _read_mapping_source(source, name)
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError([Problem("", f"file is {len(raw)} bytes; the limit is {MAX_CONFIG_BYTES}")], source=name)
     try:
@@ -71,9 +72,9 @@ def load_mapping(source: str | os.PathLike[str] | bytes) -> dict[str, dict[str, 
     return {key: entry.model_dump(exclude_defaults=True) for key, entry in table.items()}
 
 
-def _read_mapping_source(source: str | os.PathLike[str] | bytes) -> tuple[str, bytes]:
+def _read_mapping_source(source: str | os.PathLike[str] | bytes, name: str) -> tuple[str, bytes]:
     if isinstance(source, bytes):
-        return "mapping", source
+        return name, source
     path = Path(source)
     try:
         return path.name, path.read_bytes()

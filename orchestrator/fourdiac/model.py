@@ -57,6 +57,20 @@ class Info:
     label: str  # "Application 'X'", "FB type 'Y'"
 
 
+@dataclass(frozen=True)
+class RequiredValue:
+    """A param the import cannot give a value: a ``%NAME%`` placeholder, or a sub-app input nothing wires.
+
+    The hook for run parameters: once configs declare them, each becomes a required run param ``name``
+    that fills ``param`` of task ``task``. Until then the import notes say to fill the value in.
+    """
+
+    name: str
+    task: str
+    param: str
+    origin: str  # "placeholder" or "sub-app input"
+
+
 @dataclass
 class Network:
     """One flattened network, with the problems (reported at once at the end) and notes found on it."""
@@ -66,6 +80,7 @@ class Network:
     data: list[Edge] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    required: list[RequiredValue] = field(default_factory=list)
 
     def problem(self, location: str, message: str) -> None:
         self.problems.append(Problem(location, message))

@@ -11,9 +11,13 @@ from xml.etree.ElementTree import Element
 
 from orchestrator.errors import ConfigError, Problem
 from orchestrator.fourdiac.blocks import Classifier, Kind, short_type
+from orchestrator.fourdiac.hints import Hints
+from orchestrator.fourdiac.library import LibraryType, TypeLibrary
 from orchestrator.fourdiac.mapping import TypeMapping
-from orchestrator.fourdiac.model import START_KEY, Edge, Info, Network, Node, NodeKey, shown
+from orchestrator.fourdiac.model import Edge, Info, Network, Node, NodeKey, shown
+from orchestrator.fourdiac.resources import add_resource_edges
 from orchestrator.fourdiac.xmltree import child, interface, position, tag
+from orchestrator.limits import MAX_4DIAC_NODES
 
 _MAX_SUBAPP_DEPTH = 32  # nesting deeper than this is hostile, not a drawing
 _MAX_GROUP_DEPTH = 32  # the same for groups, which hold nothing but blocks and other groups
@@ -24,6 +28,7 @@ _BASIC_TYPES = {
     "Service": "service interface",
 }
 _TYPE_ROOTS = {"FBType": "FB type", "SubAppType": "sub-app type", "ResourceType": "resource type"}
+_SUFFIXES = {"System": ".sys", "FBType": ".fbt", "SubAppType": ".sub", "ResourceType": ".res"}
 _CONNECTION_LISTS = {"EventConnections": "event", "DataConnections": "data", "AdapterConnections": "adapter"}
 
 
@@ -40,14 +45,27 @@ class AppChoiceError(ConfigError):
         return ConfigError([*before, Problem(last.location, f"{last.message} ({how})")], source=self.source)
 
 
-def read_network(root: Element, app: str | None, table: dict[str, TypeMapping], source: str) -> tuple[Network, Info]:
+def read_network(
+    root: Element,
+    app: str | None,
+    table: dict[str, TypeMapping],
+    source: str,
+    library: TypeLibrary | None = None,
+    hints: Hints | None = None,
+) -> tuple[Network, Info]:
     """The file's network (and, for a system, its resources' START connections).
 
-    Raises ``ConfigError`` when there is no network to read; other problems are collected in it.
+    ``library`` holds the types that typed sub-apps and composite blocks are expanded from. Raises
+    ``ConfigError`` when there is no network to read; other problems are collected in it.
     """
-    reader = _Reader(table, source)
+    reader = _Reader(table, source, library, hints or Hints())
     info = reader.load(root, app)
     return reader.net, info
+
+
+def default_filename(root: Element) -> str:
+    """What to call a file sent without a name: ``upload`` with the suffix 4diac gives what it holds."""
+    return "upload" + _SUFFIXES.get(tag(root), ".xml")
 
 
 def _join(scope: str, name: str) -> str:
@@ -62,8 +80,10 @@ def _scope_where(scope: str) -> str:
 class _Reader:
     """Reads one network into nodes and edges."""
 
-    def __init__(self, table: dict[str, TypeMapping], source: str) -> None:
-        self.classifier = Classifier(table)
+    def __init__(self, table: dict[str, TypeMapping], source: str, library: TypeLibrary | None, hints: Hints) -> None:
+        self.classifier = Classifier(table, hints)
+        self.library = library
+        self.expanding: dict[str, str] = {}  # the library types being expanded, outermost first
         self.source = source
         self.net = Network()
         self.nodes = self.net.nodes
@@ -107,7 +127,7 @@ class _Reader:
         network = child(apps[name], "SubAppNetwork", "FBNetwork")
         if network is not None:
             self._add_network(network, "", (0.0, 0.0), 0)
-        self._add_resource_starts(root, name, set(apps) - {name})
+        add_resource_edges(root, name, set(apps) - {name}, self.net, lambda text: self._endpoint(text, ""))
         return info
 
     def _load_type(self, root: Element, what: str) -> Info:
@@ -162,10 +182,76 @@ class _Reader:
 
     def _add_element(self, element: Element, scope: str, origin: tuple[float, float], depth: int) -> None:
         element_tag = tag(element)
-        if element_tag == "FB":
+        if element_tag not in ("FB", "SubApp"):
+            return
+        network = child(element, "SubAppNetwork", "FBNetwork") if element_tag == "SubApp" else None
+        typed = self._library_type(element) if network is None else None
+        if network is not None:
+            self._add_subapp(element, element, network, scope, origin, depth)
+        elif typed is not None:
+            self._add_typed(element, typed, scope, origin, depth)
+        else:  # a block, or a typed sub-app of a type the library lacks: a block of its type
             self._add_block(element, scope, origin)
-        elif element_tag == "SubApp":
-            self._add_subapp(element, scope, origin, depth)
+
+    def _library_type(self, element: Element) -> LibraryType | None:
+        """The library's type of a block, unless the type table maps that type (the table wins)."""
+        full = (element.get("Type") or "").strip()
+        short = short_type(full)
+        if self.library is None or not short or self.classifier.mapped(full, short):
+            return None
+        return self.library.get(short)
+
+    def _add_typed(
+        self, element: Element, typed: LibraryType, scope: str, origin: tuple[float, float], depth: int
+    ) -> None:
+        """A typed sub-app or composite block: its type's network, wired through its type's interface."""
+        label = _join(scope, (element.get("Name") or "").strip())
+        what = "SubApp" if tag(element) == "SubApp" else "FB"
+        key = typed.name.casefold()
+        if key in self.expanding:
+            chain = " → ".join([*self.expanding.values(), typed.name])
+            self.net.problem(f"{what} '{label}'", f"type {typed.name} contains itself ({chain})")
+            return
+        if len(self.nodes) + len(self.subapps) > MAX_4DIAC_NODES:
+            message = f"expanding typed sub-apps makes more than {MAX_4DIAC_NODES} blocks, pins and sub-apps; it stops"
+            raise self.fail(f"{what} '{label}'", message)
+        network = typed.network
+        assert network is not None  # the library keeps only types with a network
+        self.expanding[key] = typed.name
+        try:
+            if self._add_subapp(element, typed.root, network, scope, origin, depth):
+                self.net.note(f"{what} '{label}' expanded from type {typed.name} ({typed.file})")
+        finally:
+            del self.expanding[key]
+
+    def _add_subapp(
+        self,
+        element: Element,
+        declares: Element,
+        network: Element,
+        scope: str,
+        origin: tuple[float, float],
+        depth: int,
+    ) -> bool:
+        """A sub-app's network flattened into this one, its interface (as ``declares`` has it) as pins."""
+        what = "SubApp" if tag(element) == "SubApp" else "FB"
+        label = self._claim_name(element, scope, what)
+        if label is None:
+            return False
+        if depth >= _MAX_SUBAPP_DEPTH:
+            self.net.problem(f"{what} '{label}'", f"sub-apps nest deeper than {_MAX_SUBAPP_DEPTH}")
+            return False
+        self.subapps.add(label)
+        pins = interface(child(declares, "SubAppInterfaceList", "InterfaceList"))
+        # Value="" is how 4diac writes "no value": the pin keeps its InitialValue.
+        pins.update({pin: value for pin, value in self._parameters(element, f"{what} '{label}'").items() if value})
+        for pin, literal in pins.items():
+            key = ("pin", f"{label}.{pin}")
+            self.nodes[key] = Node(key, Kind.SUB_PIN, f"{label}.{pin}", literal=literal)
+        at = position(element, origin)
+        inner_origin = (at["x"], at["y"]) if at else origin
+        self._add_network(network, label, inner_origin, depth + 1)
+        return True
 
     def _claim_name(self, element: Element, scope: str, what: str) -> str | None:
         name = (element.get("Name") or "").strip()
@@ -184,7 +270,7 @@ class _Reader:
             return
         full_type = (element.get("Type") or "").strip()
         short = short_type(full_type)
-        kind, mapping, problem = self.classifier.classify(full_type, short)
+        kind, mapping, problem = self.classifier.classify(full_type, short, subapp=tag(element) == "SubApp")
         if problem:
             self.net.problem(f"FB '{label}'", problem)
         params = {name: value or "" for name, value in self._parameters(element, f"FB '{label}'").items()}
@@ -193,27 +279,6 @@ class _Reader:
         self.nodes[node.key] = node
         if kind is Kind.COLLAPSE:
             self.net.note(f"{short} '{label}' collapsed into edges")
-
-    def _add_subapp(self, element: Element, scope: str, origin: tuple[float, float], depth: int) -> None:
-        network = child(element, "SubAppNetwork", "FBNetwork")
-        if network is None:  # a typed sub-app: a block of its type, like an FB
-            self._add_block(element, scope, origin)
-            return
-        label = self._claim_name(element, scope, "SubApp")
-        if label is None:
-            return
-        if depth >= _MAX_SUBAPP_DEPTH:
-            self.net.problem(f"SubApp '{label}'", f"sub-apps nest deeper than {_MAX_SUBAPP_DEPTH}")
-            return
-        self.subapps.add(label)
-        pins = interface(child(element, "SubAppInterfaceList", "InterfaceList"))
-        pins.update(self._parameters(element, f"SubApp '{label}'"))
-        for pin, literal in pins.items():
-            key = ("pin", f"{label}.{pin}")
-            self.nodes[key] = Node(key, Kind.SUB_PIN, f"{label}.{pin}", literal=literal)
-        at = position(element, origin)
-        inner_origin = (at["x"], at["y"]) if at else origin
-        self._add_network(network, label, inner_origin, depth + 1)
 
     def _parameters(self, element: Element, where: str) -> dict[str, str | None]:
         """The element's ``<Parameter>`` values by name; a nameless or repeated one is a problem."""
@@ -274,36 +339,3 @@ class _Reader:
             if block in self.subapps and pin_key in self.nodes:
                 return pin_key, pin
         return None
-
-    def _add_resource_starts(self, system: Element, app: str, other_apps: set[str]) -> None:
-        """The resources' START events into this application; the rest of a resource is the device's."""
-        for resource in system.iter("Resource"):
-            network = child(resource, "FBNetwork")
-            if network is None:
-                continue
-            starts = {"START"} | {
-                fb.get("Name", "")
-                for fb in network
-                if tag(fb) == "FB" and short_type(fb.get("Type", "")) == "E_RESTART"
-            }
-            for conn in (c for lst in network if tag(lst) == "EventConnections" for c in lst):
-                self._add_resource_connection(conn, starts, app, other_apps, resource.get("Name", ""))
-
-    def _add_resource_connection(
-        self, conn: Element, starts: set[str], app: str, other_apps: set[str], resource: str
-    ) -> None:
-        src, dst = conn.get("Source") or "", conn.get("Destination") or ""
-        head, _, rest = dst.partition(".")
-        if head in other_apps:
-            return
-        end = self._endpoint(rest if head == app else dst, "")
-        if end is None:
-            return  # a block of the resource itself, not of this application
-        block, _, pin = src.partition(".")
-        where = f"event connection {src!r} → {dst!r} in resource '{resource}'"
-        if block not in starts:
-            self.net.note(f"{where} ignored: only the START connections of resources are imported")
-            return
-        if START_KEY not in self.nodes:
-            self.nodes[START_KEY] = Node(START_KEY, Kind.START, "START", "E_RESTART")
-        self.net.events.append(Edge(START_KEY, pin, end[0], end[1], where))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from orchestrator.fourdiac.blocks import Kind
 from orchestrator.fourdiac.flow import Flow
 from orchestrator.fourdiac.literals import iec_literal
-from orchestrator.fourdiac.model import Node, Source, shown
+from orchestrator.fourdiac.model import Node, RequiredValue, Source, shown
+
+# A value 4diac fills in when it deploys (SystemTests uses %dintValueToTest%, defined nowhere in the file).
+_PLACEHOLDER = re.compile(r"%([A-Za-z_][A-Za-z0-9_]*)%")
 
 
 def task_dict(flow: Flow, node: Node) -> dict[str, Any]:
@@ -65,7 +69,7 @@ class _TaskBuilder:
         for pin, raw in self.node.params.items():
             name = self._param_name(pin) if raw.strip() else None  # Value="" is no value
             if name is not None:
-                params[name] = self._literal(raw, pin)
+                params[name] = self._literal(raw, pin, name)
         return params
 
     def _data_params(self, independent: dict[str, Any], deps: list[str]) -> dict[str, str]:
@@ -79,9 +83,9 @@ class _TaskBuilder:
                 independent.pop(name, None)  # 4diac ignores the parameter of a connected input
                 self._add_reference(pin, name, source, dependent, deps)
             elif source.literal is not None:
-                independent[name] = self._literal(source.literal, pin)
+                independent[name] = self._literal(source.literal, pin, name)
             elif source.origin is not None and source.origin.kind is not Kind.BLOCKED:
-                self._unmappable_source(pin, source.origin)
+                self._unmappable_source(pin, name, source.origin)
         return dependent
 
     def _add_reference(self, pin: str, name: str, source: Source, dependent: dict[str, str], deps: list[str]) -> None:
@@ -101,7 +105,16 @@ class _TaskBuilder:
         if src.label not in deps:
             deps.append(src.label)
 
-    def _unmappable_source(self, pin: str, origin: Node) -> None:
+    def _unmappable_source(self, pin: str, param: str, origin: Node) -> None:
+        if origin.kind is Kind.SUB_PIN:
+            sub, _, sub_pin = origin.label.rpartition(".")
+            self.net.required.append(RequiredValue(origin.label, self.node.label, param, "sub-app input"))
+            self.net.note(
+                f"{self.node.where}: data input {pin!r} comes from pin {sub_pin!r} of sub-app '{sub}', which nothing "
+                f"wires and no Parameter sets; TaskFlow has no run parameters yet: fill in the value of param "
+                f"{param!r} before running (or give '{sub}' a Parameter {sub_pin})"
+            )
+            return
         if origin.kind is Kind.ROOT_PIN:
             self.net.note(
                 f"FB '{self.node.label}': data input {pin!r} comes from interface pin {origin.label!r}, "
@@ -111,7 +124,17 @@ class _TaskBuilder:
         message = f"data input {pin!r} comes from {origin.where}, which has no output in a DAG"
         self.net.problem(self.node.where, message)
 
-    def _literal(self, raw: str, pin: str) -> Any:
+    def _literal(self, raw: str, pin: str, param: str) -> Any:
+        placeholders = _PLACEHOLDER.findall(raw)
+        if placeholders:
+            for name in dict.fromkeys(placeholders):
+                self.net.required.append(RequiredValue(name, self.node.label, param, "placeholder"))
+            names = ", ".join(f"%{name}%" for name in dict.fromkeys(placeholders))
+            self.net.note(
+                f"{self.node.where}: parameter {pin!r} = {shown(raw)} holds {names}, which 4diac fills in when it "
+                f"deploys; TaskFlow has no run parameters yet: fill in the value of param {param!r} before running"
+            )
+            return raw
         try:
             return iec_literal(raw)
         except ValueError as exc:

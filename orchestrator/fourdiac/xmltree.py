@@ -21,6 +21,8 @@ def xml_bytes(data: bytes | str, source: str) -> bytes:
     if len(raw) > MAX_XML_BYTES:
         message = f"file is {len(raw)} bytes; the limit is {MAX_XML_BYTES}"
         raise ConfigError([Problem("", message)], source=source)
+    if not raw.strip():
+        raise ConfigError([Problem("", "the file is empty; send a 4diac .sys, .fbt or .sub file")], source=source)
     return raw
 
 

@@ -1,1 +1,1 @@
-"""HTML for the pages, built from records with every value escaped (no template engine needed)."""
+"""What the page templates are given: view models, filters and the layout of the graph data."""

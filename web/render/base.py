@@ -1,14 +1,23 @@
-"""The page layout and the small pieces every page uses: escaping, times, durations, state badges."""
+"""The template environment and the small helpers every page uses: times, durations, state names.
+
+Markup lives in ``web/templates``; Jinja2 escapes every value by default, so nothing a run's data
+holds becomes HTML unless a template says so on purpose.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import html
-from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from functools import cache
 from pathlib import Path
-from string import Template
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from orchestrator.settings import Settings
 
 WEB_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = WEB_DIR / "templates"
@@ -31,57 +40,72 @@ def html_headers() -> dict[str, str]:
     }
 
 
-def esc(value: object) -> str:
-    """Text made safe for HTML content and attribute values."""
-    return html.escape(str(value), quote=True)
+def setup_templates(app: web.Application, settings: Settings) -> None:
+    """Give ``app`` the Jinja2 environment over ``web/templates`` (autoescaping on, unknown names fail)."""
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        filters={"duration": duration_text, "state_label": state_label, "plural": plural},
+        default_helpers=False,
+    )
+    env = aiohttp_jinja2.get_env(app)
+    env.globals["static"] = static_url
+    # Read at each page: the pages' buttons need the token only when one is set.
+    env.globals["token_required"] = lambda: bool(settings.api_token)
 
 
-@cache
-def _layout() -> Template:
-    return Template((TEMPLATES_DIR / "layout.html").read_text(encoding="utf-8"))
+def render(request: web.Request, name: str, context: dict[str, Any]) -> str:
+    """A template rendered to text."""
+    return aiohttp_jinja2.render_string(name, request, context)
+
+
+def html_response(text: str, *, status: int = 200) -> web.Response:
+    """An HTML page with the headers every page carries."""
+    return web.Response(text=text, status=status, content_type="text/html", headers=html_headers())
 
 
 @cache
 def static_version() -> str:
     """A short hash of the static files, appended to their URLs so browsers never keep stale ones."""
     digest = hashlib.sha256()
-    for path in sorted(STATIC_DIR.iterdir()):
+    for path in sorted(p for p in STATIC_DIR.rglob("*") if p.is_file()):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
 
-def page(title: str, body: str, *, tz: tzinfo | None = None, scripts: Sequence[str] = ()) -> str:
-    """A whole HTML page around ``body`` (already HTML)."""
-    version = static_version()
-    tags = "\n".join(f'<script src="/static/{esc(name)}?v={version}" defer></script>' for name in scripts)
-    footer = f"TaskFlow · times in {esc(tz)}" if tz else "TaskFlow"
-    return _layout().substitute(title=esc(title), body=body, scripts=tags, version=version, footer=footer)
+def static_url(name: str) -> str:
+    """The URL of a static file, with the version that busts caches."""
+    return f"/static/{name}?v={static_version()}"
 
 
-def error_page(status: int, message: str) -> str:
-    """A plain page for a 4xx/5xx answer to a browser."""
-    title = "Not found" if status == 404 else f"Error {status}"
-    body = (
-        f'<section class="card error-page"><h1>{status} · {esc(title)}</h1>'
-        f'<p>{esc(message)}</p><p><a href="/">Back to the status page</a></p></section>'
-    )
-    return page(title, body)
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """How the pages show moments: in the service's time zone, the date left out for today."""
 
+    tz: tzinfo
+    now: float
 
-def time_html(ts: float | None, tz: tzinfo, now: float) -> str:
-    """A ``<time>`` element: the clock time for today, the date and time otherwise."""
-    if ts is None:
-        return '<span class="muted">–</span>'
-    moment = datetime.fromtimestamp(ts, tz)
-    today = datetime.fromtimestamp(now, tz).date() == moment.date()
-    text = moment.strftime("%H:%M:%S" if today else "%Y-%m-%d %H:%M")
-    return f'<time datetime="{moment.isoformat(timespec="seconds")}">{text}</time>'
+    def iso(self, ts: float) -> str:
+        """The moment for a ``datetime`` attribute."""
+        return datetime.fromtimestamp(ts, self.tz).isoformat(timespec="seconds")
+
+    def text(self, ts: float) -> str:
+        """``14:03:07`` today, ``2026-01-31 14:03`` another day."""
+        moment = datetime.fromtimestamp(ts, self.tz)
+        today = datetime.fromtimestamp(self.now, self.tz).date() == moment.date()
+        return moment.strftime("%H:%M:%S" if today else "%Y-%m-%d %H:%M")
 
 
 def duration_text(seconds: float | None) -> str:
-    """``0.25 s``, ``12.3 s``, ``4m 05s``, ``2h 03m``; an en dash when unknown."""
+    """``4 ms``, ``0.25 s``, ``12.3 s``, ``4m 05s``, ``2h 03m``; an en dash when unknown."""
     if seconds is None:
         return "–"
+    if seconds < 0.1:
+        return f"{seconds * 1000:.0f} ms"
     if seconds < 10:
         return f"{seconds:.2f} s"
     if seconds < 60:
@@ -98,6 +122,6 @@ def state_label(state: str) -> str:
     return state.replace("_", " ")
 
 
-def badge(state: str) -> str:
-    """A coloured badge for a task or run state (colours live in the stylesheet, keyed by state)."""
-    return f'<span class="badge" data-state="{esc(state)}">{esc(state_label(state))}</span>'
+def plural(count: int, singular: str, many: str | None = None) -> str:
+    """``1 run``, ``2 runs``, ``0 runs``."""
+    return f"{count} {singular if count == 1 else (many or singular + 's')}"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from orchestrator.records import EventRecord
 from orchestrator.states import RUN_TERMINAL, TASK_TERMINAL, TaskState
-from web.render.base import duration_text, esc, state_label
+from web.render.base import duration_text, state_label
 
 # Spans drawn as bars; ``pending`` (waiting for upstream tasks) is the empty part of the row.
 BAR_STATES = frozenset({TaskState.QUEUED, TaskState.RUNNING, TaskState.UP_FOR_RETRY})
@@ -20,6 +20,7 @@ TRACK_UNITS = 1000.0  # the track's viewBox width
 MIN_BAR_UNITS = 3.0  # so a 1 ms attempt is still visible
 MAX_ROWS = 200
 TICKS = 5
+_OUTCOMES = TASK_TERMINAL | {TaskState.UP_FOR_RETRY}
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,7 @@ class Segment:
     end: float
     attempt: int | None = None
     error: str | None = None
+    outcome: str | None = None  # how a finished attempt ended: its bar takes that colour, not "running"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +70,8 @@ def _segments(events: list[EventRecord], end: float) -> list[Segment]:
         following = events[i + 1] if i + 1 < len(events) else None
         if following is not None:
             if current.state in BAR_STATES:
-                out.append(Segment(current.state, current.at, following.at, current.attempt, current.error))
+                outcome = following.state if current.state == TaskState.RUNNING else None
+                out.append(Segment(current.state, current.at, following.at, current.attempt, current.error, outcome))
         elif current.state in TASK_TERMINAL:
             out.append(Segment(current.state, current.at, current.at, current.attempt, current.error))
         elif current.state in BAR_STATES:
@@ -76,37 +79,46 @@ def _segments(events: list[EventRecord], end: float) -> list[Segment]:
     return out
 
 
-def timeline_html(timeline: Timeline) -> str:
-    """The timeline as HTML rows with an axis of seconds since the run was created."""
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """A segment placed on a row's track (in ``TRACK_UNITS``), with the text its tooltip shows."""
+
+    state: str
+    x: float
+    width: float
+    final: bool
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Drawing:
+    """What the timeline template draws: axis labels, then one row of bars per task."""
+
+    ticks: list[str]
+    rows: list[tuple[str, list[Bar]]]
+    left_out: int
+    started: bool
+
+
+def draw(timeline: Timeline) -> Drawing:
+    """Place every segment on its row; the axis counts from the run's first event."""
     names = list(timeline.rows)
-    if not any(timeline.rows.values()):
-        return '<p class="muted">No task has started yet.</p>'
-    ticks = "".join(f"<span>{duration_text(timeline.span * i / (TICKS - 1))}</span>" for i in range(TICKS))
-    rows = "".join(_row(name, timeline.rows[name], timeline) for name in names[:MAX_ROWS])
-    more = (
-        f'<p class="muted">{len(names) - MAX_ROWS} more tasks are left out of the timeline.</p>'
-        if len(names) > MAX_ROWS
-        else ""
-    )
-    return (
-        f'<div class="timeline"><div class="tl-axis"><span class="tl-label"></span>'
-        f'<div class="tl-ticks">{ticks}</div></div>{rows}</div>{more}'
-    )
+    ticks = [tick_text(timeline.span * i / (TICKS - 1), timeline.span) for i in range(TICKS)]
+    rows = [(name, [_bar(s, timeline) for s in timeline.rows[name]]) for name in names[:MAX_ROWS]]
+    started = any(timeline.rows.values())
+    return Drawing(ticks, rows, max(0, len(names) - MAX_ROWS), started)
 
 
-def _row(task_id: str, segments: list[Segment], timeline: Timeline) -> str:
-    bars = "".join(_bar(s, timeline) for s in segments)
-    return (
-        f'<div class="tl-row"><a class="tl-label" href="#task-{esc(task_id)}" title="{esc(task_id)}">'
-        f"{esc(task_id)}</a>"
-        f'<svg class="tl-track" viewBox="0 0 {TRACK_UNITS:g} 12" preserveAspectRatio="none" '
-        f'aria-label="timeline of {esc(task_id)}">{bars}</svg></div>'
-    )
+def tick_text(seconds: float, span: float) -> str:
+    """An axis label in one unit for the whole axis: milliseconds for a run under a second."""
+    if span < 1.0:
+        return f"{round(seconds * 1000, 1 if span < 0.01 else 0):g} ms"
+    return duration_text(seconds)
 
 
-def _bar(segment: Segment, timeline: Timeline) -> str:
-    x = (segment.start - timeline.start) / timeline.span * TRACK_UNITS
+def _bar(segment: Segment, timeline: Timeline) -> Bar:
     width = max((segment.end - segment.start) / timeline.span * TRACK_UNITS, MIN_BAR_UNITS)
+    x = (segment.start - timeline.start) / timeline.span * TRACK_UNITS
     x = min(max(x, 0.0), TRACK_UNITS - width)
     final = segment.start == segment.end
     label = state_label(segment.state)
@@ -115,11 +127,8 @@ def _bar(segment: Segment, timeline: Timeline) -> str:
     label += _attempt_text(segment)
     if segment.error:
         label += f": {segment.error[:300]}"
-    css = "seg end" if final else "seg"
-    return (
-        f'<rect class="{css}" data-state="{esc(segment.state)}" x="{x:.1f}" y="{0 if final else 2}" '
-        f'width="{width:.1f}" height="{12 if final else 8}"><title>{esc(label)}</title></rect>'
-    )
+    colour = segment.outcome if segment.outcome in _OUTCOMES else segment.state
+    return Bar(colour, round(x, 1), round(width, 1), final, label)
 
 
 def _attempt_text(segment: Segment) -> str:

@@ -38,6 +38,59 @@
     return !log || log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
   }
 
+  // The details panel of one task: opened from a graph box or a table row, kept current while open.
+  const details = document.getElementById("task-details");
+  const TERMINAL = ["success", "failed", "upstream_failed", "cancelled"];
+  let openTaskId = null;
+  let openState = null;
+
+  async function loadDetails(taskId, reveal) {
+    const res = await fetch("/runs/" + runId + "/task?id=" + encodeURIComponent(taskId), { cache: "no-store" });
+    if (!res.ok || taskId !== openTaskId) return;
+    const data = await res.json();
+    openState = data.state;
+    details.innerHTML = data.html;
+    details.dataset.task = taskId;
+    details.hidden = false;
+    if (reveal) details.scrollIntoView({ block: "nearest", behavior: "smooth" });
+  }
+
+  function openTask(taskId) {
+    openTaskId = taskId;
+    for (const el of root.querySelectorAll("g.node.selected")) el.classList.remove("selected");
+    const node = root.querySelector('g.node[data-task="' + CSS.escape(taskId) + '"]');
+    if (node) node.classList.add("selected");
+    history.replaceState(null, "", "#task-" + taskId);
+    loadDetails(taskId, true).catch(function () {});
+  }
+
+  function closeTask() {
+    openTaskId = null;
+    details.hidden = true;
+    details.replaceChildren();
+    for (const el of root.querySelectorAll("g.node.selected")) el.classList.remove("selected");
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+
+  function refreshDetails(states) {
+    if (openTaskId === null) return;
+    const state = states[openTaskId];
+    // A task that ended and was shown ended stays as it is; anything else is read again.
+    if (state === openState && TERMINAL.includes(state)) return;
+    loadDetails(openTaskId, false).catch(function () {});
+  }
+
+  document.addEventListener("taskflow:open-task", function (e) { openTask(e.detail.taskId); });
+  root.addEventListener("click", function (e) {
+    const opener = e.target.closest("[data-open]");
+    if (opener) {
+      e.preventDefault();
+      openTask(opener.dataset.open);
+    } else if (e.target.closest("[data-close]")) {
+      closeTask();
+    }
+  });
+
   function apply(data) {
     const follow = logAtBottom();
     for (const [name, html] of Object.entries(data.parts)) {
@@ -45,6 +98,11 @@
       if (el) el.innerHTML = html;
     }
     for (const [taskId, state] of Object.entries(data.states)) paint(taskId, state);
+    refreshDetails(data.states);
+    if (openTaskId !== null) {
+      const node = root.querySelector('g.node[data-task="' + CSS.escape(openTaskId) + '"]');
+      if (node) node.classList.add("selected");
+    }
     const log = document.getElementById("log-text");
     if (log && follow) log.scrollTop = log.scrollHeight;
     if (data.finished) settle();
@@ -58,7 +116,7 @@
     }
     inFlight = true;
     try {
-      const res = await fetch("/runs/" + runId + "/parts", { cache: "no-store" });
+      const res = await fetch("/runs/" + runId + "/parts" + location.search, { cache: "no-store" });
       if (res.ok) apply(await res.json());
     } catch (err) {
       // A network hiccup: the next event or the safety poll tries again.
@@ -121,7 +179,11 @@
     });
   }
 
+  // The graph is drawn after the page loads: bring its colours up to date once it is there.
+  document.addEventListener("taskflow:graph-drawn", schedule);
+
   if (!settled) connect();
+  if (location.hash.startsWith("#task-")) openTask(decodeURIComponent(location.hash.slice(6)));
   // While the run goes on, in case a stream silently stalls; once it ended, seldom, to notice a re-run.
   (function poll() {
     setTimeout(function () {

@@ -89,7 +89,7 @@ async def test_api_takes_params_with_a_dag_id_or_an_inline_config(
     shown = await (await api.get(f"/api/runs/{run_id}")).json()
     assert shown["params"] == {"city": "Paris", "days": 3, "ratio": 0.5}
     page = await (await api.get(f"/runs/{run_id}")).text()
-    assert '<code class="run-params">city="Paris", days=3, ratio=0.5</code>' in page
+    assert '<code class="run-params">city=&#34;Paris&#34;, days=3, ratio=0.5</code>' in page
     assert json.loads(output(settings, run_id, "run.json"))["params"]["city"] == "Paris"
 
     inline = await api.post("/api/cli", json={"config": WEATHER, "params": {"city": "Rome", "days": 1}}, headers=JSON)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -12,6 +13,7 @@ from orchestrator.engine import Orchestrator
 from orchestrator.errors import ConfigError
 from orchestrator.settings import Settings
 from orchestrator.states import RunState
+from orchestrator.templating import RunValues, fill_secrets, render, secret_template
 from orchestrator.validation import parse_config
 from tests.engine_harness import running
 
@@ -135,3 +137,13 @@ async def test_a_value_cannot_smuggle_a_reference_to_a_secret(settings: Settings
         with pytest.raises(ConfigError) as caught:
             await orch.submit(config, params={"q": "{{ secrets.API_KEY }}"})
     assert "may not name secrets" in str(caught.value)
+
+
+def test_a_value_inside_a_string_with_a_secret_stays_text_when_the_secret_is_filled() -> None:
+    values = RunValues({"q": "{{ secrets.OTHER }} {x}"}, 7, 0.0, "tpl", ZoneInfo("UTC"))
+    stored = render("Bearer {{ secrets.KEY }} q={{ params.q }} {{ '{{' }}", values)
+    assert "{{ secrets.KEY }}" in stored  # the reference is what is stored
+    template = secret_template(stored)
+    assert template is not None
+    assert template.secrets == ["KEY"]  # the value's reference is text, not a second secret
+    assert fill_secrets(template, {"KEY": "k"}) == "Bearer k q={{ secrets.OTHER }} {x} {{"

@@ -281,12 +281,37 @@ class Orchestrator:
                 try:
                     await self._resume(run_id)
                 except Exception:  # the others go on; this one is failed if it could be
-                    log.exception("run %d could not be resumed", run_id)
+                    log.exception("run %d could not be resumed", run_id, extra={"run_id": run_id})
                     continue
                 resumed.append(run_id)
         if resumed:
             log.info("resumed %d unfinished run(s): %s", len(resumed), resumed)
         return resumed
+
+    # -- for health checks and metrics ------------------------------------------------------
+
+    def workers_alive(self) -> int:
+        """How many workers are running (a worker that died would leave the queue unserved)."""
+        return sum(not task.done() for task in self._workers)
+
+    def queue_depth(self) -> int:
+        """Tasks waiting in the ready queue for a worker."""
+        return len(self._queue)
+
+    def busy_workers(self) -> int:
+        """Workers executing a task attempt now."""
+        return sum(len(run.running) for run in self._runs.values())
+
+    def active_dag(self, run_id: int) -> str | None:
+        """The DAG of a run this process executes (None once it has ended)."""
+        run = self._runs.get(run_id)
+        return run.config.dag_id if run is not None else None
+
+    def task_operation(self, run_id: int, task_id: str) -> str | None:
+        """The operation of a task of a run this process executes (None once the run has ended)."""
+        run = self._runs.get(run_id)
+        slot = run.slots.get(task_id) if run is not None else None
+        return slot.config.operation if slot is not None else None
 
     # -- starting runs ----------------------------------------------------------------------
 
@@ -335,7 +360,7 @@ class Orchestrator:
             if active is not None:
                 _close_log(active)
                 active.started.set()  # a run cancelled meanwhile stops waiting to close (see _finish)
-            log.exception("run %d could not start", run_id)
+            log.exception("run %d could not start", run_id, extra={"run_id": run_id})
             await self.store.set_run_state(run_id, RunState.FAILED, error=f"could not start: {describe(exc)}")
             raise
 
@@ -419,7 +444,12 @@ class Orchestrator:
                 self._queue.wake()  # one of its tasks ended: a waiting worker may start its next
 
     def _internal_error(self, run: ActiveRun, slot: TaskSlot) -> None:
-        log.exception("internal error running task %r of run %d", slot.task_id, run.run_id)
+        log.exception(
+            "internal error running task %r of run %d",
+            slot.task_id,
+            run.run_id,
+            extra={"run_id": run.run_id, "task_id": slot.task_id},
+        )
         if slot.state not in TASK_TERMINAL:
             self._finish_failed(run, slot, "internal error in TaskFlow (see the service log)")
 
@@ -629,13 +659,17 @@ class Orchestrator:
             )
             report = closed
         except Exception:
-            log.exception("run %d could not be closed; it is finished again at the next start", run.run_id)
+            log.exception(
+                "run %d could not be closed; it is finished again at the next start",
+                run.run_id,
+                extra={"run_id": run.run_id},
+            )
         finally:
             del self._runs[run.run_id]
             self._release(run.config.dag_id)
             run.done.set_result(report)
         self.events.publish(RunEvent(run.run_id, None, final.value, error))
-        log.info("run %d of %r ended: %s", run.run_id, run.config.dag_id, final)
+        log.info("run %d of %r ended: %s", run.run_id, run.config.dag_id, final, extra={"run_id": run.run_id})
 
     def _release(self, dag_id: str) -> None:
         """A run of ``dag_id`` ended (or failed to start): its turn goes to the oldest held run of the DAG."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 _QUEUE_SIZE = 1024
@@ -38,12 +38,15 @@ class EventBus:
 
     def __init__(self) -> None:
         self._subs: set[Subscription] = set()
+        self._listeners: list[Callable[[RunEvent], None]] = []
         # Whether anyone is watching, so a publisher can skip building events nobody reads. An
         # attribute, kept current by ``subscribe``: it is read on every task transition.
         self.watched = False
 
     def publish(self, event: RunEvent) -> None:
-        """Hand ``event`` to every matching subscription without waiting."""
+        """Hand ``event`` to every listener and every matching subscription without waiting."""
+        for listener in self._listeners:
+            listener(event)
         for sub in self._subs:
             if sub.run_id is None or sub.run_id == event.run_id:
                 try:
@@ -61,4 +64,14 @@ class EventBus:
             yield sub
         finally:
             self._subs.discard(sub)
-            self.watched = bool(self._subs)
+            self.watched = bool(self._subs or self._listeners)
+
+    def listen(self, callback: Callable[[RunEvent], None]) -> None:
+        """Call ``callback(event)`` for every event, in the publisher's call (it must be quick and never raise)."""
+        self._listeners.append(callback)
+        self.watched = True
+
+    def unlisten(self, callback: Callable[[RunEvent], None]) -> None:
+        """Stop calling ``callback``."""
+        self._listeners.remove(callback)
+        self.watched = bool(self._subs or self._listeners)

@@ -92,6 +92,9 @@ class DagConfig(BaseModel):
     max_retries: int = Field(default=0, ge=0, le=MAX_RETRIES)
     retry_delay: float = Field(default=0.0, ge=0, le=MAX_RETRY_DELAY_S)
     tasks: list[TaskConfig] = Field(min_length=1)  # at most TASKFLOW_MAX_TASKS: see validation
+    keep_runs: int | None = Field(
+        default=None, ge=1, description="Keep this DAG's newest N ended runs (instead of TASKFLOW_KEEP_RUNS)."
+    )
     metadata: dict[str, Any] = Field(
         default_factory=dict,
         description="Free-form data kept with the DAG (e.g. its origin).",

@@ -404,7 +404,7 @@ class Scheduler:
             record = await self.store.update_schedule(sid, next_fire_at=following, last_fire_at=now)
             await self._report(record, str(exc))
             return None, record
-        log.info("schedule %d started run %d of %r", sid, run_id, record.dag_id)
+        log.info("schedule %d started run %d of %r", sid, run_id, record.dag_id, extra={"run_id": run_id})
         record = await self.store.update_schedule(sid, next_fire_at=following, last_fire_at=now, last_run_id=run_id)
         return run_id, record
 

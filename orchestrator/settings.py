@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from operations.destinations import DestinationPolicy
@@ -16,6 +18,10 @@ from orchestrator.limits import (
     DEFAULT_MAX_TASKS,
     max_config_bytes,
 )
+
+# The webhook's route lives here: outside /api (the secret header guards it, not the API token).
+WEBHOOK_PREFIX = "/telegram/"
+_SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
 def _env(name: str) -> AliasChoices:
@@ -31,6 +37,8 @@ class Settings(BaseSettings):
     telegram_bot_token: str | None = Field(default=None, validation_alias=_env("TELEGRAM_BOT_TOKEN"))
     telegram_api_base: str = Field(default="https://api.telegram.org", validation_alias=_env("TELEGRAM_API_BASE"))
     telegram_allowed_users: str = Field(default="", validation_alias=_env("TELEGRAM_ALLOWED_USERS"))
+    telegram_webhook_url: str | None = Field(default=None, validation_alias=_env("TELEGRAM_WEBHOOK_URL"))
+    telegram_webhook_secret: str | None = Field(default=None, validation_alias=_env("TELEGRAM_WEBHOOK_SECRET"))
     host: str = Field(default="127.0.0.1", validation_alias=_env("TASKFLOW_HOST"))
     port: Annotated[int, Field(ge=0, le=65535)] = Field(default=5000, validation_alias=_env("TASKFLOW_PORT"))
     public_url_setting: str | None = Field(default=None, validation_alias=_env("TASKFLOW_PUBLIC_URL"))
@@ -44,6 +52,10 @@ class Settings(BaseSettings):
     executor: str = Field(default="local", validation_alias=_env("TASKFLOW_EXECUTOR"))
     dask_address: str | None = Field(default=None, validation_alias=_env("TASKFLOW_DASK_ADDRESS"))
     secrets_dir: Path | None = Field(default=None, validation_alias=_env("TASKFLOW_SECRETS_DIR"))
+    keep_days: float | None = Field(default=None, gt=0, validation_alias=_env("TASKFLOW_KEEP_DAYS"))
+    keep_runs: int | None = Field(default=None, ge=1, validation_alias=_env("TASKFLOW_KEEP_RUNS"))
+    zip_only: bool = Field(default=False, validation_alias=_env("TASKFLOW_ZIP_ONLY"))
+    log_format: Literal["text", "json"] = Field(default="text", validation_alias=_env("TASKFLOW_LOG_FORMAT"))
     max_tasks: int = Field(default=DEFAULT_MAX_TASKS, ge=1, le=10_000_000, validation_alias=_env("TASKFLOW_MAX_TASKS"))
     max_output_bytes: int = Field(
         default=DEFAULT_MAX_OUTPUT_BYTES, ge=1024, validation_alias=_env("TASKFLOW_MAX_OUTPUT_BYTES")
@@ -67,6 +79,33 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown timezone {value!r}") from None
         return value
+
+    @field_validator("telegram_webhook_url")
+    @classmethod
+    def _webhook_path(cls, value: str | None) -> str | None:
+        if value and not urlsplit(value).path.startswith(WEBHOOK_PREFIX):
+            raise ValueError(
+                f"the webhook URL's path must start with {WEBHOOK_PREFIX} (e.g. https://example.org/telegram/webhook)"
+            )
+        return value or None
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _secret_token(cls, value: str | None) -> str | None:
+        if value and not _SECRET_TOKEN.fullmatch(value):
+            raise ValueError("the webhook secret is 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)")
+        return value or None
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Settings:
+        if self.telegram_webhook_url and not self.telegram_webhook_secret:
+            raise ValueError("TELEGRAM_WEBHOOK_URL needs TELEGRAM_WEBHOOK_SECRET: the secret is what guards the route")
+        return self
+
+    @property
+    def webhook_path(self) -> str | None:
+        """Where the web server takes the bot's updates in webhook mode (the path of ``TELEGRAM_WEBHOOK_URL``)."""
+        return urlsplit(self.telegram_webhook_url).path if self.telegram_webhook_url else None
 
     @field_validator("http_allowed_hosts")
     @classmethod

@@ -42,7 +42,7 @@ from orchestrator.records import (
     UserRecord,
 )
 from orchestrator.schema import migrate
-from orchestrator.states import RUN_ACTIVE, RunState, TaskState
+from orchestrator.states import RUN_ACTIVE, RUN_TERMINAL, RunState, TaskState
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -442,6 +442,41 @@ class Store:
         for run_id, state, n in rows:
             out.setdefault(run_id, {})[state] = n
         return out
+
+    async def ended_runs(self) -> list[tuple[int, str, RunState, float]]:
+        """Every ended run as (run_id, dag_id, state, ended_at), by id: what retention chooses from."""
+        ended = [s.value for s in RUN_TERMINAL]
+        rows = await self._all(
+            "SELECT run_id, dag_id, state, COALESCE(ended_at, created_at) FROM runs "
+            f"WHERE state IN ({','.join('?' * len(ended))}) ORDER BY run_id",
+            ended,
+        )
+        return [(r[0], r[1], RunState(r[2]), r[3]) for r in rows]
+
+    async def delete_runs(self, run_ids: list[int]) -> list[int]:
+        """Delete ended runs with their config, tasks and journal, in one transaction; the ids deleted.
+
+        A run that is going again (a re-run started since it was chosen) is left as it is.
+        """
+        ended = [s.value for s in RUN_TERMINAL]
+
+        def delete(db: sqlite3.Connection) -> list[int]:
+            # run_configs and task_instances follow by ON DELETE CASCADE; the journal has no key to follow.
+            rows = db.execute(
+                "DELETE FROM runs WHERE run_id IN (SELECT value FROM json_each(?)) "
+                f"AND state IN ({','.join('?' * len(ended))}) RETURNING run_id",
+                (dump_json(run_ids).decode(), *ended),
+            ).fetchall()
+            deleted = sorted(r[0] for r in rows)
+            db.execute(
+                "DELETE FROM journal WHERE run_id IN (SELECT value FROM json_each(?))", (dump_json(deleted).decode(),)
+            )
+            return deleted
+
+        if not run_ids:
+            return []
+        # Always the writer thread: a run's task and journal rows are not counted here, and it is never urgent.
+        return await self._write(delete, rows=INLINE_ROWS + len(run_ids))
 
     async def run_config(self, run_id: int) -> dict[str, Any]:
         """The config a run was started with."""

@@ -2,7 +2,7 @@
 
 ``taskflow`` with no sub-command starts the service (orchestrator, scheduler, web server, and the bot when
 ``TELEGRAM_BOT_TOKEN`` is set). The sub-commands run one DAG in the foreground, validate a file,
-print the config's JSON Schema, resume or re-run runs, and import 4diac files.
+print the config's JSON Schema, resume or re-run runs, import 4diac files, and delete old runs.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -28,6 +28,7 @@ from orchestrator.engine import Orchestrator
 from orchestrator.errors import ConfigError, Problem, TaskFlowError
 from orchestrator.library import DagLibrary
 from orchestrator.limits import MAX_4DIAC_ZIP_BYTES, MAX_XML_BYTES
+from orchestrator.logsetup import setup_logging
 from orchestrator.ownership import DatabaseInUseError
 from orchestrator.process import tune_gc
 from orchestrator.records import RunReport
@@ -37,6 +38,11 @@ from orchestrator.states import RunState
 from orchestrator.store import Store
 from orchestrator.validation import config_schema, parse_config
 from taskflow import EXAMPLES
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from bot import TaskFlowBot
 
 log = logging.getLogger("taskflow")
 _POLL_S = 0.25  # how often a run the service executes is looked at, when no progress is shown
@@ -49,6 +55,7 @@ _SERVICE_START_S = 30.0  # how long a command waits for a starting service's API
 async def serve(settings: Settings) -> None:
     """Run every part of the service until SIGINT or SIGTERM."""
     from bot import TaskFlowBot
+    from orchestrator.retention import Retention
     from orchestrator.scheduler import Scheduler
     from web import create_app, local_url, start_site
 
@@ -62,28 +69,51 @@ async def serve(settings: Settings) -> None:
         for name, problems in (await library.sync_folder()).items():
             log.warning("dags/%s was not loaded: %s", name, "; ".join(problems))
         scheduler = Scheduler(settings, store, orch, library)
+        app = create_app(settings, orch, library, store)
         bot = TaskFlowBot(settings, orch, library, scheduler, store) if settings.telegram_bot_token else None
         if bot is None:
             log.info("the Telegram bot is off (TELEGRAM_BOT_TOKEN is not set)")
         else:
+            _watch_bot(app, bot)
             await bot.start()
         orch.resumed = await orch.resume_unfinished()
         if bot is not None:
             await bot.notify_resumed(orch.resumed)
-        runner = await start_site(create_app(settings, orch, library, store), settings)
+        runner = await start_site(app, settings)
         store.owner.announce(local_url(runner, settings))  # other commands hand their runs to it here
         supervisor = _Supervisor(stop)
         supervisor.start(library.watch(), "dags-watcher")
         supervisor.start(scheduler.run_forever(), "scheduler")
+        retention = Retention(settings, orch, store)
+        retention.attach()
+        supervisor.start(retention.run_forever(), "retention")
         tune_gc()  # start-up's objects out of the collector's way, and fewer young collections
         log.info("TaskFlow is up (the web server's line above says where)")
         await stop.wait()
         log.info("shutting down; unfinished runs resume at the next start")
         await supervisor.stop()
+        retention.detach()
+        await retention.close()
         store.owner.announce(None)  # commands no longer hand their work to this service
         await runner.cleanup()
         if bot is not None:
             await bot.stop()
+
+
+def _watch_bot(app: web.Application, bot: TaskFlowBot) -> None:
+    """The bot's updates counted in the app's metrics, its health among the checks, its webhook route served."""
+    from bot.metrics import CountUpdates
+    from web.keys import METRICS, PROBES
+
+    bot.dispatcher.update.outer_middleware(CountUpdates(app[METRICS].bot_updates))
+
+    async def telegram(_: web.Application) -> str | None:
+        return bot.health()
+
+    app[PROBES]["telegram"] = telegram
+    if bot.webhook is not None and bot.settings.webhook_path:
+        # aiogram's handler checks X-Telegram-Bot-Api-Secret-Token; outside /api, so no API token is asked.
+        app.router.add_post(bot.settings.webhook_path, bot.webhook.handle)
 
 
 class _Supervisor:
@@ -290,6 +320,28 @@ async def cmd_import_4diac(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_cleanup(settings: Settings, args: argparse.Namespace) -> int:
+    """Delete ended runs as the retention settings (or --older-than) say, and print what was freed."""
+    from orchestrator.retention import clean, limits_of, parse_age
+
+    try:
+        keep_days = parse_age(args.older_than) if args.older_than else None
+    except ValueError as exc:
+        raise TaskFlowError(str(exc)) from None
+    async with Store(settings.db_path, command="cleanup") as store:
+        limits = await limits_of(settings, store, keep_days=keep_days)
+        if not limits.any:
+            print(
+                "nothing to delete: no limit is set (TASKFLOW_KEEP_DAYS, TASKFLOW_KEEP_RUNS, keep_runs, --older-than)"
+            )
+            return 0
+        freed = await clean(settings, store, limits, dry_run=args.dry_run)
+    print(freed.describe())
+    if freed.run_ids:
+        print("runs: " + " ".join(map(str, freed.run_ids)))
+    return 0
+
+
 Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
 
 
@@ -314,6 +366,10 @@ def _parser() -> argparse.ArgumentParser:
     rerun = sub.add_parser("rerun", help="re-run a failed run from its failure")
     rerun.add_argument("run_id", type=int)
     rerun.set_defaults(func=cmd_rerun)
+    cleanup = sub.add_parser("cleanup", help="delete old runs (their rows, folders and ZIPs)")
+    cleanup.add_argument("--older-than", metavar="AGE", help="runs that ended longer ago than this (30d, 12h, 2w)")
+    cleanup.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
+    cleanup.set_defaults(func=cmd_cleanup)
     imp = sub.add_parser("import-4diac", help="turn a 4diac .sys/.fbt/.sub file (or a project .zip) into a DAG config")
     imp.add_argument("file")
     imp.add_argument("--lib", help="a folder of 4diac type files (.sub, .fbt) that typed sub-apps are expanded from")
@@ -331,13 +387,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Command | None = getattr(args, "func", None)
     # The service logs what it does; a foreground command shows its own display instead.
     level = logging.INFO if func is None else logging.WARNING
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings()
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
             print(f"setting {'.'.join(map(str, err['loc']))}: {err['msg']}", file=sys.stderr)
         return 2
+    setup_logging(level, settings.log_format)
     try:
         if func is None:
             asyncio.run(serve(settings))

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from bot import TaskFlowBot
@@ -98,6 +99,7 @@ class FakeTelegram:
         self._new_update = asyncio.Event()
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
+        self.webhook: Json | None = None  # setWebhook's params while a webhook is set
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -128,6 +130,15 @@ class FakeTelegram:
         self._updates.append(update)
         self._new_update.set()
         return update
+
+    async def post_webhook(self, update: Json, *, secret: str | None = None, **headers: str) -> int:
+        """Deliver ``update`` as Telegram does to a webhook: POST to its URL with the secret header; the status."""
+        assert self.webhook is not None, "no webhook is set"
+        update["update_id"] = next(self._update_ids)
+        token = self.webhook.get("secret_token", "") if secret is None else secret
+        headers["X-Telegram-Bot-Api-Secret-Token"] = token
+        async with aiohttp.ClientSession() as http, http.post(self.webhook["url"], json=update, headers=headers) as r:
+            return r.status
 
     def user_message(self, text: str, user: Json, *, chat: Json | None = None, **extra: Any) -> Json:
         """A message from ``user`` (in their private chat unless ``chat`` is given)."""
@@ -288,6 +299,11 @@ class FakeTelegram:
         return BOT_USER
 
     async def _do_deleteWebhook(self, params: Json) -> bool:
+        self.webhook = None
+        return True
+
+    async def _do_setWebhook(self, params: Json) -> bool:
+        self.webhook = params
         return True
 
     async def _do_setMyCommands(self, params: Json) -> bool:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 from pathlib import Path
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fake_telegram import ALICE, FakeTelegram
 
@@ -63,8 +67,9 @@ async def test_the_service_runs_the_bot_and_stops_cleanly_on_sigterm(tmp_path: P
             assert "Hi Alice" in (await tg.expect(ALICE["id"], wait=START_S)).text
             tg.send_text("/dags")
             assert "<code>hello</code> — 1 task(s)" in (await tg.expect(ALICE["id"])).text
-            await _log_says(tmp_path, "TaskFlow is up")
+            log = await _log_says(tmp_path, "TaskFlow is up")
             assert {c["command"] for c in tg.commands} >= {"dags", "run", "status"}
+            await _check_health_and_metrics(_url(log))
         finally:
             code = await _stop(service)
     finally:
@@ -74,6 +79,30 @@ async def test_the_service_runs_the_bot_and_stops_cleanly_on_sigterm(tmp_path: P
     assert "Telegram bot @taskflow_test_bot is on" in log
     assert "Telegram bot stopped" in log
     assert "Traceback" not in log
+
+
+def _url(log: str) -> str:
+    """The service's address, from its log line ``web server listening on HOST:PORT``."""
+    match = re.search(r"web server listening on ([\d.]+):(\d+)", log)
+    assert match, log
+    return f"http://{match[1]}:{match[2]}"
+
+
+async def _check_health_and_metrics(url: str) -> None:
+    """The bot's polling is among the health checks, and its updates are counted."""
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{url}/healthz") as resp:
+            assert resp.status == 200
+            assert (await resp.json())["checks"]["telegram"] == {"ok": True}
+        async with http.get(f"{url}/metrics") as resp:
+            text = await resp.text()
+    handled = [
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "taskflow_bot_updates_total" and s.labels == {"outcome": "handled"}
+    ]
+    assert handled == [2.0]  # /start and /dags
 
 
 async def test_without_a_token_the_service_runs_and_says_the_bot_is_off(tmp_path: Path) -> None:

@@ -17,17 +17,19 @@ from aiohttp import web
 from orchestrator.engine import Orchestrator
 from orchestrator.library import DagLibrary
 from orchestrator.limits import MAX_HTTP_BODY_BYTES
+from orchestrator.metrics import Metrics
 from orchestrator.settings import Settings
 from orchestrator.store import Store
 from web import views_dag_page as dag_page
 from web import views_dags as dags
 from web import views_live as live
+from web import views_ops as ops
 from web import views_pages as pages
 from web import views_runs as runs
 from web import views_submit as submit
 from web import views_task as task
 from web.guard import AcceptErrorThrottle, ConnectionLimits, GuardedRunner
-from web.keys import LIBRARY, ORCH, SETTINGS, STATE, STORE, WebState
+from web.keys import LIBRARY, METRICS, ORCH, PROBES, SETTINGS, STATE, STORE, WebState
 from web.middlewares import auth_middleware, error_middleware, origin_middleware
 from web.render.base import STATIC_DIR, setup_templates
 
@@ -52,6 +54,9 @@ ROUTES = [
     web.get(f"/runs/{_RUN}/task", task.task_details),
     web.get(f"/runs/{_RUN}/output", task.task_output),
     web.static("/static", STATIC_DIR),
+    # For operators: health is open to all, metrics need the token when one is set.
+    web.get("/healthz", ops.healthz),
+    web.get("/metrics", ops.metrics),
     # JSON API: needs the token when one is set.
     web.post("/api/web", submit.submit_web),
     web.post("/api/cli", submit.submit_cli),
@@ -70,6 +75,7 @@ ROUTES = [
     web.get("/api/schedules", dags.list_schedules),
     web.get("/api/operations", dags.list_operations),
     web.get("/api/schema", dags.schema),
+    web.get("/api/openapi.json", ops.openapi),
 ]
 
 
@@ -83,10 +89,23 @@ def create_app(settings: Settings, orch: Orchestrator, library: DagLibrary, stor
     app[LIBRARY] = library
     app[STORE] = store
     app[STATE] = WebState(public_url=settings.public_url)
+    app[METRICS] = Metrics(orch, store)
+    # taskflow/cli.py adds the bot's check before the site starts.
+    app[PROBES] = {"store": ops.store_probe, "workers": ops.workers_probe}
     setup_templates(app, settings)
     app.add_routes(ROUTES)
+    app.on_startup.append(_on_startup)
     app.on_shutdown.append(_on_shutdown)
+    app.on_cleanup.append(_on_cleanup)
     return app
+
+
+async def _on_startup(app: web.Application) -> None:
+    app[METRICS].attach()
+
+
+async def _on_cleanup(app: web.Application) -> None:
+    app[METRICS].detach()
 
 
 async def _on_shutdown(app: web.Application) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from orchestrator.engine import Orchestrator
 from orchestrator.library import DagLibrary
+from orchestrator.metrics import Metrics
 from orchestrator.settings import Settings
 from orchestrator.store import Store
 
@@ -31,3 +33,7 @@ ORCH = web.AppKey("orchestrator", Orchestrator)
 LIBRARY = web.AppKey("library", DagLibrary)
 STORE = web.AppKey("store", Store)
 STATE = web.AppKey("web_state", WebState)
+METRICS = web.AppKey("metrics", Metrics)
+# A health check: None when it passes, else what is wrong. GET /healthz runs each one by name.
+Probe = Callable[[web.Application], Awaitable[str | None]]
+PROBES = web.AppKey("probes", dict[str, Probe])

@@ -143,11 +143,16 @@ def _from_domain(exc: TaskFlowError) -> ApiError:
     raise AssertionError("TaskFlowError is the last entry")  # pragma: no cover
 
 
+def needs_token(path: str) -> bool:
+    """Whether a path is guarded by the API token: the API, and the metrics (a scraper sends the bearer token)."""
+    return is_api(path) or path == "/metrics"
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """With an API token set, ``/api`` answers 401 unless ``Authorization: Bearer <token>`` matches."""
+    """With an API token set, ``/api`` and ``/metrics`` answer 401 unless ``Authorization: Bearer <token>`` matches."""
     token = request.app[SETTINGS].api_token
-    if token and is_api(request.path) and not _has_token(request, token):
+    if token and needs_token(request.path) and not _has_token(request, token):
         raise ApiError(
             401,
             "unauthorized",
@@ -179,7 +184,9 @@ async def origin_middleware(request: web.Request, handler: Handler) -> web.Strea
     A browser sends its own pages' requests with ``Sec-Fetch-Site: same-origin`` (older ones only with
     an ``Origin`` naming this server); scripts such as curl send neither header and pass.
     """
-    if request.method not in _SAFE_METHODS and not _same_origin(request):
+    # The bot's webhook is Telegram's, not a browser's: its secret header guards it (aiogram checks it).
+    webhook = request.app[SETTINGS].webhook_path
+    if request.method not in _SAFE_METHODS and request.path != webhook and not _same_origin(request):
         raise ApiError(403, "cross_site", "requests from the pages of other sites may not change anything here")
     return await handler(request)
 

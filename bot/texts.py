@@ -22,7 +22,7 @@ PROGRESS_LINES = 30  # task lines shown in a progress message; the rest is summe
 
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("dags", "List DAGs"),
-    ("run", "Run a DAG: /run <dag_id>"),
+    ("run", "Run a DAG: /run <dag_id> [name=value ...]"),
     ("status", "A run's status: /status [run_id]"),
     ("runs", "Recent runs"),
     ("cancel", "Cancel a run: /cancel <run_id>"),
@@ -173,7 +173,8 @@ USAGE_SCHEDULE = (
     "<code>/schedule my_dag 0 9 * * 1-5</code>\n"
     "<code>/schedule my_dag * * * * * */30</code> (6th field: seconds)\n"
     "<code>/schedule my_dag every 15m</code>\n"
-    "<code>/schedule my_dag at 2026-12-01 09:00</code>"
+    "<code>/schedule my_dag at 2026-12-01 09:00</code>\n"
+    "<code>/schedule my_dag 0 7 * * * city=Paris</code> (params for its runs)"
 )
 USAGE_SCHEDULE_ID = "Give a schedule id, e.g. <code>/{command} 3</code> (see /schedules)."
 USAGE_FILENAME = "Usage: <code>/filename &lt;dag_id&gt; &lt;task_id&gt; &lt;new_name&gt;</code>, or /filename to pick."

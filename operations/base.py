@@ -115,6 +115,8 @@ class Operation:
     # ``-> str`` always text (``<task_id>.txt`` by default).
     writes_output: bool = True
     text_output: bool = False
+    # False for operations that only wait (sleep): their attempts do not take one of the workers.
+    holds_worker: bool = True
 
 
 ParamsMapping = Mapping[str, Any]

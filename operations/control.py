@@ -29,7 +29,7 @@ class SleepParams(OperationParams):
     seconds: float = Field(ge=0, le=24 * 3600)
 
 
-@operation("sleep")
+@operation("sleep", holds_worker=False)  # waiting needs no worker: a sleeping run never starves others
 async def sleep(ctx: OperationContext, params: SleepParams) -> None:
     """Wait ``seconds``; no output (so no output file)."""
     await asyncio.sleep(params.seconds)

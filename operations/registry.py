@@ -29,7 +29,7 @@ _loaded = False
 
 
 def operation(
-    name: str, *, description: str | None = None, remote_ok: bool = True
+    name: str, *, description: str | None = None, remote_ok: bool = True, holds_worker: bool = True
 ) -> Callable[[OperationFn], OperationFn]:
     """Register an async ``fn(ctx, params)``; its params model is read from the ``params`` hint."""
 
@@ -44,7 +44,14 @@ def operation(
         summary = doc.splitlines()[0] if doc else ""
         returns = hints.get("return")
         _registry[name] = Operation(
-            name, fn, model, summary, remote_ok, writes_output=returns is not type(None), text_output=returns is str
+            name,
+            fn,
+            model,
+            summary,
+            remote_ok,
+            writes_output=returns is not type(None),
+            text_output=returns is str,
+            holds_worker=holds_worker,
         )
         return fn
 

@@ -3,6 +3,7 @@ owns the database (``main.py run`` and ``rerun`` while the service runs)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,16 @@ class ServiceClient:
         if self._http is not None:
             await self._http.close()
 
-    async def submit(self, config_text: bytes) -> int:
-        """Start a run of a config (as ``POST /api/web``); its run id."""
+    async def submit(self, config_text: bytes, params: dict[str, Any] | None = None) -> int:
+        """Start a run of a config (as ``POST /api/web``) with values for its params; its run id."""
+        if params:  # the config as given, wrapped: {"config": ..., "params": ...}
+            config_text = (
+                b'{"config": '
+                + config_text.removeprefix(b"\xef\xbb\xbf")
+                + b', "params": '
+                + json.dumps(params).encode()
+                + b"}"
+            )
         data = await self._call("POST", "/api/web", data=config_text)
         return int(data["run_id"])
 
@@ -51,7 +60,7 @@ class ServiceClient:
         run = RunRecord(
             data["run_id"], data["dag_id"], RunState(data["state"]), data["trigger"], data["owner"],
             data["notify_chat"], data["created_at"], data["started_at"], data["ended_at"], data["error"],
-            archive, data.get("counts", {}),
+            archive, data.get("counts", {}), data.get("params"), data.get("logical_date"),
         )  # fmt: skip
         return RunReport(run, tasks)
 

@@ -12,9 +12,9 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
-import itertools
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -35,13 +35,17 @@ from orchestrator.executor import Executor, LocalExecutor, validate_params, with
 from orchestrator.graph import downstream
 from orchestrator.jsontext import output_json
 from orchestrator.models import DagConfig
+from orchestrator.readyqueue import ReadyQueue
 from orchestrator.records import RunRecord, RunReport, TaskRecord
 from orchestrator.rundir import INLINE_WRITE_MAX, RunFolder, is_reference, output_size
 from orchestrator.runstate import ActiveRun, TaskSlot
+from orchestrator.secrets import MaskFilter, Secrets
 from orchestrator.settings import Settings
 from orchestrator.states import TASK_IN_FLIGHT, TASK_RERUNNABLE, TASK_TERMINAL, RunState, TaskState
 from orchestrator.store import Store
-from orchestrator.validation import checked_params, pydantic_problems
+from orchestrator.submission import prepare
+from orchestrator.templating import fill_secrets, map_strings, secret_template
+from orchestrator.validation import pydantic_problems
 
 log = logging.getLogger("taskflow.engine")
 
@@ -60,10 +64,12 @@ class Orchestrator:
         *,
         resources: Resources | None = None,
         executor: Executor | None = None,
+        secrets: Secrets | None = None,
         resume: bool = True,
     ) -> None:
         self.settings = settings
         self.store = store
+        self.secrets = secrets or Secrets(settings.secrets_dir)
         self.events = EventBus()
         self.resources = resources or Resources(allow_shell=settings.allow_shell)
         self.resources.max_output_bytes = settings.max_output_bytes
@@ -71,12 +77,15 @@ class Orchestrator:
         self.resumed: list[int] = []  # runs picked up again at start, for the admins' digest
         self._executor = executor or make_executor(settings)
         self._resume_on_start = resume
-        self._queue: asyncio.PriorityQueue[tuple[int, int, ActiveRun, TaskSlot]] = asyncio.PriorityQueue()
-        self._seq = itertools.count()
+        self._queue: ReadyQueue[ActiveRun, TaskSlot] = ReadyQueue(_may_start)
         self._runs: dict[int, ActiveRun] = {}
+        self._admitted: collections.Counter[str] = collections.Counter()  # runs going (or starting), by DAG
+        self._held: dict[int, HeldRun] = {}  # runs waiting for their DAG's max_active_runs, oldest first
         self._workers: list[asyncio.Task[None]] = []
-        self._background = TaskSet()  # runs being closed (report, archive)
+        self._waits = TaskSet()  # attempts of operations that only wait (sleep): they hold no worker
+        self._background = TaskSet()  # runs being closed (report, archive), held runs being started
         self._owns_http = False
+        self._closing = False
         self._activation = asyncio.Lock()  # resume and re-run check-then-start runs
 
     # -- life cycle -------------------------------------------------------------------------
@@ -90,6 +99,7 @@ class Orchestrator:
 
     async def start(self) -> None:
         """Start the workers, and resume runs a previous process left unfinished."""
+        self._closing = False
         self.settings.runs_dir.mkdir(parents=True, exist_ok=True)
         if self.resources.http is None:
             self.resources.http = destinations.session(self.resources.destinations)
@@ -107,13 +117,19 @@ class Orchestrator:
 
     async def close(self) -> None:
         """Stop the workers; runs still going stay stored as they are and resume at the next start."""
+        self._closing = True  # held runs are not started any more: they start at the next start
         for run in self._runs.values():
             for timer in run.timers.values():
                 timer.cancel()
         for task in self._workers:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
+        await self._waits.close()
         await self._background.close()
+        for held in self._held.values():  # they stay queued in the store and start at the next start
+            held.started.cancel()
+        self._held.clear()
+        self._admitted.clear()
         for run in self._runs.values():
             _close_log(run)
             if not run.done.done():
@@ -132,19 +148,41 @@ class Orchestrator:
         trigger: str = "api",
         owner: str | None = None,
         notify_chat: int | None = None,
+        params: Mapping[str, Any] | None = None,
+        logical_date: float | None = None,
     ) -> int:
-        """Validate and start a run of ``config``; return its id at once."""
-        params = checked_params(config, allow_shell=self.resources.allow_shell)
-        text = config.model_dump_json(exclude_defaults=True)  # once, for the store and config.json
+        """Validate and start a run of ``config``; return its id at once.
+
+        ``params``: values for the config's declared params; ``logical_date``: the schedule's slot
+        the run is for (else the time it is created), as ``{{ run.logical_date }}`` shows it.
+        """
+        now = time.time()
+        when = now if logical_date is None else logical_date
+        prepared = prepare(
+            config,
+            params,
+            secrets=self.secrets,
+            logical_date=when,
+            tz=self.settings.tz,
+            allow_shell=self.resources.allow_shell,
+        )
         run_id = await self.store.create_run(
             config.dag_id,
-            text,
+            prepared.text,  # rendered once, for the store and config.json
             [t.id for t in config.tasks],
             trigger=trigger,
             owner=owner,
             notify_chat=notify_chat,
+            params=prepared.params,
+            logical_date=when,
+            created_at=now,
         )
-        await self._start_or_fail(run_id, config, text, records=None, params=params)
+        if isinstance(prepared.text, str):
+            config, text = prepared.config, prepared.text
+        else:  # rendered with its run id as it was stored
+            text = await self.store.run_config_json(run_id)
+            config = DagConfig.model_validate_json(text)
+        await self._start_or_fail(run_id, config, text, records=None, params=prepared.checked)
         return run_id
 
     async def run(self, config: DagConfig, **kwargs: Any) -> RunReport:
@@ -153,6 +191,9 @@ class Orchestrator:
 
     async def wait(self, run_id: int) -> RunReport:
         """Wait for a run to end (returns at once for an ended run)."""
+        held = self._held.get(run_id)
+        if held is not None:  # first for its turn to start
+            await asyncio.shield(held.started)
         active = self._runs.get(run_id)
         if active is not None:
             final = await asyncio.shield(active.done)
@@ -167,14 +208,24 @@ class Orchestrator:
         return RunReport(run, {t.task_id: t for t in tasks})
 
     def is_active(self, run_id: int) -> bool:
-        """Whether this process is executing the run."""
-        return run_id in self._runs
+        """Whether this process is executing the run (or holds it until its DAG may run one more)."""
+        return run_id in self._runs or run_id in self._held
+
+    def active_runs(self, dag_id: str) -> int:
+        """Runs of a DAG going now or starting (not those held by its ``max_active_runs``)."""
+        return self._admitted[dag_id]
 
     async def cancel(self, run_id: int, *, by: str | None = None) -> None:
         """Cancel a run: queued and waiting tasks are cancelled, running ones interrupted.
 
         ``by`` says who asked (``"API"``, ``"bot, @alice"``), for the run's log.
         """
+        held = self._held.get(run_id)
+        if held is not None and held.starting:
+            await asyncio.shield(held.started)  # its turn came: it is cancelled as a run going
+        elif held is not None:
+            await self._cancel_held(run_id)
+            return
         run = self._runs.get(run_id)
         if run is None:
             stored = await self.store.get_run(run_id)
@@ -191,7 +242,19 @@ class Orchestrator:
                 self._transition(run, slot, TaskState.CANCELLED, error="run cancelled")
         for attempt in run.running.values():
             attempt.cancel()
+        self._queue.drop(run)
         self._maybe_finish(run)
+
+    async def _cancel_held(self, run_id: int) -> None:
+        """A run that never started: its tasks and itself are cancelled where they are stored."""
+        held = self._held.pop(run_id)
+        for task in await self.store.get_tasks(run_id):
+            if task.state not in TASK_TERMINAL:
+                cancelled = dataclasses.replace(task, state=TaskState.CANCELLED, error="run cancelled")
+                self.store.record_task(run_id, cancelled)
+        await self.store.set_run_state(run_id, RunState.CANCELLED, error="cancelled before it started")
+        held.started.set_result(None)
+        self.events.publish(RunEvent(run_id, None, RunState.CANCELLED.value))
 
     async def rerun(self, run_id: int) -> int:
         """Re-run a failed or cancelled run from its failure: succeeded tasks keep their outputs."""
@@ -233,7 +296,7 @@ class Orchestrator:
 
     def queue_depth(self) -> int:
         """Tasks waiting in the ready queue for a worker."""
-        return self._queue.qsize()
+        return len(self._queue)
 
     def busy_workers(self) -> int:
         """Workers executing a task attempt now."""
@@ -252,16 +315,18 @@ class Orchestrator:
 
     # -- starting runs ----------------------------------------------------------------------
 
-    async def _resume(self, run_id: int) -> None:
+    async def _resume(self, run_id: int, *, admitted: bool = False) -> bool:
+        """Start a stored run again; False if its stored config can no longer be read (it is failed)."""
         text = await self.store.run_config_json(run_id)
         try:
             config = DagConfig.model_validate_json(text)
         except ValidationError as exc:  # stored by an older version that accepted it
             problems = "; ".join(str(p) for p in pydantic_problems(exc))
             await self.store.set_run_state(run_id, RunState.FAILED, error=f"stored config is invalid: {problems}")
-            return
+            return False
         records = {t.task_id: t for t in await self.store.get_tasks(run_id)}
-        await self._start_or_fail(run_id, config, text, records=records)
+        await self._start_or_fail(run_id, config, text, records=records, admitted=admitted)
+        return True
 
     async def _start_or_fail(
         self,
@@ -270,14 +335,27 @@ class Orchestrator:
         config_json: str,
         records: dict[str, TaskRecord] | None,
         params: dict[str, OperationParams] | None = None,
+        *,
+        admitted: bool = False,
     ) -> None:
         """Start the run; if that fails (its folder cannot be written, ...) store it as failed, not stuck.
 
         ``params``: tasks' params validated already (``checked_params``); the others are validated as they run.
+        A run beyond its DAG's ``max_active_runs`` is held, queued, until a run of the DAG ends
+        (``admitted``: it had its turn already).
         """
+        dag_id, limit = config.dag_id, config.max_active_runs
+        if not admitted:
+            if limit is not None and self._admitted[dag_id] >= limit:
+                self._held[run_id] = HeldRun(dag_id, asyncio.get_running_loop().create_future())
+                log.info("run %d of %r waits: %d run(s) of it are going (max_active_runs)", run_id, dag_id, limit)
+                return
+            self._admitted[dag_id] += 1
         try:
             await self._activate(run_id, config, config_json, records, params)
         except Exception as exc:
+            if not admitted:  # an admitted run's turn is passed on by whoever gave it (_start_held)
+                self._release(dag_id)
             active = self._runs.pop(run_id, None)
             if active is not None:
                 _close_log(active)
@@ -299,7 +377,9 @@ class Orchestrator:
             await asyncio.to_thread(folder.create, config_json)
         else:
             folder.create(config_json)
-        run = ActiveRun.build(run_id, config, folder, _run_logger(run_id, folder), records, params)
+        secrets = "{{" in config_json and "secrets" in config_json  # else no task need be looked at for them
+        run = ActiveRun.build(run_id, config, folder, _run_logger(run_id, folder), records, params, secrets=secrets)
+        run.logger.addFilter(MaskFilter(run.masker))  # before any attempt can log a secret's value
         outputs = await self.store.get_outputs(run_id) if records else {}
         if any(is_reference(value) for value in outputs.values()):  # large outputs stay in their files
             outputs = await asyncio.to_thread(folder.load_outputs, outputs)
@@ -322,7 +402,7 @@ class Orchestrator:
 
     def _enqueue(self, run: ActiveRun, slot: TaskSlot) -> None:
         self._transition(run, slot, TaskState.QUEUED)
-        self._queue.put_nowait((slot.rank, next(self._seq), run, slot))
+        self._queue.put(run, slot, slot.rank)
 
     def _requeue(self, run: ActiveRun, task_id: str) -> None:
         run.timers.pop(task_id, None)
@@ -334,19 +414,44 @@ class Orchestrator:
         assert worker is not None
         queue = self._queue
         while True:
-            # Taken at once when there is one: ``Queue.get`` would build a coroutine to find the same.
-            _, _, run, slot = queue.get_nowait() if queue.qsize() else await queue.get()
-            try:
+            # Taken at once when there is one: ``get`` would build a coroutine to find the same.
+            run, slot = queue.take() or await queue.get()
+            if slot.op is not None and not slot.op.holds_worker:
+                # It only waits: it runs in a task of its own and the worker takes the next task.
+                run.starting += 1
+                self._waits.spawn(self._waiting_attempt(run, slot), name=f"taskflow-wait-{run.run_id}-{slot.task_id}")
+                continue
+            try:  # inline, not through _attempt_guarded: a coroutine less per task on the hot path
                 await self._execute(run, slot, worker)
             except Exception:  # a bug in the engine must not kill the worker or hang the run
-                log.exception(
-                    "internal error running task %r of run %d",
-                    slot.task_id,
-                    run.run_id,
-                    extra={"run_id": run.run_id, "task_id": slot.task_id},
-                )
-                if slot.state not in TASK_TERMINAL:
-                    self._finish_failed(run, slot, "internal error in TaskFlow (see the service log)")
+                self._internal_error(run, slot)
+            if run.config.max_active_tasks is not None:
+                queue.wake()  # one of its tasks ended: a waiting worker may start its next
+
+    async def _waiting_attempt(self, run: ActiveRun, slot: TaskSlot) -> None:
+        run.starting -= 1
+        task = asyncio.current_task()
+        assert task is not None
+        await self._attempt_guarded(run, slot, task)
+
+    async def _attempt_guarded(self, run: ActiveRun, slot: TaskSlot, worker: asyncio.Task[Any]) -> None:
+        try:
+            await self._execute(run, slot, worker)
+        except Exception:  # a bug in the engine must not kill the waiting task or hang the run
+            self._internal_error(run, slot)
+        finally:
+            if run.config.max_active_tasks is not None:
+                self._queue.wake()  # one of its tasks ended: a waiting worker may start its next
+
+    def _internal_error(self, run: ActiveRun, slot: TaskSlot) -> None:
+        log.exception(
+            "internal error running task %r of run %d",
+            slot.task_id,
+            run.run_id,
+            extra={"run_id": run.run_id, "task_id": slot.task_id},
+        )
+        if slot.state not in TASK_TERMINAL:
+            self._finish_failed(run, slot, "internal error in TaskFlow (see the service log)")
 
     async def _execute(self, run: ActiveRun, slot: TaskSlot, worker: asyncio.Task[None]) -> None:
         if run.cancelled or slot.state != TaskState.QUEUED:
@@ -387,8 +492,9 @@ class Orchestrator:
         # Validated at submission for the first attempt; a retry gets a fresh object, so nothing the
         # first one did to its params carries over.
         params, slot.params = slot.params, None
-        if params is None:  # a retry, a task with values from upstream, or a resumed run
-            params = validate_params(op, run.resolve_params(task), "at run time")
+        if params is None:  # a retry, a task with values from upstream or secrets, or a resumed run
+            independent = self._with_secrets(run, task.independent_params) if slot.secrets else None
+            params = validate_params(op, run.resolve_params(task, independent), "at run time")
         with operation_context(
             run_id=run.run_id,
             dag_id=run.config.dag_id,
@@ -401,9 +507,29 @@ class Orchestrator:
         ) as ctx:
             return await with_timeout(self._executor.execute(op, params, ctx), task.timeout)
 
+    def _with_secrets(self, run: ActiveRun, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``params`` with the values of the secrets they name, in memory only (masked from now on)."""
+
+        def fill(text: str) -> str:
+            template = secret_template(text)
+            if template is None:
+                return text
+            values = {}
+            for name in template.secrets:
+                value = self.secrets.get(name)
+                if value is None:
+                    raise PermanentOperationError(f"secret {name!r} is not set ({self.secrets.where(name)})")
+                values[name] = value
+            run.masker.add(values.values())
+            return fill_secrets(template, values)
+
+        return map_strings(params, fill)  # type: ignore[no-any-return]
+
     # -- outcomes ---------------------------------------------------------------------------
 
     async def _on_success(self, run: ActiveRun, slot: TaskSlot, output: Any) -> None:
+        if run.masker:  # an output that echoes a secret is stored masked
+            output = run.masker.value(output)
         try:
             encoded = output_json(output)
         except UnicodeEncodeError:
@@ -451,7 +577,7 @@ class Orchestrator:
             self._maybe_finish(run)
 
     def _on_failure(self, run: ActiveRun, slot: TaskSlot, exc: BaseException) -> None:
-        message = describe(exc)
+        message = run.masker.text(describe(exc))
         if isinstance(exc, ExecutorUnavailableError) and not run.cancelled:
             if not exc.started:
                 slot.attempts -= 1  # it never reached the executor: not an attempt of the task's
@@ -540,9 +666,51 @@ class Orchestrator:
             )
         finally:
             del self._runs[run.run_id]
+            self._release(run.config.dag_id)
             run.done.set_result(report)
         self.events.publish(RunEvent(run.run_id, None, final.value, error))
         log.info("run %d of %r ended: %s", run.run_id, run.config.dag_id, final, extra={"run_id": run.run_id})
+
+    def _release(self, dag_id: str) -> None:
+        """A run of ``dag_id`` ended (or failed to start): its turn goes to the oldest held run of the DAG."""
+        if self._closing:
+            return
+        for run_id, held in self._held.items():
+            if held.dag_id == dag_id and not held.starting:
+                held.starting = True  # held still, so that waiting for it goes on until it has started
+                self._background.spawn(self._start_held(run_id, held), name=f"start-held-run-{run_id}")
+                return  # the turn passes on: the count of runs going stays
+        self._admitted[dag_id] -= 1
+        if self._admitted[dag_id] <= 0:
+            del self._admitted[dag_id]
+
+    async def _start_held(self, run_id: int, held: HeldRun) -> None:
+        started = False
+        try:
+            started = await self._resume(run_id, admitted=True)
+        except Exception:  # stored as failed by _start_or_fail if it could be
+            log.exception("held run %d could not start", run_id)
+        finally:
+            if not started:
+                self._release(held.dag_id)
+            self._held.pop(run_id, None)
+            if not held.started.done():
+                held.started.set_result(None)
+
+
+@dataclasses.dataclass(slots=True)
+class HeldRun:
+    """A run waiting for its DAG's ``max_active_runs``; ``started`` is set once it has started (or ended)."""
+
+    dag_id: str
+    started: asyncio.Future[None]
+    starting: bool = False  # its turn has come
+
+
+def _may_start(run: ActiveRun) -> bool:
+    """Whether a run may start one more task now (its DAG's ``max_active_tasks``)."""
+    limit = run.config.max_active_tasks
+    return limit is None or len(run.running) + run.starting < limit
 
 
 def make_executor(settings: Settings) -> Executor:

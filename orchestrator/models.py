@@ -99,6 +99,16 @@ class DagConfig(BaseModel):
         default_factory=dict,
         description="Free-form data kept with the DAG (e.g. its origin).",
     )
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Values a trigger may set, with their defaults (null: required). Tasks use {{ params.NAME }}.",
+    )
+    max_active_runs: int | None = Field(
+        default=None, ge=1, description="Runs of this DAG going at once; more wait as queued. Unlimited if unset."
+    )
+    max_active_tasks: int | None = Field(
+        default=None, ge=1, description="Tasks of one run of this DAG running at once. Unlimited if unset."
+    )
 
     @property
     def dag_id(self) -> str:

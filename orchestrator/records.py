@@ -74,6 +74,8 @@ class RunRecord:
     error: str | None = None
     archive: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    params: dict[str, Any] | None = None  # the values of the DAG's params this run used
+    logical_date: float | None = None  # the schedule's slot, or the time the run was created
 
     @property
     def finished(self) -> bool:
@@ -153,6 +155,7 @@ class ScheduleRecord:
     last_run_id: int | None
     created_at: float
     notify: str | None = None  # which runs the chat hears of: "every", "failures", "none" (None: the default)
+    params: dict[str, Any] | None = None  # given to each run it starts
 
 
 @dataclass(frozen=True, slots=True)

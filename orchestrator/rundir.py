@@ -104,6 +104,8 @@ class RunFolder:
             "run_id": run.run_id,
             "dag_id": run.dag_id,
             "state": run.state.value,
+            "params": run.params,
+            "logical_date": run.logical_date,
             "started_at": run.started_at,
             "ended_at": run.ended_at,
             "tasks": {

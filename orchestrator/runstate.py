@@ -19,7 +19,9 @@ from orchestrator.graph import dependents
 from orchestrator.models import DagConfig, TaskConfig
 from orchestrator.records import RunRecord, RunReport, TaskRecord
 from orchestrator.rundir import RunFolder
+from orchestrator.secrets import Masker
 from orchestrator.states import TASK_TERMINAL, TaskState
+from orchestrator.templating import secret_template, strings
 
 
 @dataclass(slots=True)
@@ -42,6 +44,7 @@ class TaskSlot:
     output_file: str | None = None
     waiting: int = 0  # dependencies not yet succeeded
     unavailable: int = 0  # times in a row the executor could not run it (see ExecutorUnavailableError)
+    secrets: bool = False  # its params name secrets: resolved (and validated) when each attempt starts
 
     def record(self) -> TaskRecord:
         """A snapshot for the store."""
@@ -73,11 +76,14 @@ class ActiveRun:
     running: dict[str, asyncio.Task[Any]] = field(default_factory=dict)  # task id → the worker running it
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     releasing: int = 0  # successes waiting for their commit before queuing downstream tasks
+    served: int = -1  # when the ready queue last gave it a worker (-1: never), for taking turns
+    starting: int = 0  # attempts handed to a task of their own that has not begun yet (see ``holds_worker``)
     record: RunRecord | None = None  # the run as stored when it started
     started: asyncio.Event = field(default_factory=asyncio.Event)  # set once its start has been stored (or failed)
     cancelled: bool = False
     cancelled_by: str | None = None  # who cancelled it, for the log: "API", "bot, @alice"
     finishing: bool = False
+    masker: Masker = field(default_factory=Masker)  # the secret values its attempts have used
 
     @classmethod
     def build(
@@ -88,11 +94,19 @@ class ActiveRun:
         logger: logging.Logger,
         records: dict[str, TaskRecord] | None = None,
         params: dict[str, OperationParams] | None = None,
+        *,
+        secrets: bool = True,
     ) -> ActiveRun:
-        """Slots for every task: fresh, or from stored records (in-flight tasks start over)."""
+        """Slots for every task: fresh, or from stored records (in-flight tasks start over).
+
+        ``secrets=False``: the config names no secret (its tasks need not be looked at for them).
+        """
         ops = {name: get_operation(name) for name in {t.operation for t in config.tasks}}
         checked = params or {}
         slots = {t.id: TaskSlot(t, t.id, ops[t.operation], t.priority.rank, checked.get(t.id)) for t in config.tasks}
+        for slot in slots.values() if secrets else ():
+            if any(secret_template(text) for _, text in strings(slot.config.independent_params, "")):
+                slot.secrets, slot.params = True, None
         for task_id, rec in (records or {}).items():
             slot = slots[task_id]
             slot.attempts, slot.failures, slot.output_file = rec.attempts, rec.failures, rec.output_file
@@ -115,11 +129,12 @@ class ActiveRun:
         """Failed tasks, whose downstream must not run."""
         return [s.task_id for s in self.slots.values() if s.state == TaskState.FAILED]
 
-    def resolve_params(self, task: TaskConfig) -> Mapping[str, Any]:
-        """Independent params overlaid with values taken from upstream outputs."""
+    def resolve_params(self, task: TaskConfig, independent: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+        """Independent params (``independent``: with secrets filled in) overlaid with values from upstream outputs."""
+        base = task.independent_params if independent is None else independent
         if not task.dependent_params:
-            return task.independent_params  # read only: no copy
-        params = dict(task.independent_params)
+            return base  # read only: no copy
+        params = dict(base)
         for name, ref in task.dependent_params.items():
             split = split_reference(ref, self.slots)
             if split is None:  # validation makes this unreachable, but stay explicit

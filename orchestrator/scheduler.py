@@ -30,6 +30,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from croniter import CroniterError, croniter
@@ -38,6 +39,7 @@ from orchestrator.engine import Orchestrator
 from orchestrator.errors import TaskFlowError
 from orchestrator.library import DagLibrary
 from orchestrator.records import ScheduleRecord
+from orchestrator.runparams import run_params
 from orchestrator.settings import Settings
 from orchestrator.states import RunState
 from orchestrator.store import Store
@@ -259,10 +261,17 @@ class Scheduler:
         return _upcoming(trigger_of(record), ZoneInfo(record.timezone), record.next_fire_at, n)
 
     async def add(
-        self, dag_id: str, spec: str, *, owner_id: int | None = None, chat_id: int | None = None
+        self,
+        dag_id: str,
+        spec: str,
+        *,
+        owner_id: int | None = None,
+        chat_id: int | None = None,
+        params: dict[str, Any] | None = None,
     ) -> ScheduleRecord:
-        """Schedule runs of a known DAG; the spec is validated here, never when it fires."""
-        await self.library.get(dag_id)  # NotFoundError for an unknown DAG
+        """Schedule runs of a known DAG; the spec (and ``params`` for its runs) validated here, never when it fires."""
+        config = await self.library.get(dag_id)  # NotFoundError for an unknown DAG
+        run_params(config.params, params)  # ConfigError for a param it does not have, or of the wrong type
         trigger = self.parse(spec)
         await self._refuse_duplicate(dag_id, trigger)
         first = trigger.following(self.clock(), self.settings.tz)
@@ -275,6 +284,7 @@ class Scheduler:
             chat_id=chat_id,
             next_fire_at=first,
             notify=default_notify(trigger, self.settings.tz, self.clock()),
+            params=params,
         )
         log.info("schedule %d: %r %s (next %s)", record.schedule_id, dag_id, trigger.spec, _shown(first, record))
         self.wake()
@@ -376,8 +386,18 @@ class Scheduler:
             return None, await self.store.update_schedule(sid, next_fire_at=following)
         try:
             config = await self.library.get(record.dag_id)
+            limit = config.max_active_runs
+            if limit is not None and self.orch.active_runs(config.dag_id) >= limit:
+                log.warning("schedule %d: %d run(s) of %r are going (max_active_runs); this slot is skipped",
+                            sid, limit, config.dag_id)  # fmt: skip
+                return None, await self.store.update_schedule(sid, next_fire_at=following)
             run_id = await self.orch.submit(
-                config, trigger=f"schedule:{sid}", owner=await self._owner(record), notify_chat=record.chat_id
+                config,
+                trigger=f"schedule:{sid}",
+                owner=await self._owner(record),
+                notify_chat=record.chat_id,
+                params=record.params,
+                logical_date=record.next_fire_at,  # the slot it fires for, however late
             )
         except TaskFlowError as exc:
             log.warning("schedule %d could not start a run of %r: %s", sid, record.dag_id, exc)

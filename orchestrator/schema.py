@@ -136,7 +136,14 @@ def _to_v2(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_to_v1, _to_v2)
+def _to_v3(db: sqlite3.Connection) -> None:
+    """A run's params (JSON) and logical date; a schedule's params for the runs it starts."""
+    db.execute("ALTER TABLE runs ADD COLUMN params TEXT")
+    db.execute("ALTER TABLE runs ADD COLUMN logical_date REAL")
+    db.execute("ALTER TABLE schedules ADD COLUMN params TEXT")
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_to_v1, _to_v2, _to_v3)
 VERSION = len(MIGRATIONS)
 
 

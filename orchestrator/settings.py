@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     timezone: str = Field(default="UTC", validation_alias=_env("TASKFLOW_TIMEZONE"))
     executor: str = Field(default="local", validation_alias=_env("TASKFLOW_EXECUTOR"))
     dask_address: str | None = Field(default=None, validation_alias=_env("TASKFLOW_DASK_ADDRESS"))
+    secrets_dir: Path | None = Field(default=None, validation_alias=_env("TASKFLOW_SECRETS_DIR"))
     keep_days: float | None = Field(default=None, gt=0, validation_alias=_env("TASKFLOW_KEEP_DAYS"))
     keep_runs: int | None = Field(default=None, ge=1, validation_alias=_env("TASKFLOW_KEEP_RUNS"))
     zip_only: bool = Field(default=False, validation_alias=_env("TASKFLOW_ZIP_ONLY"))

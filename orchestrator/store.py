@@ -72,13 +72,16 @@ _UPDATE_TASK = (
     "started_at = ?7, ended_at = ?8, output_file = ?9 WHERE run_id = ?10 AND task_id = ?1"
 )
 _SET_OUTPUT = "UPDATE task_instances SET output = ? WHERE run_id = ? AND task_id = ?"
-_RUN_COLUMNS = "run_id, dag_id, state, trigger, owner, notify_chat, created_at, started_at, ended_at, error, archive"
+_RUN_COLUMNS = (
+    "run_id, dag_id, state, trigger, owner, notify_chat, created_at, started_at, ended_at, error, archive, "
+    "params, logical_date"
+)
 _TASK_COLUMNS = "task_id, state, attempts, failures, started_at, ended_at, error, output_file"
 _DAG_COLUMNS = "dag_id, config, source, version, updated_at"
 _USER_COLUMNS = "user_id, username, chat_id, first_name, updated_at"
 _SCHEDULE_COLUMNS = (
     "schedule_id, dag_id, kind, expr, timezone, owner_id, chat_id, paused, next_fire_at, "
-    "last_fire_at, last_run_id, created_at, notify"
+    "last_fire_at, last_run_id, created_at, notify, params"
 )
 
 # One recorded transition: task_id, state, attempt, at, error (what the journal keeps), then
@@ -314,26 +317,36 @@ class Store:
     async def create_run(
         self,
         dag_id: str,
-        config_json: str,
+        config_json: str | Callable[[int], str],
         task_ids: Iterable[str],
         *,
         trigger: str,
         owner: str | None = None,
         notify_chat: int | None = None,
+        params: dict[str, Any] | None = None,
+        logical_date: float | None = None,
+        created_at: float | None = None,
     ) -> int:
-        """Insert a queued run and its pending tasks; returns the new run id."""
-        now = time.time()
+        """Insert a queued run and its pending tasks; returns the new run id.
+
+        ``config_json`` may be a function of the new run id (a config naming its own run); if it
+        raises, nothing is inserted.
+        """
+        now = time.time() if created_at is None else created_at
         ids = list(task_ids)
         ids_json = dump_json(ids).decode()
+        params_json = None if params is None else json.dumps(params, ensure_ascii=False)  # any int: not orjson
 
         def insert(db: sqlite3.Connection) -> int:
             cur = db.execute(
-                "INSERT INTO runs (dag_id, state, trigger, owner, notify_chat, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (dag_id, RunState.QUEUED.value, trigger, owner, notify_chat, now),
+                "INSERT INTO runs (dag_id, state, trigger, owner, notify_chat, created_at, params, logical_date) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (dag_id, RunState.QUEUED.value, trigger, owner, notify_chat, now, params_json, logical_date),
             )
             run_id = cur.lastrowid
             assert run_id is not None
-            db.execute("INSERT INTO run_configs (run_id, config) VALUES (?, ?)", (run_id, config_json))
+            text = config_json if isinstance(config_json, str) else config_json(run_id)
+            db.execute("INSERT INTO run_configs (run_id, config) VALUES (?, ?)", (run_id, text))
             db.execute(  # one statement for every task: SQLite walks the list, not Python
                 "INSERT INTO task_instances (run_id, task_id, state, updated_at, position) "
                 "SELECT ?, value, ?, ?, key FROM json_each(?)",
@@ -564,12 +577,14 @@ class Store:
         chat_id: int | None,
         next_fire_at: float | None,
         notify: str | None = None,
+        params: dict[str, Any] | None = None,
     ) -> ScheduleRecord:
-        """Store a new schedule."""
+        """Store a new schedule (``params``: given to each run it starts)."""
+        params_json = json.dumps(params, ensure_ascii=False) if params else None
         _, schedule_id = await self._execute(
-            "INSERT INTO schedules (dag_id, kind, expr, timezone, owner_id, chat_id, next_fire_at, created_at, notify) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (dag_id, kind, expr, timezone, owner_id, chat_id, next_fire_at, time.time(), notify),
+            "INSERT INTO schedules (dag_id, kind, expr, timezone, owner_id, chat_id, next_fire_at, created_at, notify, "
+            "params) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (dag_id, kind, expr, timezone, owner_id, chat_id, next_fire_at, time.time(), notify, params_json),
         )
         assert schedule_id is not None
         return await self.get_schedule(schedule_id)
@@ -760,8 +775,10 @@ def _row_id(value: int) -> int:
 
 
 def _run(row: Any, counts: dict[str, int]) -> RunRecord:
-    return RunRecord(row[0], row[1], RunState(row[2]), *row[3:11], counts)
+    params = None if row[11] is None else json.loads(row[11])
+    return RunRecord(row[0], row[1], RunState(row[2]), *row[3:11], counts, params, row[12])
 
 
 def _schedule(row: Any) -> ScheduleRecord:
-    return ScheduleRecord(*row[:7], bool(row[7]), *row[8:13])
+    params = None if row[13] is None else json.loads(row[13])
+    return ScheduleRecord(*row[:7], bool(row[7]), *row[8:13], params)

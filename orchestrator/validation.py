@@ -23,9 +23,11 @@ from orchestrator.graph import find_cycle, is_upstream
 from orchestrator.jsontext import load_json, value_problems
 from orchestrator.limits import DEFAULT_MAX_TASKS, max_config_bytes
 from orchestrator.models import DagConfig, TaskConfig
+from orchestrator.templating import NAME_PATTERN, name_problems, templates_in
 
 SHELL = "shell"  # the operation TASKFLOW_ALLOW_SHELL gates
 _TASK_LOCATION = re.compile(r"tasks\[(\d+)\]")
+_PARAM_NAME = re.compile(NAME_PATTERN)
 
 
 def parse_config(
@@ -213,12 +215,12 @@ def _check_params(config: DagConfig) -> tuple[dict[str, OperationParams], list[P
     ops = {name: get_operation(name) for name in {task.operation for task in config.tasks}}
     for i, task in enumerate(config.tasks):
         op = ops[task.operation]
-        if op is None or task.dependent_params:
+        if op is None or task.dependent_params or templated_keys(task):
             found.append((i, _task_params_problems(i, task)))
         else:
             static.setdefault(op.name, (op, []))[1].append((i, task))
         name = task.filename
-        if name:
+        if name and "{{" not in name:  # a templated one is checked once rendered
             chosen.append((i, name))
     valid: dict[str, OperationParams] = {}
     for op, members in static.values():
@@ -262,6 +264,7 @@ def _task_params_problems(index: int, task: TaskConfig) -> list[Problem]:
             )
         ]
     problems = []
+    later = set(task.dependent_params) | templated_keys(task)
     if task.dependent_params:
         aliases = _param_names(op.params_model)
         problems += [
@@ -273,8 +276,8 @@ def _task_params_problems(index: int, task: TaskConfig) -> list[Problem]:
         op.params_model.model_validate(task.independent_params)
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
-            if err["loc"] and err["loc"][0] in task.dependent_params:
-                continue  # the dependent value overrides this one (or supplies it, if missing) at run time
+            if err["loc"] and err["loc"][0] in later:
+                continue  # a dependent or templated value: checked once it is known
             problems.append(_param_problem(index, op.name, err))
     return problems
 
@@ -308,18 +311,21 @@ def config_schema() -> dict[str, Any]:
 
 
 def check_config(config: DagConfig, *, source: str = "config", allow_shell: bool = True) -> DagConfig:
-    """Run the graph and params checks on a config built in code (``parse_config`` does them too)."""
+    """Run the graph, template and params checks on a config built in code (``parse_config`` does them too)."""
     checked_params(config, source=source, allow_shell=allow_shell)
     return config
 
 
 def checked_params(
-    config: DagConfig, *, source: str = "config", allow_shell: bool = True
+    config: DagConfig, *, source: str = "config", allow_shell: bool = True, templates: bool = True
 ) -> dict[str, OperationParams]:
     """Check ``config`` as ``check_config`` does; return the validated params of each task that takes
-    none from upstream, so that the engine need not validate them again when they run."""
+    none from upstream, so that the engine need not validate them again when they run.
+
+    ``templates=False``: a config a run has rendered already (what its params filled in is data).
+    """
     params, problems = _check_params(config)
-    problems = graph_problems(config) + problems
+    problems = graph_problems(config) + (template_problems(config) if templates else []) + problems
     if not allow_shell:
         problems += _shell_problems(config)
     if problems:
@@ -330,3 +336,31 @@ def checked_params(
 def _shell_problems(config: DagConfig) -> list[Problem]:
     message = f"the {SHELL} operation is disabled; set TASKFLOW_ALLOW_SHELL=1 to allow it"
     return [Problem(f"tasks[{i}].operation", message) for i, t in enumerate(config.tasks) if t.operation == SHELL]
+
+
+def template_problems(config: DagConfig) -> list[Problem]:
+    """Bad param names, and templates that are invalid, name unknown things or put a secret in a filename."""
+    problems = [
+        Problem(f"params.{name}", f"a param name must match {NAME_PATTERN}")
+        for name in config.params
+        if not _PARAM_NAME.match(name)
+    ]
+    for i, task in enumerate(config.tasks):
+        where = f"tasks[{i}].independent_params"
+        for location, template, problem in templates_in(task.independent_params, where):
+            if template is None:
+                problems.append(Problem(location, f"{problem}"))
+                continue
+            problems += [Problem(location, message) for message in name_problems(template, config.params)]
+            if template.secrets and location == f"{where}.filename":
+                problems.append(Problem(location, "a filename may not hold a secret"))
+    return problems
+
+
+def templated_keys(task: TaskConfig) -> set[str]:
+    """Params whose value holds a template of ours (or a bad one): they are checked once rendered."""
+    return {
+        key
+        for key, value in task.independent_params.items()
+        if not isinstance(value, int | float | None) and any(True for _ in templates_in(value, key))
+    }

@@ -32,6 +32,7 @@ from orchestrator.logsetup import setup_logging
 from orchestrator.ownership import DatabaseInUseError
 from orchestrator.process import tune_gc
 from orchestrator.records import RunReport
+from orchestrator.runparams import parse_assignment
 from orchestrator.settings import Settings
 from orchestrator.states import RunState
 from orchestrator.store import Store
@@ -156,16 +157,25 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
     raw = _read(args.file, settings.max_config_bytes)
     config = parse_config(raw, source=args.file, max_tasks=settings.max_tasks, allow_shell=settings.allow_shell)
+    params = _params(args.params)
     console = Console(stderr=True)
     async with _owner(settings, "run") as orch:
         if isinstance(orch, ServiceClient):
             console.print(Text(f"the service at {orch.url} owns {settings.db_path}: the run is handed to it"))
-            run_id = await orch.submit(raw)
+            run_id = await orch.submit(raw, params)
             return await _follow(orch, run_id, console, args.progress)
         tune_gc()
-        run_id = await orch.submit(config, trigger="cli", owner="cli")
+        run_id = await orch.submit(config, trigger="cli", owner="cli", params=params)
         report = await watch(orch.report, run_id, console) if args.progress else await orch.wait(run_id)
     return _finish(report, console)
+
+
+def _params(words: list[str]) -> dict[str, Any] | None:
+    """``-p NAME=value`` options (a value is JSON when it parses, else text)."""
+    try:
+        return dict(parse_assignment(word) for word in words) or None
+    except ValueError as exc:
+        raise TaskFlowError(f"-p {exc}") from None
 
 
 @contextlib.asynccontextmanager
@@ -341,6 +351,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="start the service (the default)")
     run = sub.add_parser("run", help="run one DAG in the foreground")
     run.add_argument("file")
+    run.add_argument(
+        "-p", "--param", dest="params", action="append", default=[], metavar="NAME=VALUE",
+        help="a value for one of the DAG's params (JSON when it parses, else text); repeat for more",
+    )  # fmt: skip
     run.add_argument("--no-progress", dest="progress", action="store_false", help="no live display")
     run.set_defaults(func=cmd_run)
     validate = sub.add_parser("validate", help="validate a DAG config file")

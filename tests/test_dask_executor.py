@@ -513,3 +513,28 @@ class cluster_processes:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+async def test_secrets_travel_with_the_attempt_and_come_back_masked(
+    dask_settings: Settings, probe: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "dask-s3cr3t-value"  # pragma: allowlist secret
+    monkeypatch.setenv("TASKFLOW_SECRET_K", secret)  # in this process only: the workers started before
+    assert set((await probe.run(lambda: os.environ.get("TASKFLOW_SECRET_K"))).values()) == {None}
+    config = parse_config(
+        {
+            "dag_name": "remote_secret",
+            "tasks": [
+                {"id": "echo", "operation": "noop", "independent_params": {"value": "key={{ secrets.K }}"}},
+                {"id": "miss", "operation": "select", "independent_params": {"data": {}, "path": "{{ secrets.K }}"}},
+            ],
+        }
+    )
+    async with running(dask_settings) as orch:
+        report = await asyncio.wait_for(orch.run(config), 30)
+    assert report.tasks["echo"].state == TaskState.SUCCESS
+    assert run_files(report, dask_settings)["echo.txt"] == b"key=***"  # resolved on the worker, masked back here
+    assert "key '***' not found" in (report.tasks["miss"].error or "")
+    log = run_log(report, dask_settings)
+    assert "ran on Dask worker" in log
+    assert secret not in log

@@ -378,3 +378,13 @@ async def test_only_a_task_that_writes_a_file_has_a_filename_to_change(library: 
     with pytest.raises(ConfigError, match="task 'nap' \\(sleep\\) writes no output file"):
         await library.set_filename("outputs", "nap", "w.txt")
     assert (await library.get("outputs")).task("nap").filename is None
+
+
+async def test_set_filename_takes_templates_but_no_secret(library: DagLibrary):
+    await library.save(parse_config(dag()), source="test")
+    await library.set_filename("lib", "b", "report_{{ run.ds }}.txt")
+    assert (await library.get("lib")).task("b").filename == "report_{{ run.ds }}.txt"
+    with pytest.raises(ConfigError) as info:
+        await library.set_filename("lib", "b", "{{ secrets.API_KEY }}.txt")
+    assert [p.message for p in info.value.problems] == ["a filename may not hold a secret"]
+    assert (await library.get("lib")).task("b").filename == "report_{{ run.ds }}.txt"

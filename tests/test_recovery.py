@@ -226,6 +226,16 @@ def stop(service: subprocess.Popen[str]) -> str:
 
 def test_commands_hand_their_runs_to_the_service_that_owns_the_database(tmp_path: Path) -> None:
     good = write_dag(tmp_path, {"dag_name": "handed", "tasks": [{"id": "a", "operation": "noop"}]})
+    greet = tmp_path / "greet.json"
+    greet.write_text(
+        json.dumps(
+            {
+                "dag_name": "greet",
+                "params": {"who": None},
+                "tasks": [{"id": "a", "operation": "noop", "independent_params": {"value": "hello {{ params.who }}"}}],
+            }
+        )
+    )
     bad = tmp_path / "bad.json"
     bad.write_text(
         json.dumps(
@@ -255,10 +265,16 @@ def test_commands_hand_their_runs_to_the_service_that_owns_the_database(tmp_path
         out, _ = resume.communicate(timeout=60)
         assert resume.returncode == 0
         assert "resumes unfinished runs itself" in out
+        with_params = cli(tmp_path, "run", str(greet), "--no-progress", "-p", "who=Ada")
+        out, err = with_params.communicate(timeout=60)
+        assert with_params.returncode == 0, err
     finally:
         err = stop(service)
     assert "Traceback" not in err
-    assert query(tmp_path, "SELECT run_id, state FROM runs ORDER BY run_id") == [(1, "success"), (2, "failed")]
+    assert query(tmp_path, "SELECT run_id, state, params FROM runs ORDER BY run_id") == [
+        (1, "success", None), (2, "failed", None), (3, "success", '{"who": "Ada"}'),
+    ]  # fmt: skip
+    assert (tmp_path / "dag" / "dag_3" / "a.txt").read_text() == "hello Ada"
     assert (tmp_path / "dag" / "dag_1.zip").is_file()
 
 

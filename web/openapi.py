@@ -89,7 +89,9 @@ def _schemas() -> dict[str, Schema]:
     schemas["DagConfig"] = config
     # PUT /api/dags/<dag_id> may leave dag_name out: the URL names the DAG.
     schemas["DagConfigNamedByUrl"] = {**config, "required": [r for r in config.get("required", []) if r != "dag_name"]}
-    schemas["DagRef"] = _object(["dag_id"], {"dag_id": {"type": "string", "minLength": 1}})
+    params = {"type": "object", "description": "values for the DAG's declared params"}
+    schemas["DagRef"] = _object(["dag_id"], {"dag_id": {"type": "string", "minLength": 1}, "params": params})
+    schemas["DagConfigWithParams"] = _object(["config"], {"config": _ref("DagConfig"), "params": params})
     schemas["Error"] = _object(
         ["error", "message"], {"error": {"type": "string"}, "message": {"type": "string"}}, extra=True
     )
@@ -123,6 +125,8 @@ def _schemas() -> dict[str, Schema]:
         "finished": {"type": "boolean"},
         "url": {"type": "string"},
         "archive_url": _STRING_OR_NULL,
+        "params": {"type": ["object", "null"]},
+        "logical_date": _NUMBER_OR_NULL,
     }
     schemas["Run"] = _object(list(run_fields), run_fields)
     schemas["RunWithTasks"] = _object(
@@ -323,7 +327,10 @@ def _operator() -> dict[str, Schema]:
 
 
 def _submit() -> dict[str, Schema]:
-    body = _body({"oneOf": [_ref("DagConfig"), _ref("DagRef")]}, "a DAG config, or the id of a DAG the service knows")
+    body = _body(
+        {"oneOf": [_ref("DagConfig"), _ref("DagRef"), _ref("DagConfigWithParams")]},
+        "a DAG config, or the id of a DAG the service knows or a config, with values for its params",
+    )
     return {
         "/api/web": {
             "post": _op(

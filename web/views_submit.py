@@ -1,6 +1,7 @@
 """Starting runs over HTTP: ``POST /api/web`` answers at once, ``POST /api/cli`` answers with the ZIP.
 
-The body is a DAG config, or ``{"dag_id": "..."}`` for a DAG the service knows. A config whose
+The body is a DAG config, ``{"dag_id": "..."}`` for a DAG the service knows, or
+``{"config": {...}}``; the last two may add ``"params": {...}`` for the DAG's params. A config whose
 ``dag_name`` the service does not know yet is also added as a DAG, so it can be run by id later;
 one that names a known DAG runs as sent and leaves that DAG as it is. A run belongs to the
 orchestrator, not to the request: a client that goes away, or a request that stops waiting, never
@@ -10,6 +11,7 @@ stops the run.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiohttp import web
 
@@ -28,33 +30,55 @@ MAX_WAIT_S = 7 * 24 * 3600.0
 SOURCE = "request body"
 
 
-async def config_from_body(request: web.Request) -> tuple[DagConfig, bool]:
-    """The validated config the body holds or names (422 with the full report if it is invalid), and
-    whether it was added as a new DAG."""
+async def config_from_body(request: web.Request) -> tuple[DagConfig, bool, dict[str, Any] | None]:
+    """The validated config the body holds or names (422 with the full report if it is invalid), whether
+    it was added as a new DAG, and the params the body gives."""
     data = await read_json(request, MAX_REQUEST_BYTES)
-    if isinstance(data, dict) and "dag_id" in data and "tasks" not in data:
-        return await _known_dag(request, data), False
     if not isinstance(data, dict):
         raise ConfigError([Problem("", "a DAG config must be a JSON object")], source=SOURCE)
+    if "dag_id" in data and "tasks" not in data:
+        return await _known_dag(request, data), False, _params(data)
+    params = None
+    if "config" in data and "tasks" not in data:
+        params = _params(data)
+        data = _inline(data)
     config = parse_config(data, source=SOURCE, allow_shell=request.app[SETTINGS].allow_shell)
     added = await request.app[LIBRARY].add_new(config, source="web")
-    return config, added is not None
+    return config, added is not None, params
 
 
 async def _known_dag(request: web.Request, data: dict[str, object]) -> DagConfig:
     dag_id = data["dag_id"]
-    extra = sorted(set(data) - {"dag_id"})
-    if extra:
-        raise ApiError(400, "bad_request", f'with "dag_id" the body takes nothing else (got {", ".join(extra)})')
+    _only(data, "dag_id")
     if not isinstance(dag_id, str) or not dag_id:
         raise ApiError(400, "bad_request", '"dag_id" must be a non-empty string')
     return await request.app[LIBRARY].get(dag_id)  # NotFoundError → 404
 
 
+def _inline(data: dict[str, Any]) -> dict[str, Any]:
+    _only(data, "config")
+    if not isinstance(data["config"], dict):
+        raise ConfigError([Problem("config", "a DAG config must be a JSON object")], source=SOURCE)
+    return data["config"]
+
+
+def _only(data: dict[str, Any], key: str) -> None:
+    extra = sorted(set(data) - {key, "params"})
+    if extra:
+        raise ApiError(400, "bad_request", f'with "{key}" the body takes only "params" (got {", ".join(extra)})')
+
+
+def _params(data: dict[str, Any]) -> dict[str, Any] | None:
+    params = data.get("params")
+    if params is not None and not isinstance(params, dict):
+        raise ApiError(400, "bad_request", '"params" must be an object of NAME: value')
+    return params
+
+
 async def submit_web(request: web.Request) -> web.Response:
     """``POST /api/web``: start a run and answer ``201 {"run_id", "url"}`` at once."""
-    config, added = await config_from_body(request)
-    run_id = await request.app[ORCH].submit(config, trigger="web")
+    config, added, params = await config_from_body(request)
+    run_id = await request.app[ORCH].submit(config, trigger="web", params=params)
     url = request.app[STATE].run_url(run_id)
     body = {"run_id": run_id, "url": url, "dag_id": config.dag_id, "dag_added": added}
     return json_response(body, status=201, headers={"Location": url})
@@ -63,10 +87,10 @@ async def submit_web(request: web.Request) -> web.Response:
 async def submit_cli(request: web.Request) -> web.StreamResponse:
     """``POST /api/cli[?timeout=s]``: run to the end and answer with its ZIP; 202 if it outlasts the timeout."""
     timeout = float_query(request, "timeout", low=0.0, high=MAX_WAIT_S)
-    config, _ = await config_from_body(request)
+    config, _, params = await config_from_body(request)
     orch = request.app[ORCH]
     state = request.app[STATE]
-    run_id = await orch.submit(config, trigger="cli")
+    run_id = await orch.submit(config, trigger="cli", params=params)
     report = await wait_for_run(orch, run_id, state.closing, limit_s=timeout)
     if report is not None:
         return await archive_response(request.app[SETTINGS], report.run)

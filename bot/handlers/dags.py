@@ -7,6 +7,7 @@ import importlib
 import io
 import re
 from pathlib import PurePath
+from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject
@@ -14,13 +15,14 @@ from aiogram.types import CallbackQuery, Document, Message, User
 
 from bot import texts
 from bot.chat import answer_long
-from bot.common import chat_of, owner_of
+from bot.common import UsageError, chat_of, owner_of
 from bot.keyboards import MAX_BUTTONS, RunDag, dag_buttons, resolve
 from bot.notifier import Notifier
 from orchestrator.engine import Orchestrator
 from orchestrator.errors import ConfigError, NotFoundError
 from orchestrator.library import DagLibrary
 from orchestrator.limits import MAX_4DIAC_ZIP_BYTES, MAX_CONFIG_BYTES, MAX_XML_BYTES
+from orchestrator.runparams import parse_assignments
 from orchestrator.validation import parse_config
 
 FOURDIAC_SUFFIXES = frozenset({".sys", ".fbt", ".sub", ".xml", ".zip"})
@@ -52,8 +54,8 @@ async def list_dags(message: Message, library: DagLibrary) -> None:
 async def run_command(
     message: Message, command: CommandObject, library: DagLibrary, orch: Orchestrator, notifier: Notifier
 ) -> None:
-    """/run <dag_id> starts a run; a bare /run offers the DAGs as buttons."""
-    dag_id = (command.args or "").strip()
+    """/run <dag_id> [name=value ...] starts a run; a bare /run offers the DAGs as buttons."""
+    dag_id, _, rest = (command.args or "").strip().partition(" ")
     if not dag_id:
         dags = await library.list()
         if not dags:
@@ -61,7 +63,12 @@ async def run_command(
         else:
             await message.answer(texts.PICK_DAG_TO_RUN, reply_markup=dag_buttons([d.dag_id for d in dags], RunDag))
         return
-    await start_run(dag_id, message.chat.id, message.from_user, library, orch, notifier)
+    try:
+        params = parse_assignments(rest)
+    except ValueError as exc:
+        example = f"<code>/run {texts.esc(dag_id)} city=Paris days=3</code>"
+        raise UsageError(f"{texts.esc(str(exc))}: give params as {example}") from None
+    await start_run(dag_id, message.chat.id, message.from_user, library, orch, notifier, params or None)
 
 
 async def run_button(
@@ -76,11 +83,17 @@ async def run_button(
 
 
 async def start_run(
-    dag_id: str, chat_id: int, user: User | None, library: DagLibrary, orch: Orchestrator, notifier: Notifier
+    dag_id: str,
+    chat_id: int,
+    user: User | None,
+    library: DagLibrary,
+    orch: Orchestrator,
+    notifier: Notifier,
+    params: dict[str, Any] | None = None,
 ) -> int:
     """Start a run for a chat and post its live status message."""
     config = await library.get(dag_id)
-    run_id = await orch.submit(config, trigger="telegram", owner=owner_of(user), notify_chat=chat_id)
+    run_id = await orch.submit(config, trigger="telegram", owner=owner_of(user), notify_chat=chat_id, params=params)
     progress = notifier.watch(run_id, chat_id)  # before any await: the run may end very soon
     await notifier.post(progress)
     return run_id

@@ -10,6 +10,7 @@ from bot import texts
 from bot.chat import answer_long
 from bot.common import UsageError, parse_id
 from orchestrator.errors import ConflictError
+from orchestrator.runparams import split_assignments
 from orchestrator.scheduler import Scheduler
 from orchestrator.settings import Settings
 
@@ -27,12 +28,16 @@ def router() -> Router:
 
 
 async def schedule(message: Message, command: CommandObject, scheduler: Scheduler, settings: Settings) -> None:
-    """/schedule <dag_id> <cron | every 15m | at 2026-12-01 09:00>; answers with the next fire times."""
-    dag_id, _, spec = (command.args or "").strip().partition(" ")
-    if not dag_id or not spec.strip():
+    """/schedule <dag_id> <cron | every 15m | at 2026-12-01 09:00> [name=value ...]; answers with the next times."""
+    dag_id, _, rest = (command.args or "").strip().partition(" ")
+    try:
+        spec, params = split_assignments(rest)
+    except ValueError as exc:
+        raise UsageError(f"{texts.esc(str(exc))}\n\n{texts.USAGE_SCHEDULE}") from None
+    if not dag_id or not spec:
         raise UsageError(texts.USAGE_SCHEDULE)
     owner = message.from_user.id if message.from_user else None
-    record = await scheduler.add(dag_id, spec, owner_id=owner, chat_id=message.chat.id)
+    record = await scheduler.add(dag_id, spec, owner_id=owner, chat_id=message.chat.id, params=params or None)
     await message.answer(texts.schedule_made(record, scheduler.upcoming(record), settings.tz))
 
 

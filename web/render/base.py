@@ -7,6 +7,7 @@ holds becomes HTML unless a template says so on purpose.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from functools import cache
@@ -40,6 +41,11 @@ def html_headers() -> dict[str, str]:
     }
 
 
+def json_text(value: Any) -> str:
+    """A JSON value as people read it (escaped by the page like any text, unlike ``tojson``'s \\u003c)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
 def setup_templates(app: web.Application, settings: Settings) -> None:
     """Give ``app`` the Jinja2 environment over ``web/templates`` (autoescaping on, unknown names fail)."""
     aiohttp_jinja2.setup(
@@ -49,7 +55,7 @@ def setup_templates(app: web.Application, settings: Settings) -> None:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
-        filters={"duration": duration_text, "state_label": state_label, "plural": plural},
+        filters={"duration": duration_text, "state_label": state_label, "plural": plural, "json_text": json_text},
         default_helpers=False,
     )
     env = aiohttp_jinja2.get_env(app)

@@ -44,9 +44,8 @@ def prepare(
     values = run_params(config.params, given)
     text = config.model_dump_json(exclude_defaults=True)
     if "{{" not in text and not config.params:  # the common case: nothing to render
-        return Prepared(
-            None, config, text, checked_params(config, source=source, allow_shell=allow_shell, templates=False)
-        )
+        checked = checked_params(config, source=source, allow_shell=allow_shell, templates=False, plain=True)
+        return Prepared(None, config, text, checked)
     strings = [
         (location, template)
         for i, task in enumerate(config.tasks)

@@ -203,7 +203,7 @@ def params_problems(config: DagConfig) -> list[Problem]:
     return _check_params(config)[1]
 
 
-def _check_params(config: DagConfig) -> tuple[dict[str, OperationParams], list[Problem]]:
+def _check_params(config: DagConfig, plain: bool = False) -> tuple[dict[str, OperationParams], list[Problem]]:
     """``params_problems``, and the validated params of each task that takes none from upstream.
 
     The tasks of one operation are validated in one call, as a list of its params model: one call
@@ -215,7 +215,7 @@ def _check_params(config: DagConfig) -> tuple[dict[str, OperationParams], list[P
     ops = {name: get_operation(name) for name in {task.operation for task in config.tasks}}
     for i, task in enumerate(config.tasks):
         op = ops[task.operation]
-        if op is None or task.dependent_params or templated_keys(task):
+        if op is None or task.dependent_params or (not plain and templated_keys(task)):
             found.append((i, _task_params_problems(i, task)))
         else:
             static.setdefault(op.name, (op, []))[1].append((i, task))
@@ -317,14 +317,20 @@ def check_config(config: DagConfig, *, source: str = "config", allow_shell: bool
 
 
 def checked_params(
-    config: DagConfig, *, source: str = "config", allow_shell: bool = True, templates: bool = True
+    config: DagConfig,
+    *,
+    source: str = "config",
+    allow_shell: bool = True,
+    templates: bool = True,
+    plain: bool = False,
 ) -> dict[str, OperationParams]:
     """Check ``config`` as ``check_config`` does; return the validated params of each task that takes
     none from upstream, so that the engine need not validate them again when they run.
 
     ``templates=False``: a config a run has rendered already (what its params filled in is data).
+    ``plain``: the caller knows its JSON holds no ``{{`` at all, so no task's params wait for a template.
     """
-    params, problems = _check_params(config)
+    params, problems = _check_params(config, plain)
     problems = graph_problems(config) + (template_problems(config) if templates else []) + problems
     if not allow_shell:
         problems += _shell_problems(config)

@@ -76,6 +76,10 @@ class RunRecord:
     counts: dict[str, int] = field(default_factory=dict)
     params: dict[str, Any] | None = None  # the values of the DAG's params this run used
     logical_date: float | None = None  # the schedule's slot, or the time the run was created
+    # From its journal: seconds spent running in its ended stretches (a re-run adds one), and when the
+    # stretch going on began; None when the store did not read them.
+    ran_s: float | None = None
+    running_since: float | None = None
 
     @property
     def finished(self) -> bool:
@@ -84,12 +88,16 @@ class RunRecord:
 
     @property
     def duration_s(self) -> float | None:
-        """Seconds from start to end (or None while unknown)."""
+        """Seconds an ended run spent running (a re-run's wait in between not counted), else None."""
+        if self.ran_s is not None and self.finished:
+            return round(self.ran_s, 6)
         return duration_s(self.started_at, self.ended_at)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, with the duration."""
-        return {**asdict(self), "duration_s": self.duration_s}
+        data = asdict(self)
+        del data["ran_s"], data["running_since"]
+        return {**data, "duration_s": self.duration_s}
 
 
 @dataclass(frozen=True, slots=True)

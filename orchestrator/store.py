@@ -396,8 +396,8 @@ class Store:
         row = await self._one(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (_row_id(run_id),))
         if row is None:
             raise NotFoundError(f"run {run_id} does not exist")
-        counts = await self._counts([run_id])
-        return _run(row, counts.get(run_id, {}))
+        counts, spans = await self._counts([run_id]), await self._spans([run_id])
+        return _run(row, counts.get(run_id, {}), spans.get(run_id))
 
     async def list_runs(
         self,
@@ -420,16 +420,44 @@ class Store:
             f"SELECT {_RUN_COLUMNS} FROM runs WHERE {' AND '.join(where)} ORDER BY run_id DESC LIMIT ? OFFSET ?",
             (*args, limit, offset),
         )
-        counts = await self._counts([r[0] for r in rows])
-        return [_run(r, counts.get(r[0], {})) for r in rows]
+        ids = [r[0] for r in rows]
+        counts, spans = await self._counts(ids), await self._spans(ids)
+        return [_run(r, counts.get(r[0], {}), spans.get(r[0])) for r in rows]
 
     async def last_runs(self) -> dict[str, RunRecord]:
         """Each DAG's newest run, by DAG id (one query, whatever the number of DAGs)."""
         rows = await self._all(
             f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id IN (SELECT MAX(run_id) FROM runs GROUP BY dag_id)"
         )
-        counts = await self._counts([r[0] for r in rows])
-        return {r[1]: _run(r, counts.get(r[0], {})) for r in rows}
+        ids = [r[0] for r in rows]
+        counts, spans = await self._counts(ids), await self._spans(ids)
+        return {r[1]: _run(r, counts.get(r[0], {}), spans.get(r[0])) for r in rows}
+
+    async def _spans(self, run_ids: list[int]) -> dict[int, tuple[float, float | None]]:
+        """Each run's seconds spent running in ended stretches, and when the one going on began.
+
+        From the run's own journal rows (one entry each, ``[null, state, ...]``), not its tasks'.
+        """
+        if not run_ids:
+            return {}
+        rows = await self._all(
+            f"SELECT id, run_id, entries FROM journal WHERE run_id IN ({','.join('?' * len(run_ids))}) "
+            "AND entries LIKE '[[null,%' ORDER BY id",
+            run_ids,
+        )
+        spans: dict[int, tuple[float, float | None]] = {}
+        for journal_id, run_id, text in rows:
+            for entry in _entries(journal_id, text):
+                if not (isinstance(entry, list) and len(entry) >= 4 and isinstance(entry[3], int | float)):
+                    continue
+                span = spans.get(run_id)
+                if span is None and entry[1] != RunState.RUNNING:
+                    continue  # not started yet
+                ran, since = span or (0.0, None)
+                if since is not None:
+                    ran, since = ran + entry[3] - since, None
+                spans[run_id] = (ran, entry[3] if entry[1] == RunState.RUNNING else since)
+        return spans
 
     async def _counts(self, run_ids: list[int]) -> dict[int, dict[str, int]]:
         if not run_ids:
@@ -774,9 +802,10 @@ def _row_id(value: int) -> int:
     return value if -(2**63) <= value < 2**63 else 0
 
 
-def _run(row: Any, counts: dict[str, int]) -> RunRecord:
+def _run(row: Any, counts: dict[str, int], span: tuple[float, float | None] | None = None) -> RunRecord:
     params = None if row[11] is None else json.loads(row[11])
-    return RunRecord(row[0], row[1], RunState(row[2]), *row[3:11], counts, params, row[12])
+    ran, since = span if span is not None else (None, None)
+    return RunRecord(row[0], row[1], RunState(row[2]), *row[3:11], counts, params, row[12], ran, since)
 
 
 def _schedule(row: Any) -> ScheduleRecord:

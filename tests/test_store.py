@@ -103,6 +103,24 @@ async def test_the_journal_reads_one_change_a_row_in_sql(tmp_path: Path) -> None
     assert rows == [(None, "queued", None), ("a", "queued", 0), ("a", "running", 1)]
 
 
+async def test_a_re_run_counts_only_the_time_spent_running(tmp_path: Path) -> None:
+    async with Store(tmp_path / "t.db") as store:
+        run_id = await store.create_run("d", "{}", ["a"], trigger="test")
+        assert (await store.get_run(run_id)).duration_s is None  # not started
+        await store.set_run_state(run_id, RunState.RUNNING, at=10.0)
+        await store.set_run_state(run_id, RunState.FAILED, at=12.0)
+        assert (await store.get_run(run_id)).duration_s == 2.0
+        await store.set_run_state(run_id, RunState.QUEUED, at=20.0)  # re-run 8 s later
+        await store.set_run_state(run_id, RunState.RUNNING, at=21.0)
+        going = await store.get_run(run_id)
+        assert (going.ran_s, going.running_since) == (2.0, 21.0)
+        await store.set_run_state(run_id, RunState.SUCCESS, at=22.5)
+        [listed] = await store.list_runs()
+    assert listed.duration_s == 3.5  # 2 s, then 1.5 s: not the 12.5 s since the first start
+    assert listed.started_at == 10.0
+    assert "ran_s" not in listed.as_dict()
+
+
 async def test_reads_never_write(tmp_path: Path) -> None:
     db = tmp_path / "t.db"
     async with Store(db) as store:

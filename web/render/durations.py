@@ -23,6 +23,10 @@ def run_elapsed(run: RunRecord, now: float, events: Iterable[EventRecord] | None
     """Time the run spent running; with its journal, a re-run counts only its running stretches."""
     if events is not None:
         return running_time(((e.state, e.at) for e in events if e.task_id is None), now, RunState.RUNNING)
+    if run.ran_s is not None:  # its running stretches, read from its journal by the store
+        if run.running_since is not None:
+            return Elapsed(run.ran_s + now - run.running_since, run.running_since, run.ran_s)
+        return Elapsed(run.ran_s)
     if run.started_at is None:
         return Elapsed(None)
     if run.state in RUN_TERMINAL:

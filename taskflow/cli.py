@@ -67,7 +67,7 @@ async def serve(settings: Settings) -> None:
     async with Store(settings.db_path, command="service") as store, Orchestrator(settings, store, resume=False) as orch:
         library = DagLibrary(settings, store)
         for name, problems in (await library.sync_folder()).items():
-            log.warning("dags/%s was not loaded: %s", name, "; ".join(problems))
+            log.warning("%s was not loaded: %s", settings.dags_dir / name, "; ".join(problems))
         scheduler = Scheduler(settings, store, orch, library)
         app = create_app(settings, orch, library, store)
         bot = TaskFlowBot(settings, orch, library, scheduler, store) if settings.telegram_bot_token else None
